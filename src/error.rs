@@ -1,0 +1,128 @@
+//! The one error type of the crate.
+
+use core::fmt;
+
+/// Everything that can be wrong with a call, named precisely enough to fix it.
+///
+/// Every fallible function of the crate returns `Result<_, Error>`; none panics. Validation
+/// happens before any output is written, so a call that returns an error has changed nothing
+/// in a gradient it was asked to accumulate into (`grad += ...`). A call that *writes* its
+/// outputs (`grad = ...`, `out = ...`) may also have left them untouched; do not rely on their
+/// contents after an error.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Error, Focal, Reduction};
+/// let err = Focal::new(2.0).loss(&[0.5, f32::NAN], &[1.0, 0.0], Reduction::Sum).unwrap_err();
+/// assert_eq!(err, Error::NanLogit { index: 1 });
+/// assert_eq!(err.to_string(), "logits[1] is NaN");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A slice has the wrong length: `what` (e.g. `"targets"`, `"grad"`, `"sample_weights"`)
+    /// has `found` elements where `expected` were required.
+    LengthMismatch {
+        /// Which slice.
+        what: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// The length it has.
+        found: usize,
+    },
+    /// The number of elements `len` is not a multiple of the number of classes.
+    NotMultipleOfClasses {
+        /// Number of logits.
+        len: usize,
+        /// Number of classes (columns).
+        classes: usize,
+    },
+    /// Two per-class settings disagree on the number of classes: `what` has `found`
+    /// entries where an earlier setting implied `expected` classes.
+    ClassCountMismatch {
+        /// Which per-class setting.
+        what: &'static str,
+        /// The number of classes implied by the earlier setting.
+        expected: usize,
+        /// The number of entries in this one.
+        found: usize,
+    },
+    /// The number of classes is zero (an empty per-class slice, `classes(0)`, or empty counts).
+    ZeroClasses,
+    /// `logits[index]` is NaN. (Infinite logits are valid and give the limits.)
+    NanLogit {
+        /// Flat index of the offending logit.
+        index: usize,
+    },
+    /// `targets[index]` is outside `[0, 1]` or NaN.
+    TargetOutOfRange {
+        /// Flat index of the offending target.
+        index: usize,
+        /// The value found.
+        value: f32,
+    },
+    /// A parameter is outside its domain: `name` (with `index` for per-class and per-row
+    /// slices) has `value`, which is not `expected`.
+    InvalidParameter {
+        /// Parameter name, as spelled in the builder (e.g. `"gamma"`, `"class_weights"`).
+        name: &'static str,
+        /// Position in a per-class or per-row slice, `None` for a scalar parameter.
+        index: Option<usize>,
+        /// The rejected value (widened to `f64`).
+        value: f64,
+        /// The domain, in words (e.g. `"finite and >= 0"`).
+        expected: &'static str,
+    },
+    /// `counts[index]` is zero: the class-balanced weight `(1-beta)/(1-beta^0)` is `0/0`.
+    ZeroCount {
+        /// Index of the empty class.
+        index: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::LengthMismatch {
+                what,
+                expected,
+                found,
+            } => write!(f, "{what} has length {found}, expected {expected}"),
+            Error::NotMultipleOfClasses { len, classes } => write!(
+                f,
+                "{len} elements are not a whole number of rows of {classes} classes"
+            ),
+            Error::ClassCountMismatch {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{what} has {found} entries, but the number of classes is {expected}"
+            ),
+            Error::ZeroClasses => write!(f, "the number of classes is zero"),
+            Error::NanLogit { index } => write!(f, "logits[{index}] is NaN"),
+            Error::TargetOutOfRange { index, value } => {
+                write!(f, "targets[{index}] = {value} is outside [0, 1]")
+            }
+            Error::InvalidParameter {
+                name,
+                index: Some(i),
+                value,
+                expected,
+            } => write!(f, "{name}[{i}] = {value} must be {expected}"),
+            Error::InvalidParameter {
+                name,
+                index: None,
+                value,
+                expected,
+            } => write!(f, "{name} = {value} must be {expected}"),
+            Error::ZeroCount { index } => write!(
+                f,
+                "counts[{index}] is 0: a class with no examples has no class-balanced weight"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,138 @@
+//! The numeric core: one element's weighted loss and its derivative, written once over [`Lane`].
+//!
+//! Notation (see `math.md` beside the repository): `e = exp(-|x|)`, `l = ln(1+e)`,
+//! `r = 1/(1+e)`; for `x >= 0`, `p = r`, `q = e r`, and the other way round for `x < 0`.
+//! `sp(x) = max(x, 0) + l`, `sp(-x) = max(-x, 0) + l`. Nothing is ever formed as `1 - p`.
+//!
+//! Every modulator is computed in log space as `m = exp(-gamma (A + B))` with `A` an exact
+//! f32 (`|x|`, `0`, or `u |x|`) and `B` a value of order one. The product `gamma * A` is split
+//! into `hi + lo` exactly, so `m` carries the error of `exp` and of `gamma * B` only (a few
+//! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
+
+use crate::lane::Lane;
+
+/// The three modulator conventions, as const-generic tags of [`element`].
+pub(crate) const LINEAR: u8 = 0;
+pub(crate) const GEOMETRIC: u8 = 1;
+pub(crate) const SEPARABLE: u8 = 2;
+
+/// Parameters that are the same for every element of a call.
+#[derive(Clone, Copy)]
+pub(crate) struct Consts<L> {
+    pub gamma: L,
+    /// Upper bound on `A`: `gamma * A` beyond 256 makes `m = 0` whatever `A` is; the clamp
+    /// keeps `gamma * A` finite at `x = +-inf` (and `0 * inf` out of `gamma = 0`).
+    pub a_max: L,
+    /// Label smoothing `t' = t * keep + half_eps` (`keep = 1 - eps`, `half_eps = eps / 2`).
+    pub keep: L,
+    pub half_eps: L,
+}
+
+/// Per-element weights (per class, per row, or defaults).
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<L> {
+    /// Alpha of the positive and of the negative term (`alpha`, `1 - alpha`; 1 and 1 when
+    /// alpha is not set).
+    pub a_pos: L,
+    pub a_neg: L,
+    /// PyTorch `pos_weight`: multiplies the positive cross-entropy term.
+    pub w_pos: L,
+    /// Whole-element weight: class weight times sample weight (0 in padding lanes).
+    pub w: L,
+}
+
+/// `a * b`, but 0 when `a` is 0 even if `b` is infinite. Every `0 * inf` of the core pairs an
+/// exponentially vanishing factor with a linearly growing one at `x = +-inf`, whose limit is 0.
+#[inline(always)]
+fn zmul<L: Lane>(a: L, b: L) -> L {
+    L::select(a.eq(L::splat(0.0)), L::splat(0.0), a * b)
+}
+
+/// `exp(-gamma (a + b))` with `gamma * a` split exactly into `hi + lo`; `a >= 0` is exact.
+#[inline(always)]
+fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
+    let a = a.min(k.a_max);
+    let hi = -k.gamma * a;
+    let lo = L::mul_err(-k.gamma, a, hi);
+    let c = -k.gamma * b;
+    let c_lo = L::mul_err(-k.gamma, b, c);
+    // TwoSum(hi, c): s + err = hi + c exactly.
+    let s = hi + c;
+    let bb = s - hi;
+    let err = (hi - (s - bb)) + (c - bb);
+    let m = s.exp();
+    // exp(s + d) = exp(s) (1 + d) for the tiny correction d.
+    m.mul_add((lo + c_lo) + err, m)
+}
+
+/// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane).
+/// `t` is the raw target; padding lanes carry `w = 0` and give exactly 0 and 0.
+#[inline(always)]
+pub(crate) fn element<L: Lane, const MOD: u8>(
+    x: L,
+    t: L,
+    wt: &Weights<L>,
+    k: &Consts<L>,
+) -> (L, L) {
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let t = t.mul_add(k.keep, k.half_eps);
+    let omt = one - t;
+
+    let ax = x.abs();
+    let e = (-ax).exp();
+    let l = e.ln_1p();
+    let r = one / (one + e);
+    let er = e * r;
+    let pos = x.ge(zero);
+    let p = L::select(pos, r, er);
+    let q = L::select(pos, er, r);
+    let spx = x.max(zero) + l; // sp(x)  = -ln q
+    let spn = (-x).max(zero) + l; // sp(-x) = -ln p
+    // Weight of `e` and constant term in `(1 + e)(1 - p_t) = u e + v`.
+    let u = L::select(pos, t, omt);
+    let v = L::select(pos, omt, t);
+
+    if MOD == SEPARABLE {
+        // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
+        let mq = modulator(x.max(zero), l, k); // q^gamma
+        let mp = modulator((-x).max(zero), l, k); // p^gamma
+        let cpos = wt.w * wt.a_pos * wt.w_pos * t * mq;
+        let cneg = wt.w * wt.a_neg * omt * mp;
+        let loss = zmul(cpos, spn) + zmul(cneg, spx);
+        // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
+        let gpos = cpos * k.gamma.mul_add(zmul(p, spn), q);
+        let gneg = cneg * k.gamma.mul_add(zmul(q, spx), p);
+        return (loss, gneg - gpos);
+    }
+
+    let ce = (wt.w_pos * t) * spn + omt * spx;
+    let dce = omt * p - (wt.w_pos * t) * q;
+    let alpha_t = wt.a_pos * t + wt.a_neg * omt;
+
+    let (m, dlogm) = if MOD == LINEAR {
+        // 1 - p_t = (u e + v) / (1 + e). Two exact forms, chosen so that the part of
+        // ln(1 - p_t) proportional to |x| stays out of the logarithm:
+        //   v >= u e:  ln(1 - p_t) = ln(v + u e) - l           (A = 0)
+        //   v <  u e:  ln(1 - p_t) = -|x| + ln(u + v / e) - l  (A = |x|)
+        let zv = v.eq(zero);
+        let far = v.lt(u * e) | zv;
+        let v_over_e = L::select(zv, zero, v / e);
+        let c = L::select(far, u + v_over_e, v.mul_add(one, u * e));
+        let a = L::select(far, ax, zero);
+        let m = modulator(a, l - c.ln(), k);
+        // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
+        let pqb = L::select(far, r, er) / c;
+        (m, k.gamma * (omt - t) * pqb)
+    } else {
+        // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
+        // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
+        let m = modulator(u * ax, l, k);
+        (m, k.gamma * (omt * q - t * p))
+    };
+
+    let f = wt.w * alpha_t * m;
+    let loss = zmul(f, ce);
+    let grad = zmul(f, dce + zmul(dlogm, ce));
+    (loss, grad)
+}

@@ -1,0 +1,160 @@
+//! The small lane trait the numeric core is written against, and its scalar instantiation.
+//!
+//! A `Lane` is `LANES` independent `f32` values with IEEE arithmetic (`+ - * /` correctly
+//! rounded, `mul_add` fused or not), compare/select, and three elementary functions.
+//! The core in [`crate::kernel`] only ever calls these; the scalar `f32` below (on `libm`) and
+//! the vector type in [`crate::simd`] are the two instantiations.
+
+use core::ops::{Add, BitAnd, BitOr, Div, Mul, Neg, Not, Sub};
+
+use crate::sum::Dd;
+
+/// `LANES` f32 values processed in lock step.
+pub(crate) trait Lane:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// Number of f32 values.
+    const LANES: usize;
+    /// Lane-wise boolean.
+    type Mask: Copy
+        + BitAnd<Output = Self::Mask>
+        + BitOr<Output = Self::Mask>
+        + Not<Output = Self::Mask>;
+    /// Per-lane double-word (`f64` hi + lo) accumulator of the loss.
+    type Acc: Copy;
+
+    fn splat(v: f32) -> Self;
+    /// `src[..LANES]`, or `src` padded with `fill` when it is shorter.
+    fn load_or(src: &[f32], fill: f32) -> Self;
+    /// Writes the first `min(dst.len(), LANES)` lanes.
+    fn store(self, dst: &mut [f32]);
+
+    /// `self * a + b`, fused where the instruction set has it.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// The exact rounding error `a*b - p` of the product `p = fl(a*b)` (finite, no underflow).
+    fn mul_err(a: Self, b: Self, p: Self) -> Self;
+    fn abs(self) -> Self;
+    /// `max`/`min` of non-NaN values.
+    fn max(self, o: Self) -> Self;
+    fn min(self, o: Self) -> Self;
+
+    fn lt(self, o: Self) -> Self::Mask;
+    fn ge(self, o: Self) -> Self::Mask;
+    fn eq(self, o: Self) -> Self::Mask;
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+
+    /// `2^n` for an integral `n` in `[-126, 127]`.
+    fn pow2i(n: Self) -> Self;
+    /// `(k, m)` with `self = m * 2^k`, `m` in `[1, 2)`, for a positive normal `self`.
+    fn frexp(self) -> (Self, Self);
+
+    /// `e^self`, below 1 ULP on every input (`-inf` gives 0, `+inf` gives `+inf`).
+    fn exp(self) -> Self;
+    /// `ln(self)` for `self > 0` (subnormals included), below 1 ULP.
+    fn ln(self) -> Self;
+    /// `ln(1 + self)` for `self >= 0`, below 1 ULP.
+    fn ln_1p(self) -> Self;
+
+    fn acc_zero() -> Self::Acc;
+    /// Adds every lane to the accumulator, in double-word arithmetic.
+    fn acc_add(acc: &mut Self::Acc, v: Self);
+    /// The sum of all lanes of the accumulator.
+    fn acc_total(acc: Self::Acc) -> Dd;
+}
+
+impl Lane for f32 {
+    const LANES: usize = 1;
+    type Mask = bool;
+    type Acc = Dd;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn load_or(src: &[f32], fill: f32) -> Self {
+        src.first().copied().unwrap_or(fill)
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        if let Some(d) = dst.first_mut() {
+            *d = self;
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        libm::fmaf(self, a, b)
+    }
+    #[inline(always)]
+    fn mul_err(a: Self, b: Self, p: Self) -> Self {
+        // A product of two f32 is exact in f64 (24 + 24 <= 53 bits), and so is the difference.
+        ((a as f64) * (b as f64) - p as f64) as f32
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        libm::fabsf(self)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        if self >= o { self } else { o }
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        if self <= o { self } else { o }
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> bool {
+        self < o
+    }
+    #[inline(always)]
+    fn ge(self, o: Self) -> bool {
+        self >= o
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> bool {
+        self == o
+    }
+    #[inline(always)]
+    fn select(m: bool, a: Self, b: Self) -> Self {
+        if m { a } else { b }
+    }
+    #[inline(always)]
+    fn pow2i(n: Self) -> Self {
+        f32::from_bits((((n as i32) + 127) as u32) << 23)
+    }
+    #[inline(always)]
+    fn frexp(self) -> (Self, Self) {
+        let b = self.to_bits();
+        let k = ((b >> 23) as i32 - 127) as f32;
+        (k, f32::from_bits((b & 0x007f_ffff) | 0x3f80_0000))
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        libm::expf(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        libm::logf(self)
+    }
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        libm::log1pf(self)
+    }
+    #[inline(always)]
+    fn acc_zero() -> Dd {
+        Dd::ZERO
+    }
+    #[inline(always)]
+    fn acc_add(acc: &mut Dd, v: Self) {
+        acc.add_f64(v as f64);
+    }
+    #[inline(always)]
+    fn acc_total(acc: Dd) -> Dd {
+        acc
+    }
+}

@@ -1,0 +1,145 @@
+//! Reductions and the partial sums that combine chunks of a batch exactly.
+
+use crate::error::Error;
+use crate::sum::Dd;
+
+/// How the per-element losses `l_i` (already multiplied by their class and sample weights) are
+/// reduced to the one number a loss call returns. The gradient written is the gradient of that
+/// number: every element's derivative is multiplied by the same factor.
+///
+/// | variant | value | gradient factor | peer |
+/// |---|---|---|---|
+/// | `Sum` | `sum l_i` | 1 | torchvision `reduction="sum"` |
+/// | `Mean` | `sum l_i / N` (`N` = rows x classes; 0 when `N = 0`) | `1/N` | torchvision `"mean"` |
+/// | `PerPositive` | `sum l_i / max(sum t_i, 1)` (raw targets, before smoothing) | `1/max(sum t_i, 1)` | original TF code |
+/// | `Scale(s)` | `s * sum l_i` | `s` | an external normaliser, e.g. `1 / global positives` |
+///
+/// `Scale(s)` requires a finite `s`; otherwise the call returns
+/// [`Error::InvalidParameter`] with name `"Reduction::Scale"`.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Focal, Reduction};
+/// let (x, t) = ([2.0f32, -1.0, 0.5, 3.0], [1.0f32, 0.0, 1.0, 0.0]);
+/// let f = Focal::new(2.0);
+/// let sum = f.loss(&x, &t, Reduction::Sum)?;
+/// assert!((f.loss(&x, &t, Reduction::Mean)? - sum / 4.0).abs() <= 1e-7 * sum);
+/// assert!((f.loss(&x, &t, Reduction::PerPositive)? - sum / 2.0).abs() <= 1e-7 * sum);
+/// assert_eq!(f.loss(&x, &t, Reduction::Scale(0.5))?, sum * 0.5);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Reduction {
+    /// `sum l_i`.
+    Sum,
+    /// `sum l_i / N`.
+    #[default]
+    Mean,
+    /// `sum l_i / max(sum t_i, 1)`.
+    PerPositive,
+    /// `s * sum l_i`.
+    Scale(f32),
+}
+
+impl Reduction {
+    /// The factor applied to the weighted loss sum, in f64, for `elements` elements whose raw
+    /// targets sum to `positives`.
+    pub(crate) fn factor(self, elements: u64, positives: f64) -> Result<f64, Error> {
+        Ok(match self {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / (elements.max(1) as f64),
+            Reduction::PerPositive => 1.0 / positives.max(1.0),
+            Reduction::Scale(s) => {
+                if !s.is_finite() {
+                    return Err(Error::InvalidParameter {
+                        name: "Reduction::Scale",
+                        index: None,
+                        value: s as f64,
+                        expected: "finite",
+                    });
+                }
+                s as f64
+            }
+        })
+    }
+}
+
+/// What a chunk of a batch contributes to the reduced loss of the whole batch: the weighted
+/// loss sum (in double-word precision), the sum of raw targets, and the element count.
+///
+/// Split a `[rows, classes]` batch at row boundaries, compute each chunk with
+/// [`Focal::partial`](crate::Focal::partial) (on any thread or machine), [`merge`](Self::merge)
+/// the results in any order and [`reduce`](Self::reduce): the value equals the single call on
+/// the whole batch. The sums are double-word (`f64 + f64`, relative error below
+/// `n * 2^-104`), so different splits round to the same f32 except when the exact sum lies
+/// within `2^-80` of an f32 rounding boundary.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Focal, Grad, Partial, Reduction};
+/// let x = [0.3f32, -2.0, 4.0, 1.5, -0.5, 2.5];
+/// let t = [1.0f32, 0.0, 0.0, 1.0, 0.0, 1.0];
+/// let f = Focal::new(2.0).alpha(0.25).classes(3);
+/// let whole = f.loss(&x, &t, Reduction::PerPositive)?;
+/// let a = f.partial(&x[..3], &t[..3], Grad::Skip)?;
+/// let b = f.partial(&x[3..], &t[3..], Grad::Skip)?;
+/// assert_eq!(b.merge(a).reduce(Reduction::PerPositive)?, whole);
+/// assert_eq!(a.merge(b).positives(), 3.0);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Partial {
+    pub(crate) loss: Dd,
+    pub(crate) positives: Dd,
+    pub(crate) elements: u64,
+}
+
+impl Partial {
+    /// Nothing: the identity of [`merge`](Self::merge).
+    pub const EMPTY: Partial = Partial {
+        loss: Dd::ZERO,
+        positives: Dd::ZERO,
+        elements: 0,
+    };
+
+    /// The combination of two disjoint chunks. Commutative and, to within `2^-104`
+    /// relative, associative.
+    #[must_use]
+    pub fn merge(self, other: Partial) -> Partial {
+        Partial {
+            loss: self.loss.add(other.loss),
+            positives: self.positives.add(other.positives),
+            elements: self.elements + other.elements,
+        }
+    }
+
+    /// The weighted loss sum `sum l_i` (unreduced), rounded to f64.
+    pub fn loss_sum(&self) -> f64 {
+        self.loss.value()
+    }
+
+    /// The sum of the raw targets (the number of positives for hard targets).
+    pub fn positives(&self) -> f64 {
+        self.positives.value()
+    }
+
+    /// The number of elements (rows x classes).
+    pub fn elements(&self) -> u64 {
+        self.elements
+    }
+
+    /// The reduced loss of everything merged so far.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `Reduction::Scale` of a non-finite factor.
+    pub fn reduce(&self, reduction: Reduction) -> Result<f32, Error> {
+        let s = self.loss.hi + self.loss.lo;
+        let v = match reduction {
+            Reduction::Sum => s,
+            Reduction::Mean => s / (self.elements.max(1) as f64),
+            Reduction::PerPositive => s / self.positives().max(1.0),
+            Reduction::Scale(_) => s * reduction.factor(self.elements, 0.0)?,
+        };
+        Ok(v as f32)
+    }
+}

@@ -1,0 +1,164 @@
+//! The `wide` instantiation of [`Lane`]: the only file of the crate that names `wide`.
+//!
+//! `f32x8` maps to one AVX register when the build enables AVX (e.g. `-C target-cpu=native`)
+//! and to two SSE2 registers otherwise. The elementary functions are the crate's own
+//! ([`crate::math`]), not `wide`'s, so the error bounds written there hold on every target.
+
+use wide::{f32x8, f64x4, i32x8};
+
+use crate::lane::Lane;
+use crate::math;
+use crate::sum::Dd;
+
+/// Eight f32 lanes.
+pub(crate) type Vector = f32x8;
+
+/// Per-lane double-word sums, lanes 0..4 and 4..8.
+#[derive(Clone, Copy)]
+pub(crate) struct Acc {
+    hi: [f64x4; 2],
+    lo: [f64x4; 2],
+}
+
+#[inline(always)]
+fn two_sum(a: f64x4, b: f64x4) -> (f64x4, f64x4) {
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    // Same convention as `sum::two_sum`: no error term once the sum is infinite.
+    let finite = s.abs().simd_lt(f64x4::splat(f64::INFINITY));
+    (s, finite.select(e, f64x4::splat(0.0)))
+}
+
+impl Lane for f32x8 {
+    const LANES: usize = 8;
+    type Mask = f32x8;
+    type Acc = Acc;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        f32x8::splat(v)
+    }
+    #[inline(always)]
+    fn load_or(src: &[f32], fill: f32) -> Self {
+        if let Some(head) = src.first_chunk::<8>() {
+            f32x8::new(*head)
+        } else {
+            let mut a = [fill; 8];
+            a[..src.len()].copy_from_slice(src);
+            f32x8::new(a)
+        }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        let a = self.to_array();
+        if let Some(head) = dst.first_chunk_mut::<8>() {
+            *head = a;
+        } else {
+            let n = dst.len();
+            dst.copy_from_slice(&a[..n]);
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32x8::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn mul_err(a: Self, b: Self, p: Self) -> Self {
+        if cfg!(target_feature = "fma") {
+            // Fused: a*b - p rounded once, and exact because it is representable.
+            a.mul_sub(b, p)
+        } else {
+            math::mul_err_dekker(a, b, p)
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32x8::abs(self)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        self.fast_max(o)
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        self.fast_min(o)
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> Self {
+        self.simd_lt(o)
+    }
+    #[inline(always)]
+    fn ge(self, o: Self) -> Self {
+        self.simd_ge(o)
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> Self {
+        self.simd_eq(o)
+    }
+    #[inline(always)]
+    fn select(m: Self, a: Self, b: Self) -> Self {
+        m.select(a, b)
+    }
+    #[inline(always)]
+    fn pow2i(n: Self) -> Self {
+        let bits = (n.round_int() + i32x8::splat(127)) << 23;
+        f32x8::from_bits(wide::bytemuck::cast(bits))
+    }
+    #[inline(always)]
+    fn frexp(self) -> (Self, Self) {
+        let bits: i32x8 = wide::bytemuck::cast(self.to_bits());
+        let k = f32x8::from_i32x8((bits >> 23) - i32x8::splat(127));
+        let m = (bits & i32x8::splat(0x007f_ffff)) | i32x8::splat(0x3f80_0000);
+        (k, f32x8::from_bits(wide::bytemuck::cast(m)))
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        math::ln(self)
+    }
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        math::ln_1p(self)
+    }
+    #[inline(always)]
+    fn acc_zero() -> Acc {
+        let z = f64x4::splat(0.0);
+        Acc {
+            hi: [z; 2],
+            lo: [z; 2],
+        }
+    }
+    #[inline(always)]
+    fn acc_add(acc: &mut Acc, v: Self) {
+        let a = v.to_array();
+        let halves = [
+            f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]),
+            f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]),
+        ];
+        for (i, h) in halves.into_iter().enumerate() {
+            let (s, e) = two_sum(acc.hi[i], h);
+            let (hi, lo) = two_sum(s, acc.lo[i] + e);
+            acc.hi[i] = hi;
+            acc.lo[i] = lo;
+        }
+    }
+    #[inline(always)]
+    fn acc_total(acc: Acc) -> Dd {
+        let mut d = Dd::ZERO;
+        for i in 0..2 {
+            let hi = acc.hi[i].to_array();
+            let lo = acc.lo[i].to_array();
+            for k in 0..4 {
+                d = d.add(Dd {
+                    hi: hi[k],
+                    lo: lo[k],
+                });
+            }
+        }
+        d
+    }
+}

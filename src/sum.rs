@@ -1,0 +1,49 @@
+//! Double-word (`f64` + `f64`) accumulation: sums that do not depend on how a batch is split.
+
+/// An unevaluated sum `hi + lo` of two `f64`, with `|lo| <= ulp(hi) / 2` after each operation.
+///
+/// Adding `n` non-negative values keeps the relative error below `n * 2^-104`, so sums of
+/// f32 losses are exact for every practical purpose: two different orders of the same
+/// additions round to the same f32 unless the exact sum lies within `2^-80` (relative) of an
+/// f32 rounding boundary.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Dd {
+    pub(crate) hi: f64,
+    pub(crate) lo: f64,
+}
+
+/// `(s, e)` with `s = fl(a + b)` and `a + b = s + e` exactly (Knuth's TwoSum, 6 flops, any
+/// order of magnitude). An infinite `s` (a loss of `+inf` at an infinite logit) gives `e = 0`
+/// rather than the `inf - inf` of the formula.
+#[inline(always)]
+pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    (s, if s.abs() < f64::INFINITY { e } else { 0.0 })
+}
+
+impl Dd {
+    pub(crate) const ZERO: Dd = Dd { hi: 0.0, lo: 0.0 };
+
+    #[inline(always)]
+    pub(crate) fn add_f64(&mut self, v: f64) {
+        let (s, e) = two_sum(self.hi, v);
+        let (hi, lo) = two_sum(s, self.lo + e);
+        self.hi = hi;
+        self.lo = lo;
+    }
+
+    #[inline(always)]
+    pub(crate) fn add(self, o: Dd) -> Dd {
+        let (s, e) = two_sum(self.hi, o.hi);
+        let (hi, lo) = two_sum(s, e + self.lo + o.lo);
+        Dd { hi, lo }
+    }
+
+    /// The value rounded to `f64`.
+    #[inline(always)]
+    pub(crate) fn value(self) -> f64 {
+        self.hi + self.lo
+    }
+}

@@ -1,0 +1,174 @@
+//! The f64 oracle, written from `math.md` (not from `src/`), and the one tolerance table.
+#![allow(dead_code)]
+
+use focal_loss::Modulator;
+
+/// Everything one element's loss depends on, in f64.
+#[derive(Clone, Copy, Debug)]
+pub struct Opts {
+    pub gamma: f64,
+    /// `None`: no alpha (`alpha_t = 1`).
+    pub alpha: Option<f64>,
+    pub pos_weight: f64,
+    /// Class weight times sample weight.
+    pub weight: f64,
+    pub eps: f64,
+    pub modulator: Modulator,
+}
+
+impl Opts {
+    pub fn plain(gamma: f64) -> Opts {
+        Opts {
+            gamma,
+            alpha: None,
+            pos_weight: 1.0,
+            weight: 1.0,
+            eps: 0.0,
+            modulator: Modulator::Linear,
+        }
+    }
+}
+
+/// `softplus(z) = ln(1 + e^z)` without overflow.
+pub fn sp(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// `(p, q) = (sigmoid(x), sigmoid(-x))`, each from `e = exp(-|x|)`.
+pub fn pq(x: f64) -> (f64, f64) {
+    let e = (-x.abs()).exp();
+    let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
+    if x >= 0.0 { (big, small) } else { (small, big) }
+}
+
+/// Loss and derivative of one element, straight from the formulas of `math.md`:
+/// `L = w alpha_t m CE` (Linear, Geometric) or the Separable sum of two terms.
+pub fn loss_grad(x: f64, t_raw: f64, o: &Opts) -> (f64, f64) {
+    let t = t_raw * (1.0 - o.eps) + o.eps / 2.0;
+    let g = o.gamma;
+    let (p, q) = pq(x);
+    let (spx, spn) = (sp(x), sp(-x));
+    let wp = o.pos_weight;
+    if o.modulator == Modulator::Separable {
+        let (ap, an) = o.alpha.map_or((1.0, 1.0), |a| (a, 1.0 - a));
+        let lpos = ap * wp * t * q.powf(g) * spn;
+        let lneg = an * (1.0 - t) * p.powf(g) * spx;
+        let dpos = -ap * wp * t * q.powf(g) * (q + g * p * spn);
+        let dneg = an * (1.0 - t) * p.powf(g) * (p + g * q * spx);
+        return (o.weight * (lpos + lneg), o.weight * (dpos + dneg));
+    }
+    let ce = wp * t * spn + (1.0 - t) * spx;
+    let dce = (1.0 - t) * p - wp * t * q;
+    let alpha_t = o.alpha.map_or(1.0, |a| a * t + (1.0 - a) * (1.0 - t));
+    let (m, dm) = match o.modulator {
+        Modulator::Linear => {
+            // 1 - p_t = t q + (1 - t) p; dm/dx = g m (1 - 2t) p q / (1 - p_t), with
+            // p q / (1 - p_t) = e / ((1 + e)(t e + 1 - t)) for x >= 0 (mirrored for x < 0).
+            let b = t * q + (1.0 - t) * p;
+            let m = b.powf(g);
+            let e = (-x.abs()).exp();
+            let (a_e, a_1) = if x >= 0.0 { (t, 1.0 - t) } else { (1.0 - t, t) };
+            let pqb = if a_1 == 0.0 {
+                1.0 / (1.0 + e) / a_e
+            } else {
+                e / ((1.0 + e) * (a_e * e + a_1))
+            };
+            (m, g * m * (1.0 - 2.0 * t) * pqb)
+        }
+        _ => {
+            // ln m = -g (t sp(x) + (1 - t) sp(-x)), d ln m / dx = g ((1 - t) - p).
+            let m = (-g * (t * spx + (1.0 - t) * spn)).exp();
+            (m, m * g * ((1.0 - t) * q - t * p))
+        }
+    };
+    let ce_dm = if dm == 0.0 { 0.0 } else { ce * dm };
+    (
+        o.weight * alpha_t * m * ce,
+        o.weight * alpha_t * (m * dce + ce_dm),
+    )
+}
+
+/// One unit in the last place of the f32 nearest to `v` (`2^-149` in the subnormal range).
+pub fn ulp(v: f64) -> f64 {
+    let a = v.abs();
+    if a < f32::MIN_POSITIVE as f64 {
+        return (2f64).powi(-149);
+    }
+    let e = a.log2().floor();
+    // Guard against log2 rounding at exact powers of two.
+    let mut u = (2f64).powf(e - 23.0);
+    if a < (2f64).powf(e) {
+        u /= 2.0;
+    }
+    u
+}
+
+/// The error of `got` in ULP of the truth `want`; infinities must match exactly.
+pub fn ulps(got: f32, want: f64) -> f64 {
+    if want.is_infinite() || got.is_infinite() {
+        return if (got as f64) == want {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    if got.is_nan() {
+        return f64::INFINITY;
+    }
+    // The f32 range ends at f32::MAX: a truth beyond it rounds to inf.
+    if want.abs() > f32::MAX as f64 {
+        return if got.is_infinite() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    ((got as f64) - want).abs() / ulp(want)
+}
+
+/// The one tolerance table, in ULP of the f32-rounded truth.
+///
+/// - Hard targets (0 or 1, no smoothing): `HARD_ULP`.
+/// - Soft targets: `SOFT_ULP * (1 + kappa)`, with `kappa` the condition number of the value
+///   in `x` and `t` (`|x dv/dx / v| + |t dv/dt / v| + |(1-t) dv/dt / v|`).
+/// - Results in or near the subnormal range: also allowed `SUB_ABS * (1 + weight)` units of
+///   `2^-149` (an intermediate subnormal `e^-|x|` has an absolute, not relative, rounding).
+pub const HARD_ULP: f64 = 8.0;
+pub const SOFT_ULP: f64 = 8.0;
+pub const SUB_ABS: f64 = 4.0;
+
+/// Whether a result passes the table.
+pub fn within(got: f32, want: f64, kappa: f64, hard: bool, weight: f64) -> bool {
+    let u = ulps(got, want);
+    let tol = if hard {
+        HARD_ULP
+    } else {
+        SOFT_ULP * (1.0 + kappa)
+    };
+    u <= tol || ((got as f64) - want).abs() <= SUB_ABS * (1.0 + weight) * (2f64).powi(-149)
+}
+
+/// Condition numbers of the loss and of the gradient in `x` and `t`, by central differences of
+/// the oracle in f64.
+pub fn kappas(x: f64, t: f64, o: &Opts) -> (f64, f64) {
+    let (l, g) = loss_grad(x, t, o);
+    let hx = 1e-6 * x.abs().max(1e-3);
+    let (lxp, gxp) = loss_grad(x + hx, t, o);
+    let (lxm, gxm) = loss_grad(x - hx, t, o);
+    let ht = 1e-7;
+    let (tp, tm) = ((t + ht).min(1.0), (t - ht).max(0.0));
+    let (ltp, gtp) = loss_grad(x, tp, o);
+    let (ltm, gtm) = loss_grad(x, tm, o);
+    let dl_dx = (lxp - lxm) / (2.0 * hx);
+    let dg_dx = (gxp - gxm) / (2.0 * hx);
+    let dl_dt = (ltp - ltm) / (tp - tm);
+    let dg_dt = (gtp - gtm) / (tp - tm);
+    let k = |v: f64, dx: f64, dt: f64| {
+        if v == 0.0 {
+            0.0
+        } else {
+            (x * dx).abs() / v.abs() + dt.abs() * (t.max(1.0 - t)) / v.abs()
+        }
+    };
+    (k(l, dl_dx, dl_dt), k(g, dg_dx, dg_dt))
+}

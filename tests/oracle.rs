@@ -1,0 +1,125 @@
+//! Loss and gradient against the f64 oracle: a deterministic sweep over the whole f32 logit
+//! range that measures and bounds the error by range, and property tests over every option.
+
+mod common;
+
+use common::{Opts, kappas, loss_grad, ulps, within};
+use focal_loss::{Backend, Focal, Modulator, Reduction};
+
+const BACKENDS: [Backend; 2] = [Backend::Scalar, Backend::Vector];
+const MODULATORS: [Modulator; 3] = [
+    Modulator::Linear,
+    Modulator::Geometric,
+    Modulator::Separable,
+];
+const GAMMAS: [f32; 9] = [0.0, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0];
+
+/// Logit ranges of the report: the boundaries are where peers break (17: `1 - p` rounds to
+/// 0; 88: `exp(x)` overflows; 104: `exp(-x)` underflows to 0).
+const RANGES: [(f32, f32); 7] = [
+    (0.0, 1.0),
+    (1.0, 5.0),
+    (5.0, 17.0),
+    (17.0, 88.0),
+    (88.0, 104.0),
+    (104.0, 1e4),
+    (1e4, f32::MAX),
+];
+
+/// `n` logits of both signs spread log-uniformly over `[lo, hi]`, plus the ends.
+fn logits_in(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+    let (a, b) = ((lo.max(1e-7) as f64).ln(), (hi as f64).ln());
+    let mut v = vec![lo, hi, -lo, -hi];
+    for i in 0..n {
+        let u = (i as f64 + 0.5) / n as f64;
+        let x = (a + (b - a) * u).exp() as f32;
+        v.push(x);
+        v.push(-x);
+    }
+    v
+}
+
+fn focal(gamma: f32, m: Modulator, b: Backend) -> Focal<'static> {
+    Focal::new(gamma).modulator(m).backend(b)
+}
+
+fn opts(gamma: f32, m: Modulator) -> Opts {
+    Opts {
+        modulator: m,
+        ..Opts::plain(gamma as f64)
+    }
+}
+
+/// Max error (ULP) of loss and gradient per backend and logit range, hard and soft targets.
+/// Prints the table quoted in the README; fails on any value outside the tolerance table.
+#[test]
+fn sweep_error_by_range() {
+    let soft = [0.1f32, 0.3, 0.5, 0.75, 0.9, 0.99];
+    let mut failures = Vec::new();
+    let mut by_gamma = [[0f64; 4]; GAMMAS.len()];
+    println!("max error in ULP (hard targets | soft targets divided by (1 + kappa))");
+    println!("backend  range            loss hard  grad hard  loss soft  grad soft");
+    for b in BACKENDS {
+        for (lo, hi) in RANGES {
+            let xs = logits_in(lo, hi, 200);
+            let mut worst = [0f64; 4];
+            for m in MODULATORS {
+                for gamma in GAMMAS {
+                    let f = focal(gamma, m, b);
+                    let o = opts(gamma, m);
+                    for (hard, ts) in [(true, &[0.0f32, 1.0][..]), (false, &soft[..])] {
+                        for &t in ts {
+                            let tv = vec![t; xs.len()];
+                            let mut l = vec![0f32; xs.len()];
+                            let mut g = vec![0f32; xs.len()];
+                            f.loss_elementwise(&xs, &tv, &mut l).unwrap();
+                            f.loss_and_grad(&xs, &tv, &mut g, Reduction::Sum).unwrap();
+                            for i in 0..xs.len() {
+                                let (x, tt) = (xs[i] as f64, t as f64);
+                                let (wl, wg) = loss_grad(x, tt, &o);
+                                let (kl, kg) = if hard { (0.0, 0.0) } else { kappas(x, tt, &o) };
+                                let (el, eg) = (ulps(l[i], wl), ulps(g[i], wg));
+                                let slot = if hard { 0 } else { 2 };
+                                worst[slot] = worst[slot].max(el / (1.0 + kl));
+                                worst[slot + 1] = worst[slot + 1].max(eg / (1.0 + kg));
+                                let gi = GAMMAS.iter().position(|&g| g == gamma).unwrap();
+                                let s = if hard { 0 } else { 2 };
+                                by_gamma[gi][s] = by_gamma[gi][s].max(el / (1.0 + kl));
+                                by_gamma[gi][s + 1] = by_gamma[gi][s + 1].max(eg / (1.0 + kg));
+                                if !within(l[i], wl, kl, hard, 1.0)
+                                    || !within(g[i], wg, kg, hard, 1.0)
+                                {
+                                    failures.push(format!(
+                                        "{b:?} {m:?} gamma={gamma} x={} t={t}: loss {} vs {wl:e} ({el:.1} ulp, kappa {kl:.1}), grad {} vs {wg:e} ({eg:.1} ulp, kappa {kg:.1})",
+                                        xs[i], l[i], g[i]
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            println!(
+                "{:<8} [{lo:e}, {hi:e}) {:>9.2} {:>10.2} {:>10.2} {:>10.2}",
+                format!("{b:?}"),
+                worst[0],
+                worst[1],
+                worst[2],
+                worst[3]
+            );
+        }
+    }
+    println!("by gamma (both backends, all ranges):");
+    for (g, w) in GAMMAS.iter().zip(by_gamma) {
+        println!(
+            "gamma {g:<4} {:>9.2} {:>10.2} {:>10.2} {:>10.2}",
+            w[0], w[1], w[2], w[3]
+        );
+    }
+    if !failures.is_empty() {
+        for f in failures.iter().take(40) {
+            println!("{f}");
+        }
+        panic!("{} values outside the tolerance table", failures.len());
+    }
+}
