@@ -48,9 +48,16 @@ fn zmul<L: Lane>(a: L, b: L) -> L {
     L::select(a.eq(L::splat(0.0)), L::splat(0.0), a * b)
 }
 
-/// `exp(-gamma (a + b))` with `gamma * a` split exactly into `hi + lo`; `a >= 0` is exact.
+/// `m = exp(-gamma (a + b))` as `(m', k)` with `m = m' k`, for `a >= 0` exact.
+///
+/// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, so that `m`
+/// carries only the errors of `exp` and of `b`. When `m < e^-64`, it is returned as the square
+/// of `m' = exp(ln m / 2)` (`k = m'`): the caller multiplies `k` in last, so that a tiny
+/// modulator times a large cross-entropy (soft targets at large `|x|`) never passes through a
+/// subnormal `m` with few significant bits, and no partial product exceeds the result by
+/// more than `e^32`.
 #[inline(always)]
-fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
+fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let a = a.min(k.a_max);
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
@@ -60,9 +67,14 @@ fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
     let s = hi + c;
     let bb = s - hi;
     let err = (hi - (s - bb)) + (c - bb);
+    let d = (lo + c_lo) + err;
+    let tiny = s.lt(L::splat(-64.0));
+    let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
+    // Halving is exact; exp(s + d) = exp(s) (1 + d) for the tiny correction d.
+    let (s, d) = (s * half, d * half);
     let m = s.exp();
-    // exp(s + d) = exp(s) (1 + d) for the tiny correction d.
-    m.mul_add((lo + c_lo) + err, m)
+    let m = m.mul_add(d, m);
+    (m, L::select(tiny, m, L::splat(1.0)))
 }
 
 /// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane).
@@ -95,19 +107,19 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
 
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
-        let mq = modulator(x.max(zero), l, k); // q^gamma
-        let mp = modulator((-x).max(zero), l, k); // p^gamma
+        let (mq, kq) = modulator(x.max(zero), l, k); // q^gamma = mq kq
+        let (mp, kp) = modulator((-x).max(zero), l, k); // p^gamma = mp kp
         let cpos = wt.w * wt.a_pos * wt.w_pos * t * mq;
         let cneg = wt.w * wt.a_neg * omt * mp;
-        let loss = zmul(cpos, spn) + zmul(cneg, spx);
+        let loss = zmul(cpos, spn) * kq + zmul(cneg, spx) * kp;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
-        let gpos = cpos * k.gamma.mul_add(zmul(p, spn), q);
-        let gneg = cneg * k.gamma.mul_add(zmul(q, spx), p);
+        let gpos = cpos * k.gamma.mul_add(zmul(p, spn), q) * kq;
+        let gneg = cneg * k.gamma.mul_add(zmul(q, spx), p) * kp;
         return (loss, gneg - gpos);
     }
 
-    let ce = (wt.w_pos * t) * spn + omt * spx;
-    let dce = omt * p - (wt.w_pos * t) * q;
+    let wpt = wt.w_pos * t;
+    let dce = omt * p - wpt * q;
     let alpha_t = wt.a_pos * t + wt.a_neg * omt;
 
     let (m, dlogm) = if MOD == LINEAR {
@@ -131,8 +143,12 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
         (m, k.gamma * (omt * q - t * p))
     };
 
+    // loss = f CE with CE = w+ t sp(-x) + (1 - t) sp(x), distributed so that no partial
+    // product overflows before the weights shrink it (x near +-f32::MAX);
+    // dL/dx = f (dCE + CE dlogm) = f dCE + dlogm loss.
+    let (m, scale) = m;
     let f = wt.w * alpha_t * m;
-    let loss = zmul(f, ce);
-    let grad = zmul(f, dce + zmul(dlogm, ce));
-    (loss, grad)
+    let loss = zmul(f * wpt, spn) + zmul(f * omt, spx);
+    let grad = f * dce + zmul(dlogm, loss);
+    (loss * scale, grad * scale)
 }
