@@ -52,7 +52,6 @@ fn gamma() -> impl Strategy<Value = f32> {
 #[derive(Clone, Debug)]
 struct Case {
     classes: usize,
-    rows: usize,
     x: Vec<f32>,
     t: Vec<f32>,
     gamma: f32,
@@ -95,7 +94,6 @@ fn case() -> impl Strategy<Value = Case> {
                     eps,
                 )| Case {
                     classes,
-                    rows,
                     x,
                     t,
                     gamma,
