@@ -139,7 +139,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
-        let m = modulator(u * ax, l, k);
+        let m = modulator(zmul(u, ax), l, k);
         (m, k.gamma * (omt * q - t * p))
     };
 

@@ -1,0 +1,387 @@
+//! Identities between options, limits at infinity, backends lane for lane, position
+//! independence, chunked partial sums, and the accuracy of long sums.
+
+mod common;
+
+use common::{Opts, loss_grad, ulps};
+use focal_loss::{Backend, Focal, Grad, Modulator, Partial, Reduction, class_balanced_weights};
+
+/// Vector lanes of the `wide` backend (f32x8).
+const LANES: usize = 8;
+
+/// A deterministic spread of logits and targets (hard and soft), `n` elements.
+fn batch(n: usize, seed: u64, soft: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut x = Vec::with_capacity(n);
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let u = next();
+        x.push(((u - 0.5) * 40.0) as f32);
+        let v = next();
+        t.push(if soft {
+            v as f32
+        } else {
+            (v < 0.3) as u8 as f32
+        });
+    }
+    (x, t)
+}
+
+fn elementwise(f: &Focal<'_>, x: &[f32], t: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut l = vec![0f32; x.len()];
+    let mut g = vec![0f32; x.len()];
+    f.loss_elementwise(x, t, &mut l).unwrap();
+    f.loss_and_grad(x, t, &mut g, Reduction::Sum).unwrap();
+    (l, g)
+}
+
+#[test]
+fn gamma_zero_is_bce_with_logits() {
+    let (x, t) = batch(1000, 1, true);
+    let (l, g) = elementwise(&Focal::new(0.0), &x, &t);
+    for i in 0..x.len() {
+        // BCE with logits: sp(x) - t x, derivative sigmoid(x) - t, in f64.
+        let (xi, ti) = (x[i] as f64, t[i] as f64);
+        let bce = xi.max(0.0) + (-xi.abs()).exp().ln_1p() - ti * xi;
+        let d = 1.0 / (1.0 + (-xi).exp()) - ti;
+        let cond = (xi.abs() * (1.0 + ti)) / bce.abs().max(1e-30);
+        assert!(ulps(l[i], bce) <= 8.0 * (1.0 + cond), "x={xi} t={ti}");
+        assert!(
+            ((g[i] as f64) - d).abs() <= 1e-6 * (1.0 + d.abs()),
+            "x={xi} t={ti}"
+        );
+    }
+}
+
+#[test]
+fn modulators_agree_for_hard_targets() {
+    let (x, t) = batch(4 * 1024, 2, false);
+    for gamma in [0.0f32, 0.5, 1.0, 2.0, 2.5, 5.0] {
+        let lin = Focal::new(gamma).alpha(0.25);
+        let (l0, g0) = elementwise(&lin, &x, &t);
+        for m in [Modulator::Geometric, Modulator::Separable] {
+            let (l1, g1) = elementwise(&lin.modulator(m), &x, &t);
+            for i in 0..x.len() {
+                let close = |a: f32, b: f32| {
+                    (a - b).abs() <= 8.0 * f32::EPSILON * a.abs().max(b.abs()) + 8e-45
+                };
+                assert!(
+                    close(l0[i], l1[i]),
+                    "{m:?} gamma={gamma} x={} t={}: {} vs {}",
+                    x[i],
+                    t[i],
+                    l0[i],
+                    l1[i]
+                );
+                assert!(
+                    close(g0[i], g1[i]),
+                    "{m:?} gamma={gamma} x={} t={}: {} vs {}",
+                    x[i],
+                    t[i],
+                    g0[i],
+                    g1[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unit_options_change_nothing() {
+    let (x, t) = batch(3 * 50, 3, true);
+    let ones = [1.0f32; 50];
+    let base = Focal::new(2.0).alpha(0.25);
+    let (l0, g0) = elementwise(&base, &x, &t);
+    for f in [
+        base.pos_weight(&ones),
+        base.class_weights(&ones),
+        base.classes(50).sample_weights(&[1.0; 3]),
+        base.label_smoothing(0.0),
+        base.alpha_per_class(&[0.25; 50]),
+    ] {
+        let (l1, g1) = elementwise(&f, &x, &t);
+        assert_eq!(l0, l1, "{f:?}");
+        assert_eq!(g0, g1, "{f:?}");
+    }
+}
+
+#[test]
+fn beta_zero_gives_unit_weights() {
+    let counts: Vec<u64> = (1..=50).map(|c| 1 + 200_000 / (c * c)).collect();
+    let mut w = vec![0f32; 50];
+    class_balanced_weights(&counts, 0.0, &mut w).unwrap();
+    assert!(w.iter().all(|&v| v == 1.0));
+}
+
+#[test]
+fn class_balanced_weights_are_exact_near_one() {
+    // Reference: (1 - beta) / (1 - beta^n) with beta^n by f64 powi: relative error below
+    // 1e-11 here (1 - beta^n >= 1e-4), far below an f32 ULP.
+    for beta in [0.9f64, 0.99, 0.999, 0.9999, 0.99999] {
+        let counts: Vec<u64> = (1..=50u64)
+            .map(|c| (300_000 / (c * c * c)).max(1))
+            .collect();
+        let mut w = vec![0f32; counts.len()];
+        class_balanced_weights(&counts, beta, &mut w).unwrap();
+        let raw: Vec<f64> = counts
+            .iter()
+            .map(|&n| (1.0 - beta) / (1.0 - beta.powi(n as i32)))
+            .collect();
+        let total: f64 = raw.iter().sum();
+        for (c, (&got, &r)) in w.iter().zip(&raw).enumerate() {
+            let want = r * counts.len() as f64 / total;
+            assert!(
+                ulps(got, want) <= 1.0,
+                "beta {beta} class {c}: {got} vs {want}"
+            );
+        }
+        let sum: f64 = w.iter().map(|&v| v as f64).sum();
+        assert!((sum - 50.0).abs() < 50.0 * 1e-6, "beta {beta}: sum {sum}");
+    }
+}
+
+#[test]
+fn mean_is_sum_over_n_and_per_positive_over_positives() {
+    let (x, t) = batch(1000, 4, false);
+    let f = Focal::new(2.0).alpha(0.25);
+    let (mut gs, mut gm, mut gp) = (vec![0f32; 1000], vec![0f32; 1000], vec![0f32; 1000]);
+    let sum = f.loss_and_grad(&x, &t, &mut gs, Reduction::Sum).unwrap() as f64;
+    let p = f.partial(&x, &t, Grad::Skip).unwrap();
+    let mean = f.loss_and_grad(&x, &t, &mut gm, Reduction::Mean).unwrap();
+    let per = f
+        .loss_and_grad(&x, &t, &mut gp, Reduction::PerPositive)
+        .unwrap();
+    let pos: f64 = t.iter().map(|&v| v as f64).sum();
+    assert_eq!(p.positives(), pos);
+    assert_eq!(mean, (p.loss_sum() / 1000.0) as f32);
+    assert_eq!(per, (p.loss_sum() / pos) as f32);
+    assert!(((mean as f64) - sum / 1000.0).abs() <= 1e-7 * sum / 1000.0);
+    for i in 0..1000 {
+        assert_eq!(gm[i], gs[i] * (1.0f32 / 1000.0));
+        assert_eq!(gp[i], gs[i] * ((1.0 / pos) as f32));
+    }
+    // No positives: PerPositive divides by 1.
+    let zeros = vec![0f32; 1000];
+    let s = f.loss(&x, &zeros, Reduction::Sum).unwrap();
+    assert_eq!(f.loss(&x, &zeros, Reduction::PerPositive).unwrap(), s);
+}
+
+#[test]
+fn chunked_partials_combine_exactly() {
+    let classes = 50;
+    let rows = 37;
+    let (x, t) = batch(rows * classes, 5, false);
+    let w: Vec<f32> = (0..classes).map(|c| 0.2 + (c % 7) as f32 * 0.3).collect();
+    let sw: Vec<f32> = (0..rows).map(|r| 0.5 + (r % 3) as f32).collect();
+    for backend in [Backend::Scalar, Backend::Vector] {
+        let f = Focal::new(0.5)
+            .class_weights(&w)
+            .sample_weights(&sw)
+            .modulator(Modulator::Geometric)
+            .backend(backend);
+        for red in [Reduction::Sum, Reduction::Mean, Reduction::PerPositive] {
+            let mut whole_g = vec![0f32; x.len()];
+            let whole = f.loss_and_grad(&x, &t, &mut whole_g, red).unwrap();
+            let scale = match red {
+                Reduction::Sum => 1.0,
+                Reduction::Mean => 1.0 / x.len() as f32,
+                _ => (1.0 / t.iter().map(|&v| v as f64).sum::<f64>()) as f32,
+            };
+            for split in [1usize, 2, 5, 13, 36] {
+                let mut g = vec![0f32; x.len()];
+                let mut total = Partial::EMPTY;
+                let mut r0 = 0;
+                while r0 < rows {
+                    let r1 = (r0 + split).min(rows);
+                    let (a, b) = (r0 * classes, r1 * classes);
+                    let part = f
+                        .sample_weights(&sw[r0..r1])
+                        .partial(&x[a..b], &t[a..b], Grad::Write(&mut g[a..b], scale))
+                        .unwrap();
+                    total = part.merge(total);
+                    r0 = r1;
+                }
+                assert_eq!(
+                    total.reduce(red).unwrap(),
+                    whole,
+                    "{backend:?} {red:?} split {split}"
+                );
+                assert_eq!(g, whole_g, "{backend:?} {red:?} split {split}");
+                assert_eq!(total.elements(), x.len() as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn accumulate_adds_to_grad() {
+    let (x, t) = batch(77, 6, true);
+    let f = Focal::new(2.5).alpha(0.3);
+    let mut g = vec![0f32; 77];
+    f.loss_and_grad(&x, &t, &mut g, Reduction::Mean).unwrap();
+    let mut acc: Vec<f32> = (0..77).map(|i| i as f32 * 0.01).collect();
+    let before = acc.clone();
+    f.loss_and_grad_accumulate(&x, &t, &mut acc, Reduction::Mean)
+        .unwrap();
+    for i in 0..77 {
+        assert_eq!(acc[i], before[i] + g[i]);
+    }
+}
+
+#[test]
+fn infinite_logits_give_the_limits() {
+    for m in [
+        Modulator::Linear,
+        Modulator::Geometric,
+        Modulator::Separable,
+    ] {
+        for gamma in [0.0f32, 0.5, 2.0] {
+            for backend in [Backend::Scalar, Backend::Vector] {
+                let f = Focal::new(gamma).alpha(0.25).modulator(m).backend(backend);
+                let x = [
+                    f32::NEG_INFINITY,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    f32::INFINITY,
+                ];
+                let t = [1.0f32, 0.0, 0.0, 1.0];
+                let (l, g) = elementwise(&f, &x, &t);
+                let m0 = if gamma == 0.0 { 1.0 } else { 0.0 };
+                // Wrong side: loss +inf, gradient -alpha and 1 - alpha; right side: 0 and 0.
+                assert_eq!(l, [f32::INFINITY, f32::INFINITY, 0.0, 0.0], "{m:?} {gamma}");
+                assert_eq!(g, [-0.25, 0.75, 0.0, 0.0 * m0], "{m:?} {gamma}");
+                // Soft targets: finite gradient, no NaN; Linear's loss is +inf, Geometric's 0
+                // for gamma > 0 (its modulator vanishes faster than the cross-entropy grows).
+                let ts = [0.3f32; 4];
+                let (l, g) = elementwise(&f, &x, &ts);
+                assert!(g.iter().all(|v| v.is_finite()), "{m:?} {gamma} {g:?}");
+                assert!(l.iter().all(|v| !v.is_nan()), "{m:?} {gamma} {l:?}");
+                if m == Modulator::Geometric && gamma > 0.0 {
+                    assert_eq!(l, [0.0; 4]);
+                } else {
+                    assert!(l.iter().all(|v| *v == f32::INFINITY), "{m:?} {gamma} {l:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn backends_agree_lane_for_lane_at_every_length() {
+    for n in 0..=4 * LANES + 1 {
+        for soft in [false, true] {
+            let (x, t) = batch(n, 100 + n as u64, soft);
+            for m in [
+                Modulator::Linear,
+                Modulator::Geometric,
+                Modulator::Separable,
+            ] {
+                for gamma in [0.0f32, 0.5, 2.0, 2.5] {
+                    let f = Focal::new(gamma).alpha(0.25).modulator(m);
+                    let (ls, gs) = elementwise(&f.backend(Backend::Scalar), &x, &t);
+                    let (lv, gv) = elementwise(&f.backend(Backend::Vector), &x, &t);
+                    let o = Opts {
+                        alpha: Some(0.25),
+                        modulator: m,
+                        ..Opts::plain(gamma as f64)
+                    };
+                    for i in 0..n {
+                        let (wl, wg) = loss_grad(x[i] as f64, t[i] as f64, &o);
+                        let (kl, kg) = if soft {
+                            common::kappas(x[i] as f64, t[i] as f64, &o)
+                        } else {
+                            (0.0, 0.0)
+                        };
+                        // Each within the table of the truth, hence within twice of each other.
+                        for (a, b, w, k) in [(ls[i], lv[i], wl, kl), (gs[i], gv[i], wg, kg)] {
+                            assert!(
+                                common::within(a, w, k, !soft, 1.0),
+                                "n={n} i={i} scalar {a} vs {w}"
+                            );
+                            assert!(
+                                common::within(b, w, k, !soft, 1.0),
+                                "n={n} i={i} vector {b} vs {w}"
+                            );
+                            let tol = 2.0 * common::HARD_ULP * (1.0 + k) * common::ulp(w) + 1e-44;
+                            assert!(((a - b) as f64).abs() <= tol, "n={n} i={i}: {a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_position() {
+    let (x, t) = batch(64, 7, true);
+    for backend in [Backend::Scalar, Backend::Vector] {
+        let f = Focal::new(2.5).alpha(0.25).backend(backend);
+        let (l, g) = elementwise(&f, &x, &t);
+        for shift in 1..=LANES + 1 {
+            // The same values at other offsets, and in tails of every length.
+            let xs: Vec<f32> = x[shift..].to_vec();
+            let ts: Vec<f32> = t[shift..].to_vec();
+            let (l2, g2) = elementwise(&f, &xs, &ts);
+            assert_eq!(&l[shift..], &l2[..], "{backend:?} shift {shift}");
+            assert_eq!(&g[shift..], &g2[..], "{backend:?} shift {shift}");
+            for k in 0..xs.len() {
+                let (l1, g1) = elementwise(&f, &xs[k..k + 1], &ts[k..k + 1]);
+                assert_eq!((l1[0], g1[0]), (l2[k], g2[k]));
+            }
+        }
+    }
+}
+
+#[test]
+fn per_class_rows_match_flat_elements() {
+    // A per-class setting loops row by row with padded tails; every element must equal the
+    // flat single-element computation with that class's parameters.
+    let classes = 11;
+    let (x, t) = batch(5 * classes, 8, true);
+    let alpha: Vec<f32> = (0..classes).map(|c| c as f32 / 10.0).collect();
+    for backend in [Backend::Scalar, Backend::Vector] {
+        let f = Focal::new(2.0).alpha_per_class(&alpha).backend(backend);
+        let (l, g) = elementwise(&f, &x, &t);
+        for i in 0..x.len() {
+            let one = Focal::new(2.0).alpha(alpha[i % classes]).backend(backend);
+            let (l1, g1) = elementwise(&one, &x[i..i + 1], &t[i..i + 1]);
+            assert_eq!((l[i], g[i]), (l1[0], g1[0]), "{backend:?} element {i}");
+        }
+    }
+}
+
+/// 2^24 elements: the reduced sum stays within 1e-6 relative of the exact f64 sum of the
+/// oracle values, deterministically (the requirement is for 1e8; the double-word sum's error
+/// bound, `n * 2^-104`, is far below it at either size).
+#[test]
+fn long_sums_are_accurate_and_deterministic() {
+    let n = 1 << 24;
+    let (x, t) = batch(n, 9, false);
+    let f = Focal::new(2.0).alpha(0.25);
+    let o = Opts {
+        alpha: Some(0.25),
+        ..Opts::plain(2.0)
+    };
+    let exact: f64 = x
+        .iter()
+        .zip(&t)
+        .map(|(&xi, &ti)| loss_grad(xi as f64, ti as f64, &o).0)
+        .sum();
+    let a = f.loss(&x, &t, Reduction::Sum).unwrap();
+    let b = f.loss(&x, &t, Reduction::Sum).unwrap();
+    assert_eq!(a, b);
+    let rel = ((a as f64) - exact).abs() / exact;
+    assert!(rel <= 1e-6, "relative error {rel:e}");
+    let s = f
+        .backend(Backend::Scalar)
+        .loss(&x, &t, Reduction::Sum)
+        .unwrap();
+    assert!(((s as f64) - exact).abs() / exact <= 1e-6);
+}
