@@ -53,11 +53,11 @@ pub(crate) trait Lane:
     /// `(k, m)` with `self = m * 2^k`, `m` in `[1, 2)`, for a positive normal `self`.
     fn frexp(self) -> (Self, Self);
 
-    /// `e^self`, below 1 ULP on every input (`-inf` gives 0, `+inf` gives `+inf`).
+    /// `e^self` within 1.1 ULP (`-inf` gives 0, `+inf` gives `+inf`).
     fn exp(self) -> Self;
-    /// `ln(self)` for `self > 0` (subnormals included), below 1 ULP.
+    /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP.
     fn ln(self) -> Self;
-    /// `ln(1 + self)` for `self >= 0`, below 1 ULP.
+    /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.25 ULP.
     fn ln_1p(self) -> Self;
 
     fn acc_zero() -> Self::Acc;

@@ -3,8 +3,9 @@
 //!
 //! Each function reduces its argument exactly, then evaluates a Taylor polynomial whose
 //! truncation error is stated next to it; the remaining error is that of a few f32 roundings.
-//! Measured against f64 over 2^24 arguments spread over each domain (test `math_accuracy`):
-//! `exp` below 1 ULP, `ln` below 1 ULP, `ln_1p` on `[0, 1]` below 1 ULP.
+//! Measured against f64 over 2^22 arguments spread over each domain (unit tests below):
+//! `exp` below 1.05 ULP, `ln` below 1 ULP, `ln_1p` on `[0, 1]` below 1.19 ULP (with FMA;
+//! the tests assert 1.1, 1.0 and 1.25).
 
 use crate::lane::Lane;
 
@@ -106,4 +107,88 @@ pub(crate) fn mul_err_dekker<L: Lane>(a: L, b: L, p: L) -> L {
     let (ah, al) = split(a);
     let (bh, bl) = split(b);
     (((ah * bh - p) + ah * bl) + al * bh) + al * bl
+}
+
+#[cfg(test)]
+mod tests {
+    //! The polynomials instantiated on the scalar lane, against f64 (`std`) on 2^22 arguments
+    //! per function spread over each domain, and at the domain edges.
+    extern crate std;
+    use super::*;
+
+    fn ulp_err(got: f32, want: f64) -> f64 {
+        let a = want.abs();
+        let ulp = if a < f32::MIN_POSITIVE as f64 {
+            (2f64).powi(-149)
+        } else {
+            (2f64).powi(a.log2().floor() as i32 - 23)
+        };
+        ((got as f64) - want).abs() / ulp
+    }
+
+    fn grid(lo: f64, hi: f64, n: usize) -> impl Iterator<Item = f32> {
+        (0..n).map(move |i| (lo + (hi - lo) * (i as f64 + 0.5) / n as f64) as f32)
+    }
+
+    #[test]
+    fn exp_is_within_1_1_ulp() {
+        let mut worst = 0f64;
+        for x in grid(-104.0, 88.7, 1 << 22).chain([0.0, -0.0, 88.72, -87.33, -103.9, 1e-30]) {
+            let e = ulp_err(exp(x), (x as f64).exp());
+            worst = worst.max(e);
+        }
+        assert!(worst < 1.1, "exp: {worst} ULP");
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(-200.0f32), 0.0);
+        assert_eq!(exp(89.0f32), f32::INFINITY);
+        assert_eq!(exp(0.0f32), 1.0);
+    }
+
+    #[test]
+    fn ln_is_below_one_ulp() {
+        let mut worst = 0f64;
+        // Log-uniform over the whole positive range, subnormals included.
+        for u in grid(-149.0, 128.0, 1 << 22) {
+            let y = (2f64).powf(u as f64) as f32;
+            if y == 0.0 || !y.is_finite() {
+                continue;
+            }
+            worst = worst.max(ulp_err(ln(y), (y as f64).ln()));
+        }
+        for y in grid(0.5, 2.0, 1 << 20) {
+            worst = worst.max(ulp_err(ln(y), (y as f64).ln()));
+        }
+        assert!(worst < 1.0, "ln: {worst} ULP");
+        assert_eq!(ln(1.0f32), 0.0);
+    }
+
+    #[test]
+    fn ln_1p_is_within_1_25_ulp_on_unit_interval() {
+        let mut worst = 0f64;
+        for u in grid(-149.0, 0.0, 1 << 21) {
+            let x = (2f64).powf(u as f64) as f32;
+            worst = worst.max(ulp_err(ln_1p(x), (x as f64).ln_1p()));
+        }
+        for x in grid(0.0, 1.0, 1 << 21) {
+            worst = worst.max(ulp_err(ln_1p(x), (x as f64).ln_1p()));
+        }
+        assert!(worst < 1.25, "ln_1p: {worst} ULP");
+        assert_eq!(ln_1p(0.0f32), 0.0);
+        assert_eq!(ln_1p(1e-45f32), 1e-45);
+    }
+
+    #[test]
+    fn dekker_product_error_is_exact() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        for _ in 0..1_000_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let a = f32::from_bits(0x3000_0000 + (s as u32 % 0x1c00_0000));
+            let b = f32::from_bits(0x2800_0000 + ((s >> 32) as u32 % 0x2000_0000));
+            let p = a * b;
+            let exact = (a as f64) * (b as f64) - p as f64;
+            assert_eq!(mul_err_dekker(a, b, p) as f64, exact, "{a} * {b}");
+        }
+    }
 }
