@@ -51,3 +51,8 @@ pub use class_balanced::class_balanced_weights;
 pub use error::Error;
 pub use focal::{Backend, Focal, Grad, Modulator};
 pub use reduce::{Partial, Reduction};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
