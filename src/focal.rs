@@ -742,16 +742,7 @@ impl<'a> Focal<'a> {
         t: &[f32],
         mut sink: Sink<'_>,
     ) -> Dd {
-        let k = Consts {
-            gamma: L::splat(self.gamma),
-            a_max: L::splat(if self.gamma > 0.0 {
-                (256.0 / self.gamma).min(1e30)
-            } else {
-                1e30
-            }),
-            keep: L::splat(1.0 - self.eps),
-            half_eps: L::splat(0.5 * self.eps),
-        };
+        let k = Consts::<L>::new(self.gamma, self.eps);
         let (row_len, rows) = if plan.by_row {
             (plan.classes, plan.rows)
         } else {

@@ -26,6 +26,33 @@ pub(crate) struct Consts<L> {
     /// Label smoothing `t' = t * keep + half_eps` (`keep = 1 - eps`, `half_eps = eps / 2`).
     pub keep: L,
     pub half_eps: L,
+    /// No label smoothing: a vector whose targets are all 0 or 1 may take the hard path.
+    pub may_be_hard: bool,
+    /// `gamma` when it is 0, 1 or 2 (the modulator of a hard target is then a product of `p`
+    /// or `q`; its error grows as `gamma` times that of `p`, 5.3 ULP measured at 2, which is
+    /// why 3 and above take the exact-argument `exp`), else `u32::MAX`.
+    pub int_gamma: u32,
+}
+
+impl<L: Lane> Consts<L> {
+    pub fn new(gamma: f32, eps: f32) -> Self {
+        Consts {
+            gamma: L::splat(gamma),
+            a_max: L::splat(if gamma > 0.0 {
+                (256.0 / gamma).min(1e30)
+            } else {
+                1e30
+            }),
+            keep: L::splat(1.0 - eps),
+            half_eps: L::splat(0.5 * eps),
+            may_be_hard: eps == 0.0,
+            int_gamma: if gamma == 0.0 || gamma == 1.0 || gamma == 2.0 {
+                gamma as u32
+            } else {
+                u32::MAX
+            },
+        }
+    }
 }
 
 /// Per-element weights (per class, per row, or defaults).
@@ -86,6 +113,12 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
 ) -> (L, L) {
+    if k.may_be_hard {
+        let y = t.eq(L::splat(1.0));
+        if L::all(y | t.eq(L::splat(0.0))) {
+            return element_hard(x, y, wt, k);
+        }
+    }
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let t = t.mul_add(k.keep, k.half_eps);
@@ -151,4 +184,43 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     let loss = zmul(f * wpt, spn) + zmul(f * omt, spx);
     let grad = f * dce + zmul(dlogm, loss);
     (loss * scale, grad * scale)
+}
+
+/// [`element`] for a vector whose targets are all 0 or 1 (`y`: the lanes with `t = 1`), where
+/// the three modulators coincide. With `z = -x` where `t = 1` and `z = x` where `t = 0`,
+/// `b = 1 - p_t = sigmoid(z)`, `CE = sp(z)` (times `w+` where `t = 1`), and
+///
+/// `L = w alpha_t b^gamma CE`,  `dL/dx = -+ w alpha_t b^gamma (w+) (b + gamma (1 - b) sp(z))`
+///
+/// (minus where `t = 1`): two terms of the same sign, no cancellation. `b^gamma` is a product
+/// for `gamma` in {0, 1, 2} (no second `exp`) and `exp(-gamma (max(-z, 0) + l))` otherwise.
+#[inline(always)]
+fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L, L) {
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let e = (-x.abs()).exp();
+    let l = e.ln_1p();
+    let r = one / (one + e);
+    let er = e * r;
+    let z = L::select(y, -x, x);
+    // z >= 0: the wrong side, b = 1 / (1 + e) is the larger of the pair.
+    let wrong = z.ge(zero);
+    let b = L::select(wrong, r, er);
+    let ob = L::select(wrong, er, r);
+    let sp = z.max(zero) + l;
+    let alpha = L::select(y, wt.a_pos, wt.a_neg);
+    let wy = L::select(y, wt.w_pos, one);
+    let (m, scale) = if k.int_gamma <= 2 {
+        let mut m = one;
+        for _ in 0..k.int_gamma {
+            m = m * b;
+        }
+        (m, one)
+    } else {
+        modulator((-z).max(zero), l, k)
+    };
+    let f = wt.w * alpha * m * wy;
+    let loss = zmul(f, sp);
+    let grad = f * k.gamma.mul_add(zmul(ob, sp), b);
+    (loss * scale, L::select(y, -grad, grad) * scale)
 }

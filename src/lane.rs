@@ -47,6 +47,8 @@ pub(crate) trait Lane:
     fn ge(self, o: Self) -> Self::Mask;
     fn eq(self, o: Self) -> Self::Mask;
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// Whether every lane of the mask is set.
+    fn all(m: Self::Mask) -> bool;
 
     /// `2^n` for an integral `n` in `[-126, 127]`.
     fn pow2i(n: Self) -> Self;
@@ -122,6 +124,10 @@ impl Lane for f32 {
     #[inline(always)]
     fn select(m: bool, a: Self, b: Self) -> Self {
         if m { a } else { b }
+    }
+    #[inline(always)]
+    fn all(m: bool) -> bool {
+        m
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {
