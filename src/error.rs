@@ -73,6 +73,11 @@ pub enum Error {
         /// The domain, in words (e.g. `"finite and >= 0"`).
         expected: &'static str,
     },
+    /// The requested [`Backend`](crate::Backend) needs an instruction set this CPU lacks.
+    BackendUnavailable {
+        /// The backend's name (e.g. `"avx512"`).
+        backend: &'static str,
+    },
     /// `counts[index]` is zero: the class-balanced weight `(1-beta)/(1-beta^0)` is `0/0`.
     ZeroCount {
         /// Index of the empty class.
@@ -117,6 +122,9 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "{name} = {value} must be {expected}"),
+            Error::BackendUnavailable { backend } => {
+                write!(f, "backend {backend} is not available on this CPU")
+            }
             Error::ZeroCount { index } => write!(
                 f,
                 "counts[{index}] is 0: a class with no examples has no class-balanced weight"

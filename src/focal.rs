@@ -1,11 +1,9 @@
 //! The public loss: a `Copy` builder, validation, and the loops that feed the core.
 
+use crate::backend::{self, Backend};
 use crate::error::Error;
-use crate::kernel::{self, Consts, Weights};
-use crate::lane::Lane;
+use crate::pass::{Alpha, Job, Sink};
 use crate::reduce::{Partial, Reduction};
-use crate::simd;
-use crate::sum::Dd;
 
 /// Which focal modulator `m` multiplies the cross-entropy. All three are equal when every
 /// target is 0 or 1 (with [`Separable`](Modulator::Separable) taking alpha as `alpha` and
@@ -43,41 +41,6 @@ pub enum Modulator {
     Geometric,
     /// `q^gamma` on the positive term, `p^gamma` on the negative term.
     Separable,
-}
-
-/// Which instantiation of the numeric core runs a call.
-///
-/// Both compute the same formulas with the same error bounds; they differ in the last bits
-/// (the scalar path uses `libm`'s `expf`/`logf`/`log1pf`, the vector path the crate's own
-/// polynomials) and in speed. Results never depend on an element's position in the slice.
-///
-/// # Example
-/// ```
-/// use focal_loss::{Backend, Focal, Reduction};
-/// let (x, t) = ([0.25f32; 19], [1.0f32; 19]);
-/// let a = Focal::new(2.0).backend(Backend::Scalar).loss(&x, &t, Reduction::Sum)?;
-/// let b = Focal::new(2.0).backend(Backend::Vector).loss(&x, &t, Reduction::Sum)?;
-/// assert!((a - b).abs() <= 4.0 * f32::EPSILON * a);
-/// # Ok::<(), focal_loss::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Backend {
-    /// The fastest path this build has (currently [`Backend::Vector`]).
-    #[default]
-    Auto,
-    /// One element at a time, `libm` for `exp` and `ln`.
-    Scalar,
-    /// Eight lanes at a time through `wide`, with the crate's own `exp` and `ln`.
-    Vector,
-}
-
-/// Alpha balancing: none, one value, or one per class.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Alpha<'a> {
-    None,
-    Scalar(f32),
-    PerClass(&'a [f32]),
 }
 
 /// Where a gradient goes, for [`Focal::partial`].
@@ -169,27 +132,18 @@ pub struct Focal<'a> {
     backend: Backend,
 }
 
-/// Ones for padding lanes' neighbours: a row tail takes `ONES[..valid]`, padded with 0.
-static ONES: [f32; 64] = [1.0; 64];
-
-/// What a validated call knows about its batch.
-struct Plan<'a> {
-    classes: usize,
-    rows: usize,
-    /// Some per-class or per-row parameter is set: loop row by row.
-    by_row: bool,
-    alpha: Alpha<'a>,
-    class_weights: Option<&'a [f32]>,
-    pos_weight: Option<&'a [f32]>,
-    sample_weights: Option<&'a [f32]>,
+/// Where an entry point's output goes, before its gradient factor is known.
+enum Out<'o> {
+    Write(&'o mut [f32]),
+    Add(&'o mut [f32]),
+    Elementwise(&'o mut [f32]),
 }
 
-/// The output a pass writes besides the loss sum.
-enum Sink<'o> {
-    None,
-    Write(&'o mut [f32], f32),
-    Add(&'o mut [f32], f32),
-    Elementwise(&'o mut [f32]),
+/// The factor of the gradient: given by the caller, or that of a reduction.
+#[derive(Clone, Copy)]
+enum GradFactor {
+    Given(f32),
+    Of(Reduction),
 }
 
 fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
@@ -434,12 +388,9 @@ impl<'a> Focal<'a> {
         targets: &[f32],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        if let Reduction::Scale(_) = reduction {
-            reduction.factor(0, 0.0)?;
-        }
-        let (plan, positives) = self.plan(logits, targets, None)?;
-        let p = self.run(&plan, logits, targets, positives, Sink::None);
-        p.reduce(reduction)
+        reduction.factor(0, 0.0)?;
+        self.execute(logits, targets, None, GradFactor::Given(1.0))?
+            .reduce(reduction)
     }
 
     /// The reduced loss, with `grad = d(reduced loss)/d(logits)` written in the same pass.
@@ -522,8 +473,12 @@ impl<'a> Focal<'a> {
         targets: &[f32],
         out: &mut [f32],
     ) -> Result<(), Error> {
-        let (plan, positives) = self.plan(logits, targets, Some(("out", out.len())))?;
-        self.run(&plan, logits, targets, positives, Sink::Elementwise(out));
+        self.execute(
+            logits,
+            targets,
+            Some(Out::Elementwise(out)),
+            GradFactor::Given(1.0),
+        )?;
         Ok(())
     }
 
@@ -559,22 +514,13 @@ impl<'a> Focal<'a> {
         targets: &[f32],
         grad: Grad<'_>,
     ) -> Result<Partial, Error> {
-        let (sink, out) = match grad {
-            Grad::Skip => (Sink::None, None),
-            Grad::Write(g, s) => {
-                let n = g.len();
-                (Sink::Write(g, s), Some(("grad", n)))
-            }
-            Grad::Accumulate(g, s) => {
-                let n = g.len();
-                (Sink::Add(g, s), Some(("grad", n)))
-            }
+        let (out, s) = match grad {
+            Grad::Skip => (None, 1.0),
+            Grad::Write(g, s) => (Some(Out::Write(g)), s),
+            Grad::Accumulate(g, s) => (Some(Out::Add(g)), s),
         };
-        if let Sink::Write(_, s) | Sink::Add(_, s) = sink {
-            Reduction::Scale(s).factor(0, 0.0)?;
-        }
-        let (plan, positives) = self.plan(logits, targets, out)?;
-        Ok(self.run(&plan, logits, targets, positives, sink))
+        Reduction::Scale(s).factor(0, 0.0)?;
+        self.execute(logits, targets, out, GradFactor::Given(s))
     }
 
     fn whole(
@@ -585,27 +531,77 @@ impl<'a> Focal<'a> {
         reduction: Reduction,
         accumulate: bool,
     ) -> Result<f32, Error> {
-        if let Reduction::Scale(_) = reduction {
-            reduction.factor(0, 0.0)?;
-        }
-        let (plan, positives) = self.plan(logits, targets, Some(("grad", grad.len())))?;
-        let factor = reduction.factor(logits.len() as u64, positives.value())? as f32;
-        let sink = if accumulate {
-            Sink::Add(grad, factor)
+        reduction.factor(0, 0.0)?;
+        let out = if accumulate {
+            Out::Add(grad)
         } else {
-            Sink::Write(grad, factor)
+            Out::Write(grad)
         };
-        self.run(&plan, logits, targets, positives, sink)
+        self.execute(logits, targets, Some(out), GradFactor::Of(reduction))?
             .reduce(reduction)
     }
 
-    /// Validates parameters, lengths and data; returns the plan and the raw target sum.
-    fn plan(
+    /// Validates, runs one pass on the chosen backend (after a validating scan when the
+    /// outputs must stay untouched on error, or the gradient factor needs the positives), and
+    /// reports the first invalid element if the pass saw one.
+    fn execute(
         &self,
-        logits: &[f32],
-        targets: &[f32],
+        x: &[f32],
+        t: &[f32],
+        out: Option<Out<'_>>,
+        factor: GradFactor,
+    ) -> Result<Partial, Error> {
+        let out_len = match &out {
+            None => None,
+            Some(Out::Elementwise(o)) => Some(("out", o.len())),
+            Some(Out::Write(g) | Out::Add(g)) => Some(("grad", g.len())),
+        };
+        let job = self.job(x, t, out_len)?;
+        let backend = self.backend.resolve()?;
+        let needs_scan = matches!(out, Some(Out::Add(_)))
+            || matches!(
+                (&out, factor),
+                (Some(Out::Write(_)), GradFactor::Of(Reduction::PerPositive))
+            );
+        let mut positives = 0.0;
+        if needs_scan {
+            let s = backend::scan(backend, x, t);
+            if s.bad {
+                return Err(first_bad(x, t));
+            }
+            positives = s.positives;
+        }
+        let scale = match factor {
+            GradFactor::Given(s) => s,
+            GradFactor::Of(r) => r.factor(x.len() as u64, positives)? as f32,
+        };
+        let mut sink = match out {
+            None => Sink::None,
+            Some(Out::Elementwise(o)) => Sink::Elementwise(o),
+            Some(Out::Write(g)) => Sink::Write(g, scale),
+            Some(Out::Add(g)) => Sink::Add(g, scale),
+        };
+        let sums = backend::pass(backend, self.modulator, &job, &mut sink);
+        if sums.bad {
+            return Err(first_bad(x, t));
+        }
+        Ok(Partial {
+            loss: sums.loss,
+            positives: sums.positives,
+            elements: x.len() as u64,
+        })
+    }
+
+    /// Validates parameters and lengths (the data is validated by the pass itself).
+    fn job<'d>(
+        &self,
+        logits: &'d [f32],
+        targets: &'d [f32],
         out: Option<(&'static str, usize)>,
-    ) -> Result<(Plan<'a>, Dd), Error> {
+    ) -> Result<Job<'d>, Error>
+    where
+        'a: 'd,
+    {
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
             return Err(Error::InvalidParameter {
                 name: "gamma",
@@ -677,9 +673,6 @@ impl<'a> Focal<'a> {
         if let Some((what, len)) = out {
             check_len(what, n, len)?;
         }
-        let per_class = matches!(self.alpha, Alpha::PerClass(_))
-            || self.class_weights.is_some()
-            || self.pos_weight.is_some();
         let c = classes.unwrap_or(n.max(1));
         if !n.is_multiple_of(c) {
             return Err(Error::NotMultipleOfClasses { len: n, classes: c });
@@ -689,113 +682,17 @@ impl<'a> Focal<'a> {
             check_len("sample_weights", rows, w.len())?;
             check_weights("sample_weights", w)?;
         }
-        let positives = validate_data(logits, targets)?;
-        Ok((
-            Plan {
-                classes: c,
-                rows,
-                by_row: per_class || self.sample_weights.is_some(),
-                alpha: self.alpha,
-                class_weights: self.class_weights,
-                pos_weight: self.pos_weight,
-                sample_weights: self.sample_weights,
-            },
-            positives,
-        ))
-    }
-
-    /// Runs a validated pass on the chosen backend and modulator.
-    fn run(&self, plan: &Plan<'_>, x: &[f32], t: &[f32], positives: Dd, sink: Sink<'_>) -> Partial {
-        let loss = match (self.backend, self.modulator) {
-            (Backend::Scalar, Modulator::Linear) => {
-                self.pass::<f32, { kernel::LINEAR }>(plan, x, t, sink)
-            }
-            (Backend::Scalar, Modulator::Geometric) => {
-                self.pass::<f32, { kernel::GEOMETRIC }>(plan, x, t, sink)
-            }
-            (Backend::Scalar, Modulator::Separable) => {
-                self.pass::<f32, { kernel::SEPARABLE }>(plan, x, t, sink)
-            }
-            (_, Modulator::Linear) => {
-                self.pass::<simd::Vector, { kernel::LINEAR }>(plan, x, t, sink)
-            }
-            (_, Modulator::Geometric) => {
-                self.pass::<simd::Vector, { kernel::GEOMETRIC }>(plan, x, t, sink)
-            }
-            (_, Modulator::Separable) => {
-                self.pass::<simd::Vector, { kernel::SEPARABLE }>(plan, x, t, sink)
-            }
-        };
-        Partial {
-            loss,
-            positives,
-            elements: x.len() as u64,
-        }
-    }
-
-    /// The loop: rows of `classes` elements (or the whole slice as one row when nothing is
-    /// per class or per row), `L::LANES` at a time, the row tail padded with weight 0.
-    fn pass<L: Lane, const MOD: u8>(
-        &self,
-        plan: &Plan<'_>,
-        x: &[f32],
-        t: &[f32],
-        mut sink: Sink<'_>,
-    ) -> Dd {
-        let k = Consts::<L>::new(self.gamma, self.eps);
-        let (row_len, rows) = if plan.by_row {
-            (plan.classes, plan.rows)
-        } else {
-            (x.len(), usize::from(!x.is_empty()))
-        };
-        let mut acc = L::acc_zero();
-        for row in 0..rows {
-            let s_r = plan.sample_weights.map_or(1.0, |w| w[row]);
-            let base = row * row_len;
-            let mut j = 0;
-            while j < row_len {
-                let end = (j + L::LANES).min(row_len);
-                let valid = end - j;
-                let cls = |s: Option<&[f32]>, dflt: f32| match s {
-                    Some(s) => L::load_or(&s[j..end], 0.0),
-                    None => L::splat(dflt),
-                };
-                let (a_pos, a_neg) = match plan.alpha {
-                    Alpha::None => (L::splat(1.0), L::splat(1.0)),
-                    Alpha::Scalar(a) => (L::splat(a), L::splat(1.0 - a)),
-                    Alpha::PerClass(a) => {
-                        let a = L::load_or(&a[j..end], 0.0);
-                        (a, L::splat(1.0) - a)
-                    }
-                };
-                let w_class = match plan.class_weights {
-                    Some(w) => L::load_or(&w[j..end], 0.0),
-                    None => L::load_or(&ONES[..valid.min(ONES.len())], 0.0),
-                };
-                let wt = Weights {
-                    a_pos,
-                    a_neg,
-                    w_pos: cls(plan.pos_weight, 1.0),
-                    w: w_class * L::splat(s_r),
-                };
-                let xs = &x[base + j..base + end];
-                let ts = &t[base + j..base + end];
-                let (l, g) =
-                    kernel::element::<L, MOD>(L::load_or(xs, 0.0), L::load_or(ts, 0.0), &wt, &k);
-                L::acc_add(&mut acc, l);
-                match &mut sink {
-                    Sink::None => {}
-                    Sink::Write(out, s) => (g * L::splat(*s)).store(&mut out[base + j..base + end]),
-                    Sink::Add(out, s) => {
-                        let dst = &mut out[base + j..base + end];
-                        (L::load_or(dst, 0.0) + g * L::splat(*s)).store(dst);
-                    }
-                    Sink::Elementwise(out) => l.store(&mut out[base + j..base + end]),
-                }
-                j = end;
-            }
-        }
-        L::acc_total(acc)
+        Ok(Job {
+            x: logits,
+            t: targets,
+            classes: c,
+            gamma: self.gamma,
+            eps: self.eps,
+            alpha: self.alpha,
+            class_weights: self.class_weights,
+            pos_weight: self.pos_weight,
+            sample_weights: self.sample_weights,
+        })
     }
 }
 
@@ -811,20 +708,18 @@ fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Er
     }
 }
 
-/// The first NaN logit or out-of-range target, in index order; else the sum of the targets.
-fn validate_data(x: &[f32], t: &[f32]) -> Result<Dd, Error> {
-    let mut sum = Dd::ZERO;
+/// The first NaN logit or out-of-range target, in index order (the error path only).
+fn first_bad(x: &[f32], t: &[f32]) -> Error {
     for (i, (&xi, &ti)) in x.iter().zip(t).enumerate() {
         if xi.is_nan() {
-            return Err(Error::NanLogit { index: i });
+            return Error::NanLogit { index: i };
         }
         if !(0.0..=1.0).contains(&ti) {
-            return Err(Error::TargetOutOfRange {
+            return Error::TargetOutOfRange {
                 index: i,
                 value: ti,
-            });
+            };
         }
-        sum.add_f64(ti as f64);
     }
-    Ok(sum)
+    unreachable!("first_bad called on valid data")
 }

@@ -25,7 +25,7 @@ pub(crate) trait Lane:
         + BitAnd<Output = Self::Mask>
         + BitOr<Output = Self::Mask>
         + Not<Output = Self::Mask>;
-    /// Per-lane double-word (`f64` hi + lo) accumulator of the loss.
+    /// Per-lane accumulators: the loss in double-word (`f64` hi + lo), the targets in `f64`.
     type Acc: Copy;
 
     fn splat(v: f32) -> Self;
@@ -45,6 +45,7 @@ pub(crate) trait Lane:
 
     fn lt(self, o: Self) -> Self::Mask;
     fn ge(self, o: Self) -> Self::Mask;
+    fn le(self, o: Self) -> Self::Mask;
     fn eq(self, o: Self) -> Self::Mask;
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
     /// Whether every lane of the mask is set.
@@ -59,20 +60,20 @@ pub(crate) trait Lane:
     fn exp(self) -> Self;
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP.
     fn ln(self) -> Self;
-    /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.25 ULP.
+    /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.5 ULP.
     fn ln_1p(self) -> Self;
 
     fn acc_zero() -> Self::Acc;
-    /// Adds every lane to the accumulator, in double-word arithmetic.
-    fn acc_add(acc: &mut Self::Acc, v: Self);
-    /// The sum of all lanes of the accumulator.
-    fn acc_total(acc: Self::Acc) -> Dd;
+    /// Adds every lane of `loss` (double-word) and of `t` (`f64`) to the accumulator.
+    fn acc_add(acc: &mut Self::Acc, loss: Self, t: Self);
+    /// The sums over all lanes: loss, targets.
+    fn acc_total(acc: Self::Acc) -> (Dd, f64);
 }
 
 impl Lane for f32 {
     const LANES: usize = 1;
     type Mask = bool;
-    type Acc = Dd;
+    type Acc = (Dd, f64);
 
     #[inline(always)]
     fn splat(v: f32) -> Self {
@@ -118,6 +119,10 @@ impl Lane for f32 {
         self >= o
     }
     #[inline(always)]
+    fn le(self, o: Self) -> bool {
+        self <= o
+    }
+    #[inline(always)]
     fn eq(self, o: Self) -> bool {
         self == o
     }
@@ -152,15 +157,16 @@ impl Lane for f32 {
         libm::log1pf(self)
     }
     #[inline(always)]
-    fn acc_zero() -> Dd {
-        Dd::ZERO
+    fn acc_zero() -> (Dd, f64) {
+        (Dd::ZERO, 0.0)
     }
     #[inline(always)]
-    fn acc_add(acc: &mut Dd, v: Self) {
-        acc.add_f64(v as f64);
+    fn acc_add(acc: &mut (Dd, f64), loss: Self, t: Self) {
+        acc.0.add_f64(loss as f64);
+        acc.1 += t as f64;
     }
     #[inline(always)]
-    fn acc_total(acc: Dd) -> Dd {
+    fn acc_total(acc: (Dd, f64)) -> (Dd, f64) {
         acc
     }
 }

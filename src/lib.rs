@@ -35,21 +35,27 @@
 //! ```
 #![no_std]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod backend;
 mod class_balanced;
 mod error;
 mod focal;
 mod kernel;
 mod lane;
 mod math;
+mod pass;
 mod reduce;
 mod simd;
 mod sum;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
+pub use backend::Backend;
 pub use class_balanced::class_balanced_weights;
 pub use error::Error;
-pub use focal::{Backend, Focal, Grad, Modulator};
+pub use focal::{Focal, Grad, Modulator};
 pub use reduce::{Partial, Reduction};
 
 /// The README's examples, compiled and run as doctests.

@@ -65,7 +65,7 @@ impl Reduction {
 }
 
 /// What a chunk of a batch contributes to the reduced loss of the whole batch: the weighted
-/// loss sum (in double-word precision), the sum of raw targets, and the element count.
+/// loss sum (in double-word precision), the sum of raw targets (f64), and the element count.
 ///
 /// Split a `[rows, classes]` batch at row boundaries, compute each chunk with
 /// [`Focal::partial`](crate::Focal::partial) (on any thread or machine), [`merge`](Self::merge)
@@ -90,7 +90,7 @@ impl Reduction {
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Partial {
     pub(crate) loss: Dd,
-    pub(crate) positives: Dd,
+    pub(crate) positives: f64,
     pub(crate) elements: u64,
 }
 
@@ -98,7 +98,7 @@ impl Partial {
     /// Nothing: the identity of [`merge`](Self::merge).
     pub const EMPTY: Partial = Partial {
         loss: Dd::ZERO,
-        positives: Dd::ZERO,
+        positives: 0.0,
         elements: 0,
     };
 
@@ -108,7 +108,7 @@ impl Partial {
     pub fn merge(self, other: Partial) -> Partial {
         Partial {
             loss: self.loss.add(other.loss),
-            positives: self.positives.add(other.positives),
+            positives: self.positives + other.positives,
             elements: self.elements + other.elements,
         }
     }
@@ -118,9 +118,10 @@ impl Partial {
         self.loss.value()
     }
 
-    /// The sum of the raw targets (the number of positives for hard targets).
+    /// The sum of the raw targets (the number of positives for hard targets, exact up to
+    /// 2^53; soft targets are summed in f64).
     pub fn positives(&self) -> f64 {
-        self.positives.value()
+        self.positives
     }
 
     /// The number of elements (rows x classes).

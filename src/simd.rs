@@ -13,11 +13,21 @@ use crate::sum::Dd;
 /// Eight f32 lanes.
 pub(crate) type Vector = f32x8;
 
-/// Per-lane double-word sums, lanes 0..4 and 4..8.
+/// Per-lane double-word loss sums and target sums, lanes 0..4 and 4..8.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc {
     hi: [f64x4; 2],
     lo: [f64x4; 2],
+    t: [f64x4; 2],
+}
+
+#[inline(always)]
+fn halves(v: f32x8) -> [f64x4; 2] {
+    let a = v.to_array();
+    [
+        f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]),
+        f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]),
+    ]
 }
 
 #[inline(always)]
@@ -93,6 +103,10 @@ impl Lane for f32x8 {
         self.simd_ge(o)
     }
     #[inline(always)]
+    fn le(self, o: Self) -> Self {
+        self.simd_le(o)
+    }
+    #[inline(always)]
     fn eq(self, o: Self) -> Self {
         self.simd_eq(o)
     }
@@ -126,7 +140,7 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn ln_1p(self) -> Self {
-        math::ln_1p(self)
+        math::ln_1p_unit(self)
     }
     #[inline(always)]
     fn acc_zero() -> Acc {
@@ -134,35 +148,34 @@ impl Lane for f32x8 {
         Acc {
             hi: [z; 2],
             lo: [z; 2],
+            t: [z; 2],
         }
     }
     #[inline(always)]
-    fn acc_add(acc: &mut Acc, v: Self) {
-        let a = v.to_array();
-        let halves = [
-            f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]),
-            f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]),
-        ];
-        for (i, h) in halves.into_iter().enumerate() {
+    fn acc_add(acc: &mut Acc, loss: Self, t: Self) {
+        let t = halves(t);
+        for (i, h) in halves(loss).into_iter().enumerate() {
             let (s, e) = two_sum(acc.hi[i], h);
             let (hi, lo) = two_sum(s, acc.lo[i] + e);
             acc.hi[i] = hi;
             acc.lo[i] = lo;
+            acc.t[i] += t[i];
         }
     }
     #[inline(always)]
-    fn acc_total(acc: Acc) -> Dd {
+    fn acc_total(acc: Acc) -> (Dd, f64) {
         let mut d = Dd::ZERO;
+        let mut t = 0.0;
         for i in 0..2 {
-            let hi = acc.hi[i].to_array();
-            let lo = acc.lo[i].to_array();
+            let (hi, lo) = (acc.hi[i].to_array(), acc.lo[i].to_array());
             for k in 0..4 {
                 d = d.add(Dd {
                     hi: hi[k],
                     lo: lo[k],
                 });
             }
+            t += acc.t[i].reduce_add();
         }
-        d
+        (d, t)
     }
 }

@@ -64,7 +64,7 @@ fn oracle_gradient_matches_finite_differences() {
 
 #[test]
 fn crate_gradient_matches_finite_differences() {
-    for backend in [Backend::Scalar, Backend::Vector] {
+    for backend in Backend::available() {
         for (x, t, o) in cases() {
             if o.eps != 0.0 || o.pos_weight != 1.0 || o.weight != 1.0 {
                 continue;

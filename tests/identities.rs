@@ -6,8 +6,8 @@ mod common;
 use common::{Opts, loss_grad, ulps};
 use focal_loss::{Backend, Focal, Grad, Modulator, Partial, Reduction, class_balanced_weights};
 
-/// Vector lanes of the `wide` backend (f32x8).
-const LANES: usize = 8;
+/// The widest vector of any backend (AVX-512 and AVX2 take 16 lanes, the portable one 8).
+const LANES: usize = 16;
 
 /// A deterministic spread of logits and targets (hard and soft), `n` elements.
 fn batch(n: usize, seed: u64, soft: bool) -> (Vec<f32>, Vec<f32>) {
@@ -179,7 +179,7 @@ fn chunked_partials_combine_exactly() {
     let (x, t) = batch(rows * classes, 5, false);
     let w: Vec<f32> = (0..classes).map(|c| 0.2 + (c % 7) as f32 * 0.3).collect();
     let sw: Vec<f32> = (0..rows).map(|r| 0.5 + (r % 3) as f32).collect();
-    for backend in [Backend::Scalar, Backend::Vector] {
+    for backend in Backend::available() {
         let f = Focal::new(0.5)
             .class_weights(&w)
             .sample_weights(&sw)
@@ -242,7 +242,7 @@ fn infinite_logits_give_the_limits() {
         Modulator::Separable,
     ] {
         for gamma in [0.0f32, 0.5, 2.0] {
-            for backend in [Backend::Scalar, Backend::Vector] {
+            for backend in Backend::available() {
                 let f = Focal::new(gamma).alpha(0.25).modulator(m).backend(backend);
                 let x = [
                     f32::NEG_INFINITY,
@@ -285,31 +285,37 @@ fn backends_agree_lane_for_lane_at_every_length() {
                 for gamma in [0.0f32, 0.5, 2.0, 2.5] {
                     let f = Focal::new(gamma).alpha(0.25).modulator(m);
                     let (ls, gs) = elementwise(&f.backend(Backend::Scalar), &x, &t);
-                    let (lv, gv) = elementwise(&f.backend(Backend::Vector), &x, &t);
-                    let o = Opts {
-                        alpha: Some(0.25),
-                        modulator: m,
-                        ..Opts::plain(gamma as f64)
-                    };
-                    for i in 0..n {
-                        let (wl, wg) = loss_grad(x[i] as f64, t[i] as f64, &o);
-                        let (kl, kg) = if soft {
-                            common::kappas(x[i] as f64, t[i] as f64, &o)
-                        } else {
-                            (0.0, 0.0)
+                    for b in Backend::available() {
+                        let (lv, gv) = elementwise(&f.backend(b), &x, &t);
+                        let o = Opts {
+                            alpha: Some(0.25),
+                            modulator: m,
+                            ..Opts::plain(gamma as f64)
                         };
-                        // Each within the table of the truth, hence within twice of each other.
-                        for (a, b, w, k) in [(ls[i], lv[i], wl, kl), (gs[i], gv[i], wg, kg)] {
-                            assert!(
-                                common::within(a, w, k, !soft, 1.0),
-                                "n={n} i={i} scalar {a} vs {w}"
-                            );
-                            assert!(
-                                common::within(b, w, k, !soft, 1.0),
-                                "n={n} i={i} vector {b} vs {w}"
-                            );
-                            let tol = 2.0 * common::HARD_ULP * (1.0 + k) * common::ulp(w) + 1e-44;
-                            assert!(((a - b) as f64).abs() <= tol, "n={n} i={i}: {a} vs {b}");
+                        for i in 0..n {
+                            let (wl, wg) = loss_grad(x[i] as f64, t[i] as f64, &o);
+                            let (kl, kg) = if soft {
+                                common::kappas(x[i] as f64, t[i] as f64, &o)
+                            } else {
+                                (0.0, 0.0)
+                            };
+                            // Each within the table of the truth, hence within twice of each other.
+                            for (a, b, w, k) in [(ls[i], lv[i], wl, kl), (gs[i], gv[i], wg, kg)] {
+                                assert!(
+                                    common::within(a, w, k, !soft, 1.0),
+                                    "n={n} i={i} scalar {a} vs {w}"
+                                );
+                                assert!(
+                                    common::within(b, w, k, !soft, 1.0),
+                                    "n={n} i={i} vector {b} vs {w}"
+                                );
+                                let tol =
+                                    2.0 * common::HARD_ULP * (1.0 + k) * common::ulp(w) + 1e-44;
+                                assert!(
+                                    ((a - b) as f64).abs() <= tol,
+                                    "{b:?} n={n} i={i}: {a} vs {b}"
+                                );
+                            }
                         }
                     }
                 }
@@ -321,7 +327,7 @@ fn backends_agree_lane_for_lane_at_every_length() {
 #[test]
 fn results_do_not_depend_on_position() {
     let (x, t) = batch(64, 7, true);
-    for backend in [Backend::Scalar, Backend::Vector] {
+    for backend in Backend::available() {
         let f = Focal::new(2.5).alpha(0.25).backend(backend);
         let (l, g) = elementwise(&f, &x, &t);
         for shift in 1..=LANES + 1 {
@@ -346,7 +352,7 @@ fn per_class_rows_match_flat_elements() {
     let classes = 11;
     let (x, t) = batch(5 * classes, 8, true);
     let alpha: Vec<f32> = (0..classes).map(|c| c as f32 / 10.0).collect();
-    for backend in [Backend::Scalar, Backend::Vector] {
+    for backend in Backend::available() {
         let f = Focal::new(2.0).alpha_per_class(&alpha).backend(backend);
         let (l, g) = elementwise(&f, &x, &t);
         for i in 0..x.len() {

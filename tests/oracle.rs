@@ -6,7 +6,6 @@ mod common;
 use common::{Opts, kappas, loss_grad, ulps, within};
 use focal_loss::{Backend, Focal, Modulator, Reduction};
 
-const BACKENDS: [Backend; 2] = [Backend::Scalar, Backend::Vector];
 const MODULATORS: [Modulator; 3] = [
     Modulator::Linear,
     Modulator::Geometric,
@@ -59,7 +58,7 @@ fn sweep_error_by_range() {
     let mut by_gamma = [[0f64; 4]; GAMMAS.len()];
     println!("max error in ULP (hard targets | soft targets divided by (1 + kappa))");
     println!("backend  range            loss hard  grad hard  loss soft  grad soft");
-    for b in BACKENDS {
+    for b in Backend::available() {
         for (lo, hi) in RANGES {
             let xs = logits_in(lo, hi, 200);
             let mut worst = [0f64; 4];

@@ -197,7 +197,8 @@ proptest! {
     // Case count: proptest's default (256) or the PROPTEST_CASES environment variable.
     #[test]
     fn every_option_matches_the_oracle(c in case()) {
-        check(&c, Backend::Scalar)?;
-        check(&c, Backend::Vector)?;
+        for b in Backend::available() {
+            check(&c, b)?;
+        }
     }
 }

@@ -36,8 +36,6 @@ const TOL_F64_PEER: f64 = 4e-7;
 /// most 2.7e-7 relative (measured against mpmath at 60 digits), plus the crate's 4e-7.
 const TOL_F32_PEER: f64 = 7e-7;
 
-const BACKENDS: [Backend; 2] = [Backend::Scalar, Backend::Vector];
-
 const X8: [f32; 8] = [-4.5, -2.0, -0.75, 0.0, 0.5, 1.25, 3.0, 4.75];
 
 /// `ts` of the preamble: `np.float32([...])`, the same f32 values.
@@ -136,7 +134,7 @@ const OPTAX_F64_G05: [f64; 16] = [
 #[test]
 fn optax_f64_focal_hard_targets() {
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         let what = format!("optax f64 gamma 2 alpha 0.25 {b:?}");
         check(
@@ -200,7 +198,7 @@ fn optax_f32_focal_hard_targets() {
         4.738162040710449,
     ];
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         let what = format!("optax f32 gamma 2 alpha 0.25 {b:?}");
         check(&what, &elementwise(&f, &x, &t), &g2_a025, TOL_F32_PEER);
@@ -234,7 +232,7 @@ fn optax_f64_focal_soft_targets() {
         0.06045780821153849,
         4.388696529014017,
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         let what = format!("optax f64 soft gamma 2 alpha 0.25 {b:?}");
         check(&what, &elementwise(&f, &X8, &TS8), &g2_a025, TOL_F64_PEER);
@@ -277,7 +275,7 @@ fn optax_f64_binary_cross_entropy() {
         4.52111448022315,
     ];
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(0.0).backend(b);
         check(
             &format!("optax f64 BCE hard {b:?}"),
@@ -346,7 +344,7 @@ fn torchvision_expression_numpy_f64() {
             3.655255070052579,
         ),
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         for (kind, gamma, alpha, x, t, mean, sum) in cases {
             let f = Focal::new(gamma).backend(b);
             let f = alpha.map_or(f, |a| f.alpha(a));
@@ -395,7 +393,7 @@ fn optax_f64_grad_sum_gamma2_alpha025() {
         0.7910453280942588,
     ];
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         let (l, g) = loss_grad(&f, &x, &t, Reduction::Sum);
         check1(
@@ -437,7 +435,7 @@ fn optax_f64_grad_sum_gamma05() {
         1.0074821593924714,
     ];
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(0.5).backend(b);
         let (l, g) = loss_grad(&f, &x, &t, Reduction::Sum);
         check1(
@@ -479,7 +477,7 @@ fn optax_f64_grad_mean_gamma2_alpha025() {
         0.04944033300589117,
     ];
     let (x, t) = hard16();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         let (l, g) = loss_grad(&f, &x, &t, Reduction::Mean);
         check1(
@@ -555,7 +553,7 @@ fn optax_f64_large_logits() {
         20.000000002061153,
         60.0,
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0).alpha(0.25).backend(b);
         check(
             &format!("large loss gamma 2 {b:?}"),
@@ -660,7 +658,7 @@ fn cui_tf_expression_class_weights() {
             ],
         ),
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         for (gamma, loss, grad) in cases {
             let f = Focal::new(gamma)
                 .class_weights(&CUI_W)
@@ -696,7 +694,7 @@ fn cui_tf_expression_soft_targets() {
         -2.9627822863436738e-05,
         0.0013989774782114436,
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0)
             .class_weights(&CUI_W)
             .modulator(Modulator::Geometric)
@@ -729,7 +727,7 @@ fn cui_tf_expression_per_row_weights() {
         0.09246600939818328,
         -0.08574150695538277,
     ];
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(2.0)
             .classes(4)
             .sample_weights(&rows)
@@ -878,7 +876,7 @@ fn vidhoi_cb_focal_loss() {
     assert_eq!(t.iter().sum::<f32>(), 22.0);
     let mut w = [0f32; VIDHOI_C];
     class_balanced_weights(&vidhoi_counts(), 0.9999, &mut w).unwrap();
-    for b in BACKENDS {
+    for b in Backend::available() {
         let f = Focal::new(0.5)
             .class_weights(&w)
             .modulator(Modulator::Geometric)

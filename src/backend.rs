@@ -1,0 +1,169 @@
+//! Which instantiation of the core runs a call, and the run-time choice of the widest one.
+
+use crate::error::Error;
+use crate::focal::Modulator;
+use crate::kernel::{GEOMETRIC, LINEAR, SEPARABLE};
+use crate::pass::{self, Job, Sink, Sums};
+use crate::simd;
+
+/// Which instantiation of the numeric core runs a call.
+///
+/// All compute the same formulas, within the same error bounds (the test suite runs every
+/// backend the host has against the same oracle and against each other); they differ in the
+/// last bits (the scalar path uses `libm`'s `expf`/`log1pf`/`logf`, the vector paths the
+/// crate's own polynomials) and in speed. Results never depend on an element's position.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Backend, Focal, Reduction};
+/// let (x, t) = ([0.25f32; 19], [1.0f32; 19]);
+/// let a = Focal::new(2.0).backend(Backend::Scalar).loss(&x, &t, Reduction::Sum)?;
+/// let b = Focal::new(2.0).backend(Backend::Auto).loss(&x, &t, Reduction::Sum)?;
+/// assert!((a - b).abs() <= 4.0 * f32::EPSILON * a);
+/// println!("Auto runs on {:?}", Backend::Auto.resolve()?);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The widest backend this CPU has, chosen at run time (once, then cached):
+    /// `Avx512`, else `Avx2`, else `Portable`.
+    #[default]
+    Auto,
+    /// One element at a time, `libm` for `exp` and `ln`.
+    Scalar,
+    /// Eight lanes through `wide`, compiled for the build's baseline instruction set
+    /// (SSE2 on x86-64 by default, NEON on aarch64, AVX2 with `-C target-cpu=native`).
+    Portable,
+    /// Sixteen lanes as two 256-bit AVX2 registers with FMA (x86-64, detected at run time).
+    Avx2,
+    /// Sixteen lanes in one 512-bit AVX-512F register (x86-64, detected at run time).
+    Avx512,
+}
+
+impl Backend {
+    /// The concrete backend this value runs on: `Auto` resolved for this CPU, or `self`.
+    ///
+    /// # Errors
+    /// [`Error::BackendUnavailable`] if `self` needs an instruction set this CPU lacks.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// let b = Backend::Auto.resolve()?;
+    /// assert_ne!(b, Backend::Auto);
+    /// assert!(b.is_available());
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn resolve(self) -> Result<Backend, Error> {
+        match self {
+            Backend::Auto => Ok(best()),
+            b if b.is_available() => Ok(b),
+            b => Err(Error::BackendUnavailable { backend: b.name() }),
+        }
+    }
+
+    /// Whether this CPU can run the backend (`Auto`, `Scalar` and `Portable` always can).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// assert!(Backend::Scalar.is_available() && Backend::Portable.is_available());
+    /// ```
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Auto | Backend::Scalar | Backend::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => crate::x86::has_avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => crate::x86::has_avx512(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Avx2 | Backend::Avx512 => false,
+        }
+    }
+
+    /// A short name: `"auto"`, `"scalar"`, `"portable"`, `"avx2"`, `"avx512"`.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(focal_loss::Backend::Avx512.name(), "avx512");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Scalar => "scalar",
+            Backend::Portable => "portable",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+        }
+    }
+
+    /// Every concrete backend this CPU can run, widest last.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// assert!(Backend::available().any(|b| b == Backend::Scalar));
+    /// ```
+    pub fn available() -> impl Iterator<Item = Backend> {
+        [
+            Backend::Scalar,
+            Backend::Portable,
+            Backend::Avx2,
+            Backend::Avx512,
+        ]
+        .into_iter()
+        .filter(|b| b.is_available())
+    }
+}
+
+fn best() -> Backend {
+    if Backend::Avx512.is_available() {
+        Backend::Avx512
+    } else if Backend::Avx2.is_available() {
+        Backend::Avx2
+    } else {
+        Backend::Portable
+    }
+}
+
+/// One pass of `job` on a resolved, available backend.
+pub(crate) fn pass(backend: Backend, m: Modulator, job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+    macro_rules! run {
+        ($($f:ident)::+) => {
+            match m {
+                Modulator::Linear => $($f)::+::<LINEAR>(job, sink),
+                Modulator::Geometric => $($f)::+::<GEOMETRIC>(job, sink),
+                Modulator::Separable => $($f)::+::<SEPARABLE>(job, sink),
+            }
+        };
+    }
+    match backend {
+        Backend::Scalar => run!(pass_scalar),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => run!(crate::x86::pass_avx512),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => run!(crate::x86::pass_avx2),
+        _ => run!(pass_portable),
+    }
+}
+
+/// Validation and target sum on a resolved, available backend.
+pub(crate) fn scan(backend: Backend, x: &[f32], t: &[f32]) -> Sums {
+    match backend {
+        Backend::Scalar => pass::scan::<f32>(x, t),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => crate::x86::scan_avx512(x, t),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => crate::x86::scan_avx2(x, t),
+        _ => pass::scan::<simd::Vector>(x, t),
+    }
+}
+
+fn pass_scalar<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<f32, MOD>(job, sink)
+}
+
+fn pass_portable<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<simd::Vector, MOD>(job, sink)
+}
