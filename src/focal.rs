@@ -389,7 +389,8 @@ impl<'a> Focal<'a> {
         reduction: Reduction,
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0)?;
-        self.execute(logits, targets, None, GradFactor::Given(1.0))?
+        let count = reduction == Reduction::PerPositive;
+        self.execute(logits, targets, None, GradFactor::Given(1.0), count)?
             .reduce(reduction)
     }
 
@@ -478,6 +479,7 @@ impl<'a> Focal<'a> {
             targets,
             Some(Out::Elementwise(out)),
             GradFactor::Given(1.0),
+            false,
         )?;
         Ok(())
     }
@@ -520,7 +522,7 @@ impl<'a> Focal<'a> {
             Grad::Accumulate(g, s) => (Some(Out::Add(g)), s),
         };
         Reduction::Scale(s).factor(0, 0.0)?;
-        self.execute(logits, targets, out, GradFactor::Given(s))
+        self.execute(logits, targets, out, GradFactor::Given(s), true)
     }
 
     fn whole(
@@ -537,26 +539,29 @@ impl<'a> Focal<'a> {
         } else {
             Out::Write(grad)
         };
-        self.execute(logits, targets, Some(out), GradFactor::Of(reduction))?
+        let count = reduction == Reduction::PerPositive;
+        self.execute(logits, targets, Some(out), GradFactor::Of(reduction), count)?
             .reduce(reduction)
     }
 
     /// Validates, runs one pass on the chosen backend (after a validating scan when the
     /// outputs must stay untouched on error, or the gradient factor needs the positives), and
-    /// reports the first invalid element if the pass saw one.
+    /// reports the first invalid element if the pass saw one. The returned positives are 0
+    /// unless `count_positives`.
     fn execute(
         &self,
         x: &[f32],
         t: &[f32],
         out: Option<Out<'_>>,
         factor: GradFactor,
+        count_positives: bool,
     ) -> Result<Partial, Error> {
         let out_len = match &out {
             None => None,
             Some(Out::Elementwise(o)) => Some(("out", o.len())),
             Some(Out::Write(g) | Out::Add(g)) => Some(("grad", g.len())),
         };
-        let job = self.job(x, t, out_len)?;
+        let mut job = self.job(x, t, out_len)?;
         let backend = self.backend.resolve()?;
         let needs_scan = matches!(out, Some(Out::Add(_)))
             || matches!(
@@ -564,12 +569,14 @@ impl<'a> Focal<'a> {
                 (Some(Out::Write(_)), GradFactor::Of(Reduction::PerPositive))
             );
         let mut positives = 0.0;
+        job.count_positives = count_positives;
         if needs_scan {
             let s = backend::scan(backend, x, t);
             if s.bad {
                 return Err(first_bad(x, t));
             }
             positives = s.positives;
+            job.count_positives = false;
         }
         let scale = match factor {
             GradFactor::Given(s) => s,
@@ -587,7 +594,11 @@ impl<'a> Focal<'a> {
         }
         Ok(Partial {
             loss: sums.loss,
-            positives: sums.positives,
+            positives: if needs_scan {
+                positives
+            } else {
+                sums.positives
+            },
             elements: x.len() as u64,
         })
     }
@@ -692,6 +703,7 @@ impl<'a> Focal<'a> {
             class_weights: self.class_weights,
             pos_weight: self.pos_weight,
             sample_weights: self.sample_weights,
+            count_positives: false,
         })
     }
 }

@@ -104,7 +104,8 @@ fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     (m, L::select(tiny, m, L::splat(1.0)))
 }
 
-/// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane).
+/// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane), and
+/// the lanes whose input is valid (logit not NaN, target in `[0, 1]`).
 /// `t` is the raw target; padding lanes carry `w = 0` and give exactly 0 and 0.
 #[inline(always)]
 pub(crate) fn element<L: Lane, const MOD: u8>(
@@ -112,15 +113,19 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     t: L,
     wt: &Weights<L>,
     k: &Consts<L>,
-) -> (L, L) {
+) -> (L, L, L::Mask) {
+    let valid_x = x.eq(x);
     if k.may_be_hard {
         let y = t.eq(L::splat(1.0));
+        // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
         if L::all(y | t.eq(L::splat(0.0))) {
-            return element_hard(x, y, wt, k);
+            let (l, g) = element_hard(x, y, wt, k);
+            return (l, g, valid_x);
         }
     }
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
+    let valid = valid_x & t.ge(zero) & t.le(one);
     let t = t.mul_add(k.keep, k.half_eps);
     let omt = one - t;
 
@@ -148,7 +153,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
         let gpos = cpos * k.gamma.mul_add(zmul(p, spn), q) * kq;
         let gneg = cneg * k.gamma.mul_add(zmul(q, spx), p) * kp;
-        return (loss, gneg - gpos);
+        return (loss, gneg - gpos, valid);
     }
 
     let wpt = wt.w_pos * t;
@@ -183,7 +188,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     let f = wt.w * alpha_t * m;
     let loss = zmul(f * wpt, spn) + zmul(f * omt, spx);
     let grad = f * dce + zmul(dlogm, loss);
-    (loss * scale, grad * scale)
+    (loss * scale, grad * scale, valid)
 }
 
 /// [`element`] for a vector whose targets are all 0 or 1 (`y`: the lanes with `t = 1`), where

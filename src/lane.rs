@@ -53,6 +53,19 @@ pub(crate) trait Lane:
 
     /// `2^n` for an integral `n` in `[-126, 127]`.
     fn pow2i(n: Self) -> Self;
+    /// `self * 2^n` for an integral `n` in `[-252, 254]`, rounded once (also into the
+    /// subnormal range): two exact power-of-two factors by default.
+    #[inline(always)]
+    fn scale2(self, n: Self) -> Self {
+        let n1 = (n * Self::splat(0.5)).round_half();
+        self * Self::pow2i(n1) * Self::pow2i(n - n1)
+    }
+    /// The nearest integer (ties to even) of `|self| < 2^22`.
+    #[inline(always)]
+    fn round_half(self) -> Self {
+        // 1.5 * 2^23: adding and subtracting it rounds to an integer in the default mode.
+        (self + Self::splat(12_582_912.0)) - Self::splat(12_582_912.0)
+    }
     /// `(k, m)` with `self = m * 2^k`, `m` in `[1, 2)`, for a positive normal `self`.
     fn frexp(self) -> (Self, Self);
 
@@ -64,8 +77,10 @@ pub(crate) trait Lane:
     fn ln_1p(self) -> Self;
 
     fn acc_zero() -> Self::Acc;
-    /// Adds every lane of `loss` (double-word) and of `t` (`f64`) to the accumulator.
-    fn acc_add(acc: &mut Self::Acc, loss: Self, t: Self);
+    /// Adds every lane of `loss` to the double-word loss sum.
+    fn acc_add(acc: &mut Self::Acc, loss: Self);
+    /// Adds every lane of `t` to the `f64` target sum.
+    fn acc_add_t(acc: &mut Self::Acc, t: Self);
     /// The sums over all lanes: loss, targets.
     fn acc_total(acc: Self::Acc) -> (Dd, f64);
 }
@@ -161,8 +176,11 @@ impl Lane for f32 {
         (Dd::ZERO, 0.0)
     }
     #[inline(always)]
-    fn acc_add(acc: &mut (Dd, f64), loss: Self, t: Self) {
+    fn acc_add(acc: &mut (Dd, f64), loss: Self) {
         acc.0.add_f64(loss as f64);
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut (Dd, f64), t: Self) {
         acc.1 += t as f64;
     }
     #[inline(always)]

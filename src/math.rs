@@ -15,25 +15,17 @@ use crate::lane::Lane;
 const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0.693145751953125
 const LN2_LO: f32 = 1.428_606_8e-6;
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
-/// `1.5 * 2^23`: adding and subtracting it rounds an |v| < 2^22 to the nearest integer (ties
-/// to even) in the default rounding mode.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-
-#[inline(always)]
-fn round<L: Lane>(v: L) -> L {
-    (v + L::splat(ROUND_MAGIC)) - L::splat(ROUND_MAGIC)
-}
 
 /// `e^x`.
 ///
 /// `n = round(x / ln 2)`, `r = x - n ln 2` (Cody-Waite, exact), `|r| <= ln 2 / 2`;
 /// `e^r = sum_{k<=7} r^k / k!`, truncation `<= (ln 2 / 2)^8 / 8! = 5.3e-9` relative (0.09 ULP);
-/// `e^x = e^r * 2^(n/2) * 2^(n - n/2)`, so results in the subnormal range round once.
+/// `e^x = e^r 2^n` scaled by [`Lane::scale2`], so results in the subnormal range round once.
 /// Inputs are clamped to `[-104, 89]`, beyond which the f32 result is 0 or `+inf`.
 #[inline(always)]
 pub(crate) fn exp<L: Lane>(x: L) -> L {
     let x = x.max(L::splat(-104.0)).min(L::splat(89.0));
-    let n = round(x * L::splat(LOG2_E));
+    let n = (x * L::splat(LOG2_E)).round_half();
     let r = (-n).mul_add(L::splat(LN2_HI), x);
     let r = (-n).mul_add(L::splat(LN2_LO), r);
     // 1/k! for k = 7 down to 2, each the f32 nearest to the exact reciprocal.
@@ -45,9 +37,7 @@ pub(crate) fn exp<L: Lane>(x: L) -> L {
     p = p.mul_add(r, L::splat(0.5));
     // e^r = 1 + r + r^2 * p, the two leading terms added last for accuracy.
     let p = (r * r).mul_add(p, r) + L::splat(1.0);
-    let n1 = round(n * L::splat(0.5));
-    let n2 = n - n1;
-    p * L::pow2i(n1) * L::pow2i(n2)
+    p.scale2(n)
 }
 
 /// `ln y` for `y > 0` (subnormals included; `+inf` is not an input of the crate's core).

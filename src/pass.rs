@@ -37,6 +37,8 @@ pub(crate) struct Job<'a> {
     pub class_weights: Option<&'a [f32]>,
     pub pos_weight: Option<&'a [f32]>,
     pub sample_weights: Option<&'a [f32]>,
+    /// Sum the targets (for `PerPositive` and [`Partial`](crate::Partial)); else 0.
+    pub count_positives: bool,
 }
 
 /// The output a pass writes besides its sums.
@@ -141,7 +143,6 @@ pub(crate) fn pass<L: Lane, const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -
         let valid = end - i;
         let x = L::load_or(&job.x[i..end], 0.0);
         let t = L::load_or(&job.t[i..end], 0.0);
-        ok = ok & x.eq(x) & t.ge(zero) & t.le(one);
 
         let ap = a_pos.get::<L>(c0);
         let mut w = w_class.get::<L>(c0);
@@ -165,8 +166,12 @@ pub(crate) fn pass<L: Lane, const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -
             w_pos: w_pos.get::<L>(c0),
             w,
         };
-        let (l, g) = kernel::element::<L, MOD>(x, t, &wt, &k);
-        L::acc_add(&mut acc, l, t);
+        let (l, g, valid_lanes) = kernel::element::<L, MOD>(x, t, &wt, &k);
+        ok = ok & valid_lanes;
+        L::acc_add(&mut acc, l);
+        if job.count_positives {
+            L::acc_add_t(&mut acc, t);
+        }
         match sink {
             Sink::None => {}
             Sink::Write(out, s) => (g * L::splat(*s)).store(&mut out[i..end]),
@@ -204,7 +209,7 @@ pub(crate) fn scan<L: Lane>(x: &[f32], t: &[f32]) -> Sums {
         let xv = L::load_or(xs, 0.0);
         let tv = L::load_or(ts, 0.0);
         ok = ok & xv.eq(xv) & tv.ge(zero) & tv.le(one);
-        L::acc_add(&mut acc, zero, tv);
+        L::acc_add_t(&mut acc, tv);
     }
     let (loss, positives) = L::acc_total(acc);
     Sums {

@@ -152,14 +152,18 @@ impl Lane for f32x8 {
         }
     }
     #[inline(always)]
-    fn acc_add(acc: &mut Acc, loss: Self, t: Self) {
-        let t = halves(t);
+    fn acc_add(acc: &mut Acc, loss: Self) {
         for (i, h) in halves(loss).into_iter().enumerate() {
+            // Sum2 per lane, as `sum::Dd::add_f64`.
             let (s, e) = two_sum(acc.hi[i], h);
-            let (hi, lo) = two_sum(s, acc.lo[i] + e);
-            acc.hi[i] = hi;
-            acc.lo[i] = lo;
-            acc.t[i] += t[i];
+            acc.hi[i] = s;
+            acc.lo[i] += e;
+        }
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut Acc, t: Self) {
+        for (i, h) in halves(t).into_iter().enumerate() {
+            acc.t[i] += h;
         }
     }
     #[inline(always)]

@@ -1,11 +1,13 @@
 //! Double-word (`f64` + `f64`) accumulation: sums that do not depend on how a batch is split.
 
-/// An unevaluated sum `hi + lo` of two `f64`, with `|lo| <= ulp(hi) / 2` after each operation.
+/// An unevaluated sum `hi + lo` of two `f64`.
 ///
-/// Adding `n` non-negative values keeps the relative error below `n * 2^-104`, so sums of
-/// f32 losses are exact for every practical purpose: two different orders of the same
-/// additions round to the same f32 unless the exact sum lies within `2^-80` (relative) of an
-/// f32 rounding boundary.
+/// Values are added as in Ogita, Rump and Oishi's `Sum2` (2005): `hi` is the running f64 sum,
+/// and the exact rounding error of each addition (TwoSum) is added into `lo`. The loop-carried
+/// dependency is one addition, yet the result is as accurate as if computed in twice the
+/// working precision: for `n` non-negative terms the relative error of `hi + lo` is at most
+/// `2^-53 + (n 2^-53)^2`, so two different orders of the same additions round to the same f32
+/// unless the exact sum lies within about `2^-50` of an f32 rounding boundary.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Dd {
     pub(crate) hi: f64,
@@ -26,14 +28,15 @@ pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
 impl Dd {
     pub(crate) const ZERO: Dd = Dd { hi: 0.0, lo: 0.0 };
 
+    /// Adds `v` (Sum2: one TwoSum, the error summed into `lo`).
     #[inline(always)]
     pub(crate) fn add_f64(&mut self, v: f64) {
         let (s, e) = two_sum(self.hi, v);
-        let (hi, lo) = two_sum(s, self.lo + e);
-        self.hi = hi;
-        self.lo = lo;
+        self.hi = s;
+        self.lo += e;
     }
 
+    /// The sum of two accumulators, renormalised (`|lo| <= ulp(hi) / 2`).
     #[inline(always)]
     pub(crate) fn add(self, o: Dd) -> Dd {
         let (s, e) = two_sum(self.hi, o.hi);

@@ -170,7 +170,8 @@ fn total<const N: usize>(hi: [f64; N], lo: [f64; N], t: [f64; N]) -> (Dd, f64) {
 #[derive(Clone, Copy)]
 pub(crate) struct V512(__m512);
 
-/// Per-lane sums: loss `hi`/`lo` and targets, lanes 0..8 and 8..16.
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) and targets,
+/// lanes 0..8 and 8..16.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc512 {
     hi: [__m512d; 2],
@@ -234,20 +235,28 @@ impl Lane for V512 {
     }
     #[inline(always)]
     fn load_or(src: &[f32], fill: f32) -> Self {
-        let a: [f32; 16] = match src.first_chunk::<16>() {
-            Some(a) => *a,
-            None => padded(src, fill),
-        };
-        // SAFETY: invariant; reads the 64 bytes of `a`.
-        V512(unsafe { _mm512_loadu_ps(a.as_ptr()) })
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads the 64 bytes of the array `a`.
+            Some(a) => V512(unsafe { _mm512_loadu_ps(a.as_ptr()) }),
+            None => {
+                let a: [f32; 16] = padded(src, fill);
+                // SAFETY: invariant; reads the 64 bytes of `a`.
+                V512(unsafe { _mm512_loadu_ps(a.as_ptr()) })
+            }
+        }
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
-        let mut a = [0f32; 16];
-        // SAFETY: invariant; writes the 64 bytes of `a`.
-        unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
+        if let Some(d) = dst.first_chunk_mut::<16>() {
+            // SAFETY: invariant; writes the 64 bytes of the array `d`.
+            unsafe { _mm512_storeu_ps(d.as_mut_ptr(), self.0) };
+        } else {
+            let mut a = [0f32; 16];
+            // SAFETY: invariant; writes the 64 bytes of `a`.
+            unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
+            let n = dst.len().min(16);
+            dst[..n].copy_from_slice(&a[..n]);
+        }
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
@@ -317,6 +326,11 @@ impl Lane for V512 {
         })
     }
     #[inline(always)]
+    fn scale2(self, n: Self) -> Self {
+        // SAFETY: invariant (AVX-512F). vscalefps: self * 2^floor(n), rounded once.
+        V512(unsafe { _mm512_scalef_ps(self.0, n.0) })
+    }
+    #[inline(always)]
     fn frexp(self) -> (Self, Self) {
         // SAFETY: invariant (AVX-512F).
         unsafe {
@@ -352,17 +366,29 @@ impl Lane for V512 {
         }
     }
     #[inline(always)]
-    fn acc_add(acc: &mut Acc512, loss: Self, t: Self) {
-        let (l, t) = (widen512(loss.0), widen512(t.0));
-        for i in 0..2 {
-            // SAFETY: invariant (AVX-512F). Two TwoSums per lane, as `sum::Dd::add_f64`.
+    fn acc_add(acc: &mut Acc512, loss: Self) {
+        for (i, l) in widen512(loss.0).into_iter().enumerate() {
+            // SAFETY: invariant (AVX-512F). Sum2 per lane, as `sum::Dd::add_f64`; an
+            // infinite sum makes `lo` NaN, which `acc_total` discards.
             unsafe {
-                let (s, e) = two_sum512(acc.hi[i], l[i]);
-                let (hi, lo) = two_sum512(s, _mm512_add_pd(acc.lo[i], e));
-                acc.hi[i] = hi;
-                acc.lo[i] = lo;
-                acc.t[i] = _mm512_add_pd(acc.t[i], t[i]);
+                let s = _mm512_add_pd(acc.hi[i], l);
+                let bb = _mm512_sub_pd(s, acc.hi[i]);
+                let e = _mm512_add_pd(
+                    _mm512_sub_pd(acc.hi[i], _mm512_sub_pd(s, bb)),
+                    _mm512_sub_pd(l, bb),
+                );
+                acc.hi[i] = s;
+                acc.lo[i] = _mm512_add_pd(acc.lo[i], e);
             }
+        }
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut Acc512, t: Self) {
+        let t = widen512(t.0);
+        // SAFETY: invariant (AVX-512F).
+        unsafe {
+            acc.t[0] = _mm512_add_pd(acc.t[0], t[0]);
+            acc.t[1] = _mm512_add_pd(acc.t[1], t[1]);
         }
     }
     #[inline(always)]
@@ -380,23 +406,6 @@ impl Lane for V512 {
     }
 }
 
-/// TwoSum on eight f64 lanes; no error term where the sum is infinite.
-#[inline(always)]
-unsafe fn two_sum512(a: __m512d, b: __m512d) -> (__m512d, __m512d) {
-    // SAFETY: invariant (AVX-512F); the caller is inside the checked region.
-    unsafe {
-        let s = _mm512_add_pd(a, b);
-        let bb = _mm512_sub_pd(s, a);
-        let e = _mm512_add_pd(_mm512_sub_pd(a, _mm512_sub_pd(s, bb)), _mm512_sub_pd(b, bb));
-        let abs = _mm512_castsi512_pd(_mm512_and_si512(
-            _mm512_castpd_si512(s),
-            _mm512_set1_epi64(i64::MAX),
-        ));
-        let finite = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(abs, _mm512_set1_pd(f64::INFINITY));
-        (s, _mm512_maskz_mov_pd(finite, e))
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // AVX2 + FMA: 16 lanes as two 256-bit registers (more independent work per iteration than
 // one), masks as all-ones lanes.
@@ -407,7 +416,8 @@ pub(crate) struct V256x2([__m256; 2]);
 #[derive(Clone, Copy)]
 pub(crate) struct M256x2([__m256; 2]);
 
-/// Per-lane sums: loss `hi`/`lo` and targets, four lanes each.
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) and targets,
+/// four lanes each.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc256 {
     hi: [__m256d; 4],
@@ -506,20 +516,6 @@ fn widen256(v: [__m256; 2]) -> [__m256d; 4] {
     }
 }
 
-/// TwoSum on four f64 lanes; no error term where the sum is infinite.
-#[inline(always)]
-fn two_sum256(a: __m256d, b: __m256d) -> (__m256d, __m256d) {
-    // SAFETY: invariant (AVX).
-    unsafe {
-        let s = _mm256_add_pd(a, b);
-        let bb = _mm256_sub_pd(s, a);
-        let e = _mm256_add_pd(_mm256_sub_pd(a, _mm256_sub_pd(s, bb)), _mm256_sub_pd(b, bb));
-        let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), s);
-        let finite = _mm256_cmp_pd::<_CMP_LT_OQ>(abs, _mm256_set1_pd(f64::INFINITY));
-        (s, _mm256_and_pd(finite, e))
-    }
-}
-
 impl Lane for V256x2 {
     const LANES: usize = 16;
     type Mask = M256x2;
@@ -533,28 +529,37 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn load_or(src: &[f32], fill: f32) -> Self {
-        let a: [f32; 16] = match src.first_chunk::<16>() {
-            Some(a) => *a,
-            None => padded(src, fill),
+        let load = |a: &[f32; 16]| {
+            // SAFETY: invariant; reads bytes 0..32 and 32..64 of the 64-byte array `a`.
+            unsafe {
+                V256x2([
+                    _mm256_loadu_ps(a.as_ptr()),
+                    _mm256_loadu_ps(a[8..].as_ptr()),
+                ])
+            }
         };
-        // SAFETY: invariant; reads bytes 0..32 and 32..64 of the 64-byte `a`.
-        unsafe {
-            V256x2([
-                _mm256_loadu_ps(a.as_ptr()),
-                _mm256_loadu_ps(a[8..].as_ptr()),
-            ])
+        match src.first_chunk::<16>() {
+            Some(a) => load(a),
+            None => load(&padded(src, fill)),
         }
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
-        let mut a = [0f32; 16];
-        // SAFETY: invariant; writes bytes 0..32 and 32..64 of the 64-byte `a`.
-        unsafe {
-            _mm256_storeu_ps(a.as_mut_ptr(), self.0[0]);
-            _mm256_storeu_ps(a[8..].as_mut_ptr(), self.0[1]);
+        let store = |d: &mut [f32; 16], v: [__m256; 2]| {
+            // SAFETY: invariant; writes bytes 0..32 and 32..64 of the 64-byte array `d`.
+            unsafe {
+                _mm256_storeu_ps(d.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(d[8..].as_mut_ptr(), v[1]);
+            }
+        };
+        if let Some(d) = dst.first_chunk_mut::<16>() {
+            store(d, self.0);
+        } else {
+            let mut a = [0f32; 16];
+            store(&mut a, self.0);
+            let n = dst.len().min(16);
+            dst[..n].copy_from_slice(&a[..n]);
         }
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
@@ -663,16 +668,27 @@ impl Lane for V256x2 {
         }
     }
     #[inline(always)]
-    fn acc_add(acc: &mut Acc256, loss: Self, t: Self) {
-        let (l, t) = (widen256(loss.0), widen256(t.0));
-        for i in 0..4 {
-            // SAFETY: invariant (AVX). Two TwoSums per lane, as `sum::Dd::add_f64`.
-            let (s, e) = two_sum256(acc.hi[i], l[i]);
-            let (hi, lo) = two_sum256(s, unsafe { _mm256_add_pd(acc.lo[i], e) });
-            acc.hi[i] = hi;
-            acc.lo[i] = lo;
+    fn acc_add(acc: &mut Acc256, loss: Self) {
+        for (i, l) in widen256(loss.0).into_iter().enumerate() {
+            // SAFETY: invariant (AVX). Sum2 per lane, as `sum::Dd::add_f64`; an infinite
+            // sum makes `lo` NaN, which `acc_total` discards.
+            unsafe {
+                let s = _mm256_add_pd(acc.hi[i], l);
+                let bb = _mm256_sub_pd(s, acc.hi[i]);
+                let e = _mm256_add_pd(
+                    _mm256_sub_pd(acc.hi[i], _mm256_sub_pd(s, bb)),
+                    _mm256_sub_pd(l, bb),
+                );
+                acc.hi[i] = s;
+                acc.lo[i] = _mm256_add_pd(acc.lo[i], e);
+            }
+        }
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut Acc256, t: Self) {
+        for (a, t) in acc.t.iter_mut().zip(widen256(t.0)) {
             // SAFETY: invariant (AVX).
-            acc.t[i] = unsafe { _mm256_add_pd(acc.t[i], t[i]) };
+            *a = unsafe { _mm256_add_pd(*a, t) };
         }
     }
     #[inline(always)]
