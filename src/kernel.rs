@@ -132,7 +132,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     let ax = x.abs();
     let e = (-ax).exp();
     let l = e.ln_1p();
-    let r = one / (one + e);
+    let r = (one + e).recip_1_2();
     let er = e * r;
     let pos = x.ge(zero);
     let p = L::select(pos, r, er);
@@ -205,7 +205,7 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
     let one = L::splat(1.0);
     let e = (-x.abs()).exp();
     let l = e.ln_1p();
-    let r = one / (one + e);
+    let r = (one + e).recip_1_2();
     let er = e * r;
     let z = L::select(y, -x, x);
     // z >= 0: the wrong side, b = 1 / (1 + e) is the larger of the pair.

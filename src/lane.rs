@@ -60,6 +60,11 @@ pub(crate) trait Lane:
         let n1 = (n * Self::splat(0.5)).round_half();
         self * Self::pow2i(n1) * Self::pow2i(n - n1)
     }
+    /// `1 / self` for `self` in `[1, 2]`, within 1 ULP (a true division by default).
+    #[inline(always)]
+    fn recip_1_2(self) -> Self {
+        Self::splat(1.0) / self
+    }
     /// The nearest integer (ties to even) of `|self| < 2^22`.
     #[inline(always)]
     fn round_half(self) -> Self {
