@@ -46,6 +46,13 @@ fn stream(x: &[f32], t: &[f32], g: &mut [f32]) {
     }
 }
 
+/// `g = x * t` with byte targets: 5 bytes read and 4 written per element.
+fn stream_u8(x: &[f32], t: &[u8], g: &mut [f32]) {
+    for ((g, x), &t) in g.iter_mut().zip(x).zip(t) {
+        *g = x * t as f32;
+    }
+}
+
 fn configure() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -65,12 +72,36 @@ fn loss_and_grad(c: &mut Criterion) {
                 let f = Focal::new(gamma).alpha(0.25);
                 let id = format!("gamma{gamma}-{}", if soft { "soft" } else { "hard" });
                 group.bench_function(BenchmarkId::from_parameter(id), |b| {
-                    b.iter(|| f.loss_and_grad(black_box(&x), black_box(&t), &mut g, Reduction::Mean).unwrap())
+                    b.iter(|| {
+                        f.loss_and_grad(black_box(&x), black_box(&t), &mut g, Reduction::Mean)
+                            .unwrap()
+                    })
                 });
             }
             if !soft {
+                let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
+                for gamma in [0.0f32, 0.5, 2.0, 2.5] {
+                    let f = Focal::new(gamma).alpha(0.25);
+                    group.bench_function(
+                        BenchmarkId::from_parameter(format!("gamma{gamma}-u8")),
+                        |b| {
+                            b.iter(|| {
+                                f.loss_and_grad(
+                                    black_box(&x),
+                                    black_box(&t8),
+                                    &mut g,
+                                    Reduction::Mean,
+                                )
+                                .unwrap()
+                            })
+                        },
+                    );
+                }
                 group.bench_function(BenchmarkId::from_parameter("stream"), |b| {
                     b.iter(|| stream(black_box(&x), black_box(&t), &mut g))
+                });
+                group.bench_function(BenchmarkId::from_parameter("stream-u8"), |b| {
+                    b.iter(|| stream_u8(black_box(&x), black_box(&t8), &mut g))
                 });
             }
         }
@@ -86,26 +117,50 @@ fn entry_points(c: &mut Criterion) {
         let (x, t) = data(n, false);
         let mut g = vec![0f32; n];
         let f = Focal::new(2.0).alpha(0.25);
-        group.bench_function("loss", |b| b.iter(|| f.loss(black_box(&x), &t, Reduction::Mean).unwrap()));
+        group.bench_function("loss", |b| {
+            b.iter(|| f.loss(black_box(&x), &t, Reduction::Mean).unwrap())
+        });
         group.bench_function("loss_elementwise", |b| {
             b.iter(|| f.loss_elementwise(black_box(&x), &t, &mut g).unwrap())
         });
         group.bench_function("loss_and_grad_accumulate", |b| {
-            b.iter(|| f.loss_and_grad_accumulate(black_box(&x), &t, &mut g, Reduction::Mean).unwrap())
+            b.iter(|| {
+                f.loss_and_grad_accumulate(black_box(&x), &t, &mut g, Reduction::Mean)
+                    .unwrap()
+            })
         });
         group.bench_function("partial", |b| {
-            b.iter(|| f.partial(black_box(&x), &t, Grad::Write(&mut g, 1.0)).unwrap())
+            b.iter(|| {
+                f.partial(black_box(&x), &t, Grad::Write(&mut g, 1.0))
+                    .unwrap()
+            })
         });
         group.bench_function("per_positive", |b| {
-            b.iter(|| f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::PerPositive).unwrap())
+            b.iter(|| {
+                f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::PerPositive)
+                    .unwrap()
+            })
         });
         let w: Vec<f32> = (0..50).map(|c| 0.2 + c as f32 * 0.05).collect();
-        let vidhoi = Focal::new(0.5).class_weights(&w).modulator(Modulator::Geometric);
+        let vidhoi = Focal::new(0.5)
+            .class_weights(&w)
+            .modulator(Modulator::Geometric);
         let m = n / 50 * 50;
         group.bench_function("vidhoi_50_classes", |b| {
-            b.iter(|| vidhoi.loss_and_grad(black_box(&x[..m]), &t[..m], &mut g[..m], Reduction::PerPositive).unwrap())
+            b.iter(|| {
+                vidhoi
+                    .loss_and_grad(
+                        black_box(&x[..m]),
+                        &t[..m],
+                        &mut g[..m],
+                        Reduction::PerPositive,
+                    )
+                    .unwrap()
+            })
         });
-        group.bench_function("stream", |b| b.iter(|| stream(black_box(&x), black_box(&t), &mut g)));
+        group.bench_function("stream", |b| {
+            b.iter(|| stream(black_box(&x), black_box(&t), &mut g))
+        });
         group.finish();
     }
 }
@@ -120,7 +175,10 @@ fn backends(c: &mut Criterion) {
         for gamma in [2.0f32, 2.5] {
             let f = Focal::new(gamma).alpha(0.25).backend(b);
             group.bench_function(format!("{}-gamma{gamma}", b.name()), |bn| {
-                bn.iter(|| f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::Mean).unwrap())
+                bn.iter(|| {
+                    f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::Mean)
+                        .unwrap()
+                })
             });
         }
     }
@@ -133,7 +191,10 @@ fn overhead(c: &mut Criterion) {
     let mut g = [0f32; 16];
     let f = Focal::new(2.0).alpha(0.25);
     c.bench_function("overhead/16_elements", |b| {
-        b.iter(|| f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::Mean).unwrap())
+        b.iter(|| {
+            f.loss_and_grad(black_box(&x), &t, &mut g, Reduction::Mean)
+                .unwrap()
+        })
     });
 }
 

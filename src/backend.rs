@@ -5,6 +5,7 @@ use crate::focal::Modulator;
 use crate::kernel::{GEOMETRIC, LINEAR, SEPARABLE};
 use crate::pass::{self, Job, Sink, Sums};
 use crate::simd;
+use crate::target::Target;
 
 /// Which instantiation of the numeric core runs a call.
 ///
@@ -128,13 +129,18 @@ fn best() -> Backend {
 }
 
 /// One pass of `job` on a resolved, available backend.
-pub(crate) fn pass(backend: Backend, m: Modulator, job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass<T: Target>(
+    backend: Backend,
+    m: Modulator,
+    job: &Job<'_, T>,
+    sink: &mut Sink<'_>,
+) -> Sums {
     macro_rules! run {
         ($($f:ident)::+) => {
             match m {
-                Modulator::Linear => $($f)::+::<LINEAR>(job, sink),
-                Modulator::Geometric => $($f)::+::<GEOMETRIC>(job, sink),
-                Modulator::Separable => $($f)::+::<SEPARABLE>(job, sink),
+                Modulator::Linear => $($f)::+::<LINEAR, T>(job, sink),
+                Modulator::Geometric => $($f)::+::<GEOMETRIC, T>(job, sink),
+                Modulator::Separable => $($f)::+::<SEPARABLE, T>(job, sink),
             }
         };
     }
@@ -149,21 +155,21 @@ pub(crate) fn pass(backend: Backend, m: Modulator, job: &Job<'_>, sink: &mut Sin
 }
 
 /// Validation and target sum on a resolved, available backend.
-pub(crate) fn scan(backend: Backend, x: &[f32], t: &[f32]) -> Sums {
+pub(crate) fn scan<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
     match backend {
-        Backend::Scalar => pass::scan::<f32>(x, t),
+        Backend::Scalar => pass::scan::<f32, T>(x, t),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx512 => crate::x86::scan_avx512(x, t),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => crate::x86::scan_avx2(x, t),
-        _ => pass::scan::<simd::Vector>(x, t),
+        _ => pass::scan::<simd::Vector, T>(x, t),
     }
 }
 
-fn pass_scalar<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<f32, MOD>(job, sink)
+fn pass_scalar<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<f32, MOD, T>(job, sink)
 }
 
-fn pass_portable<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<simd::Vector, MOD>(job, sink)
+fn pass_portable<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<simd::Vector, MOD, T>(job, sink)
 }

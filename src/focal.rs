@@ -4,6 +4,7 @@ use crate::backend::{self, Backend};
 use crate::error::Error;
 use crate::pass::{Alpha, Job, Sink};
 use crate::reduce::{Partial, Reduction};
+use crate::target::Target;
 
 /// Which focal modulator `m` multiplies the cross-entropy. All three are equal when every
 /// target is 0 or 1 (with [`Separable`](Modulator::Separable) taking alpha as `alpha` and
@@ -382,10 +383,10 @@ impl<'a> Focal<'a> {
     /// assert!((l - 4.508_907e-4).abs() <= 2e-6 * 4.508_907e-4);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss(
+    pub fn loss<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0)?;
@@ -412,10 +413,10 @@ impl<'a> Focal<'a> {
     /// assert!(mean > 0.0);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad(
+    pub fn loss_and_grad<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         grad: &mut [f32],
         reduction: Reduction,
     ) -> Result<f32, Error> {
@@ -441,10 +442,10 @@ impl<'a> Focal<'a> {
     /// assert_eq!(twice[0], 2.0 * once[0]);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad_accumulate(
+    pub fn loss_and_grad_accumulate<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         grad: &mut [f32],
         reduction: Reduction,
     ) -> Result<f32, Error> {
@@ -468,10 +469,10 @@ impl<'a> Focal<'a> {
     /// assert!((l.iter().sum::<f32>() - sum).abs() <= 1e-6 * sum);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_elementwise(
+    pub fn loss_elementwise<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         out: &mut [f32],
     ) -> Result<(), Error> {
         self.execute(
@@ -510,10 +511,10 @@ impl<'a> Focal<'a> {
     /// assert_eq!(g, whole);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn partial(
+    pub fn partial<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         grad: Grad<'_>,
     ) -> Result<Partial, Error> {
         let (out, s) = match grad {
@@ -525,10 +526,10 @@ impl<'a> Focal<'a> {
         self.execute(logits, targets, out, GradFactor::Given(s), true)
     }
 
-    fn whole(
+    fn whole<T: Target>(
         &self,
         logits: &[f32],
-        targets: &[f32],
+        targets: &[T],
         grad: &mut [f32],
         reduction: Reduction,
         accumulate: bool,
@@ -548,10 +549,10 @@ impl<'a> Focal<'a> {
     /// outputs must stay untouched on error, or the gradient factor needs the positives), and
     /// reports the first invalid element if the pass saw one. The returned positives are 0
     /// unless `count_positives`.
-    fn execute(
+    fn execute<T: Target>(
         &self,
         x: &[f32],
-        t: &[f32],
+        t: &[T],
         out: Option<Out<'_>>,
         factor: GradFactor,
         count_positives: bool,
@@ -604,12 +605,12 @@ impl<'a> Focal<'a> {
     }
 
     /// Validates parameters and lengths (the data is validated by the pass itself).
-    fn job<'d>(
+    fn job<'d, T: Target>(
         &self,
         logits: &'d [f32],
-        targets: &'d [f32],
+        targets: &'d [T],
         out: Option<(&'static str, usize)>,
-    ) -> Result<Job<'d>, Error>
+    ) -> Result<Job<'d, T>, Error>
     where
         'a: 'd,
     {
@@ -721,8 +722,9 @@ fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Er
 }
 
 /// The first NaN logit or out-of-range target, in index order (the error path only).
-fn first_bad(x: &[f32], t: &[f32]) -> Error {
-    for (i, (&xi, &ti)) in x.iter().zip(t).enumerate() {
+fn first_bad<T: Target>(x: &[f32], t: &[T]) -> Error {
+    for (i, (&xi, ti)) in x.iter().zip(t).enumerate() {
+        let ti = ti.value();
         if xi.is_nan() {
             return Error::NanLogit { index: i };
         }

@@ -48,6 +48,7 @@ mod pass;
 mod reduce;
 mod simd;
 mod sum;
+mod target;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
@@ -57,6 +58,7 @@ pub use class_balanced::class_balanced_weights;
 pub use error::Error;
 pub use focal::{Focal, Grad, Modulator};
 pub use reduce::{Partial, Reduction};
+pub use target::Target;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -11,6 +11,7 @@
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::Lane;
 use crate::sum::Dd;
+use crate::target::Target;
 
 /// The widest vector of any backend.
 pub(crate) const MAX_LANES: usize = 16;
@@ -27,9 +28,9 @@ pub(crate) enum Alpha<'a> {
 
 /// A validated batch and its parameters.
 #[derive(Clone, Copy)]
-pub(crate) struct Job<'a> {
+pub(crate) struct Job<'a, T> {
     pub x: &'a [f32],
-    pub t: &'a [f32],
+    pub t: &'a [T],
     pub classes: usize,
     pub gamma: f32,
     pub eps: f32,
@@ -108,12 +109,28 @@ impl<'a> Source<'a> {
     }
 }
 
+/// `src` as a vector of f32, padded with 0.
+#[inline(always)]
+pub(crate) fn load_targets<L: Lane, T: Target>(src: &[T]) -> L {
+    match T::as_f32(src) {
+        Some(f) => L::load_or(f, 0.0),
+        None => {
+            let mut a = [0f32; MAX_LANES];
+            T::widen(src, &mut a[..L::LANES]);
+            L::load_or(&a[..L::LANES], 0.0)
+        }
+    }
+}
+
 /// Per-lane validity of the padded last vector.
 static ONES: [f32; MAX_LANES] = [1.0; MAX_LANES];
 
 /// The loss sum, target sum and validity of `job`, with `sink` written for every element.
 #[inline(always)]
-pub(crate) fn pass<L: Lane, const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
+    job: &Job<'_, T>,
+    sink: &mut Sink<'_>,
+) -> Sums {
     let k = Consts::<L>::new(job.gamma, job.eps);
     let c = job.classes;
     let n = job.x.len();
@@ -142,7 +159,7 @@ pub(crate) fn pass<L: Lane, const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -
         let end = (i + L::LANES).min(n);
         let valid = end - i;
         let x = L::load_or(&job.x[i..end], 0.0);
-        let t = L::load_or(&job.t[i..end], 0.0);
+        let t = load_targets::<L, T>(&job.t[i..end]);
 
         let ap = a_pos.get::<L>(c0);
         let mut w = w_class.get::<L>(c0);
@@ -200,14 +217,14 @@ pub(crate) fn pass<L: Lane, const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -
 /// Validation and the target sum alone, for calls that must know them before writing (a
 /// gradient accumulated into, or scaled by the number of positives).
 #[inline(always)]
-pub(crate) fn scan<L: Lane>(x: &[f32], t: &[f32]) -> Sums {
+pub(crate) fn scan<L: Lane, T: Target>(x: &[f32], t: &[T]) -> Sums {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let mut acc = L::acc_zero();
     let mut ok = zero.eq(zero);
     for (xs, ts) in x.chunks(L::LANES).zip(t.chunks(L::LANES)) {
         let xv = L::load_or(xs, 0.0);
-        let tv = L::load_or(ts, 0.0);
+        let tv = load_targets::<L, T>(ts);
         ok = ok & xv.eq(xv) & tv.ge(zero) & tv.le(one);
         L::acc_add_t(&mut acc, tv);
     }

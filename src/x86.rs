@@ -21,6 +21,7 @@ use crate::lane::Lane;
 use crate::math;
 use crate::pass::{self, Job, Sink, Sums};
 use crate::sum::Dd;
+use crate::target::Target;
 
 // ---------------------------------------------------------------------------------------
 // Detection.
@@ -86,60 +87,60 @@ pub(crate) fn has_avx512() -> bool {
 // Entry points: the generic pass compiled with the instruction set enabled.
 
 #[target_feature(enable = "avx512f")]
-fn pass_avx512_tf<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<V512, MOD>(job, sink)
+fn pass_avx512_tf<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<V512, MOD, T>(job, sink)
 }
 
 #[target_feature(enable = "avx,avx2,fma")]
-fn pass_avx2_tf<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<V256x2, MOD>(job, sink)
+fn pass_avx2_tf<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<V256x2, MOD, T>(job, sink)
 }
 
 #[target_feature(enable = "avx512f")]
-fn scan_avx512_tf(x: &[f32], t: &[f32]) -> Sums {
-    pass::scan::<V512>(x, t)
+fn scan_avx512_tf<T: Target>(x: &[f32], t: &[T]) -> Sums {
+    pass::scan::<V512, T>(x, t)
 }
 
 #[target_feature(enable = "avx,avx2,fma")]
-fn scan_avx2_tf(x: &[f32], t: &[f32]) -> Sums {
-    pass::scan::<V256x2>(x, t)
+fn scan_avx2_tf<T: Target>(x: &[f32], t: &[T]) -> Sums {
+    pass::scan::<V256x2, T>(x, t)
 }
 
 /// The pass on AVX-512F; the portable backend if the CPU lacks it (callers resolve first).
-pub(crate) fn pass_avx512<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass_avx512<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     if has_avx512() {
         // SAFETY: the CPU and OS support AVX-512F (checked just above).
-        unsafe { pass_avx512_tf::<MOD>(job, sink) }
+        unsafe { pass_avx512_tf::<MOD, T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, MOD>(job, sink)
+        pass::pass::<crate::simd::Vector, MOD, T>(job, sink)
     }
 }
 
 /// The pass on AVX2 + FMA; the portable backend if the CPU lacks them.
-pub(crate) fn pass_avx2<const MOD: u8>(job: &Job<'_>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass_avx2<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     if has_avx2() {
         // SAFETY: the CPU and OS support AVX, AVX2 and FMA (checked just above).
-        unsafe { pass_avx2_tf::<MOD>(job, sink) }
+        unsafe { pass_avx2_tf::<MOD, T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, MOD>(job, sink)
+        pass::pass::<crate::simd::Vector, MOD, T>(job, sink)
     }
 }
 
-pub(crate) fn scan_avx512(x: &[f32], t: &[f32]) -> Sums {
+pub(crate) fn scan_avx512<T: Target>(x: &[f32], t: &[T]) -> Sums {
     if has_avx512() {
         // SAFETY: the CPU and OS support AVX-512F (checked just above).
         unsafe { scan_avx512_tf(x, t) }
     } else {
-        pass::scan::<crate::simd::Vector>(x, t)
+        pass::scan::<crate::simd::Vector, T>(x, t)
     }
 }
 
-pub(crate) fn scan_avx2(x: &[f32], t: &[f32]) -> Sums {
+pub(crate) fn scan_avx2<T: Target>(x: &[f32], t: &[T]) -> Sums {
     if has_avx2() {
         // SAFETY: the CPU and OS support AVX, AVX2 and FMA (checked just above).
         unsafe { scan_avx2_tf(x, t) }
     } else {
-        pass::scan::<crate::simd::Vector>(x, t)
+        pass::scan::<crate::simd::Vector, T>(x, t)
     }
 }
 

@@ -243,6 +243,23 @@ fn lengths_must_agree() {
 }
 
 #[test]
+fn u8_targets_must_be_0_or_1() {
+    let f = Focal::new(2.0);
+    let t = [1u8, 0, 2, 1, 0, 0];
+    let mut acc = [0.5f32; 6];
+    let want = Error::TargetOutOfRange {
+        index: 2,
+        value: 2.0,
+    };
+    assert_eq!(f.loss(&X, &t, Reduction::Sum), Err(want));
+    assert_eq!(
+        f.loss_and_grad_accumulate(&X, &t, &mut acc, Reduction::Sum),
+        Err(want)
+    );
+    assert_eq!(acc, [0.5; 6]);
+}
+
+#[test]
 fn data_must_be_valid() {
     let f = Focal::new(2.0);
     let mut x = X;
@@ -324,10 +341,15 @@ fn class_balanced_weights_reject_bad_input() {
 #[test]
 fn empty_batches_are_fine() {
     let f = Focal::new(2.0);
-    assert_eq!(f.loss(&[], &[], Reduction::Mean), Ok(0.0));
-    assert_eq!(f.loss(&[], &[], Reduction::PerPositive), Ok(0.0));
-    assert_eq!(f.loss_and_grad(&[], &[], &mut [], Reduction::Sum), Ok(0.0));
-    assert_eq!(f.classes(5).loss(&[], &[], Reduction::Sum), Ok(0.0));
+    let none: &[f32] = &[];
+    assert_eq!(f.loss(none, none, Reduction::Mean), Ok(0.0));
+    assert_eq!(f.loss(none, none, Reduction::PerPositive), Ok(0.0));
+    assert_eq!(
+        f.loss_and_grad(none, none, &mut [], Reduction::Sum),
+        Ok(0.0)
+    );
+    assert_eq!(f.classes(5).loss(none, none, Reduction::Sum), Ok(0.0));
+    assert_eq!(f.loss(none, &[0u8; 0], Reduction::Sum), Ok(0.0));
 }
 
 #[test]

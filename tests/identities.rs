@@ -220,6 +220,39 @@ fn chunked_partials_combine_exactly() {
 }
 
 #[test]
+fn u8_targets_equal_f32_targets_bit_for_bit() {
+    for n in [0usize, 1, 15, 16, 17, 50 * 7 + 3] {
+        let (x, t) = batch(n, 40 + n as u64, false);
+        let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
+        for b in Backend::available() {
+            for f in [
+                Focal::new(2.0).alpha(0.25),
+                Focal::new(0.5).modulator(Modulator::Geometric),
+                Focal::new(2.5)
+                    .modulator(Modulator::Separable)
+                    .label_smoothing(0.1),
+            ] {
+                let f = f.backend(b);
+                let (mut g1, mut g2) = (vec![0f32; n], vec![0f32; n]);
+                let a = f
+                    .loss_and_grad(&x, &t, &mut g1, Reduction::PerPositive)
+                    .unwrap();
+                let c = f
+                    .loss_and_grad(&x, &t8, &mut g2, Reduction::PerPositive)
+                    .unwrap();
+                assert_eq!(a.to_bits(), c.to_bits(), "{b:?} n={n}");
+                assert_eq!(g1, g2, "{b:?} n={n}");
+                let (p1, p2) = (
+                    f.partial(&x, &t, Grad::Skip).unwrap(),
+                    f.partial(&x, &t8, Grad::Skip).unwrap(),
+                );
+                assert_eq!(p1, p2);
+            }
+        }
+    }
+}
+
+#[test]
 fn accumulate_adds_to_grad() {
     let (x, t) = batch(77, 6, true);
     let f = Focal::new(2.5).alpha(0.3);
