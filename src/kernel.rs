@@ -16,6 +16,9 @@ pub(crate) const LINEAR: u8 = 0;
 pub(crate) const GEOMETRIC: u8 = 1;
 pub(crate) const SEPARABLE: u8 = 2;
 
+/// `2^64`: softplus values beyond it are carried scaled (see `element_soft`).
+const TWO_64: f32 = 18_446_744_073_709_551_616.0;
+
 /// Parameters that are the same for every element of a call.
 #[derive(Clone, Copy)]
 pub(crate) struct Consts<L> {
@@ -68,13 +71,6 @@ pub(crate) struct Weights<L> {
     pub w: L,
 }
 
-/// `a * b`, but 0 when `a` is 0 even if `b` is infinite. Every `0 * inf` of the core pairs an
-/// exponentially vanishing factor with a linearly growing one at `x = +-inf`, whose limit is 0.
-#[inline(always)]
-fn zmul<L: Lane>(a: L, b: L) -> L {
-    L::select(a.eq(L::splat(0.0)), L::splat(0.0), a * b)
-}
-
 /// `m = exp(-gamma (a + b))` as `(m', k)` with `m = m' k`, for `a >= 0` exact.
 ///
 /// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, so that `m`
@@ -107,6 +103,11 @@ fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
 /// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane), and
 /// the lanes whose input is valid (logit not NaN, target in `[0, 1]`).
 /// `t` is the raw target; padding lanes carry `w = 0` and give exactly 0 and 0.
+///
+/// Infinite logits are computed at `+-f32::MAX`, where `e^-|x|` is exactly 0 and every factor
+/// already has its limit (`p`, `q` are 0 or 1, the modulators and their derivatives vanish or
+/// not exactly as at infinity); only the loss, which grows linearly, is then set to `+inf`
+/// where it is not 0. No `0 * inf` is ever formed.
 #[inline(always)]
 pub(crate) fn element<L: Lane, const MOD: u8>(
     x: L,
@@ -114,15 +115,41 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
 ) -> (L, L, L::Mask) {
+    let zero = L::splat(0.0);
     let valid_x = x.eq(x);
-    if k.may_be_hard {
-        let y = t.eq(L::splat(1.0));
-        // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
-        if L::all(y | t.eq(L::splat(0.0))) {
-            let (l, g) = element_hard(x, y, wt, k);
-            return (l, g, valid_x);
+    let inf = x.abs().eq(L::splat(f32::INFINITY));
+    let xc = x.max(L::splat(f32::MIN)).min(L::splat(f32::MAX));
+    let (loss, grad, valid) = 'k: {
+        if k.may_be_hard {
+            let y = t.eq(L::splat(1.0));
+            // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
+            if L::all(y | t.eq(zero)) {
+                let (l, g) = element_hard(xc, y, wt, k);
+                break 'k (l, g, valid_x);
+            }
         }
-    }
+        element_soft::<L, MOD>(xc, t, wt, k, valid_x)
+    };
+    let loss = if L::any(inf) {
+        L::select(inf & zero.lt(loss), L::splat(f32::INFINITY), loss)
+    } else {
+        loss
+    };
+    (loss, grad, valid)
+}
+
+/// [`element`] for finite logits and any targets.
+///
+/// The weights multiply last, `W (m CE)`, so that products of weights and modulators never
+/// pass through a subnormal when the result is normal.
+#[inline(always)]
+fn element_soft<L: Lane, const MOD: u8>(
+    x: L,
+    t: L,
+    wt: &Weights<L>,
+    k: &Consts<L>,
+    valid_x: L::Mask,
+) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let valid = valid_x & t.ge(zero) & t.le(one);
@@ -137,30 +164,36 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     let pos = x.ge(zero);
     let p = L::select(pos, r, er);
     let q = L::select(pos, er, r);
-    let spx = x.max(zero) + l; // sp(x)  = -ln q
-    let spn = (-x).max(zero) + l; // sp(-x) = -ln p
+    // Beyond |x| = 2^64 the softplus values are carried scaled by 2^-64 (exactly), and the
+    // loss is scaled back last: a positive weight above 1 times sp(x) near f32::MAX would
+    // otherwise overflow before the smaller weights could bring it back.
+    let big = ax.ge(L::splat(TWO_64));
+    let down = L::select(big, L::splat(1.0 / TWO_64), one);
+    let up = L::select(big, L::splat(TWO_64), one);
+    let spx = (x.max(zero) + l) * down; // sp(x)  = -ln q
+    let spn = ((-x).max(zero) + l) * down; // sp(-x) = -ln p
     // Weight of `e` and constant term in `(1 + e)(1 - p_t) = u e + v`.
     let u = L::select(pos, t, omt);
     let v = L::select(pos, omt, t);
+    let wpt = wt.w_pos * t;
 
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
         let (mq, kq) = modulator(x.max(zero), l, k); // q^gamma = mq kq
         let (mp, kp) = modulator((-x).max(zero), l, k); // p^gamma = mp kp
-        let cpos = wt.w * wt.a_pos * wt.w_pos * t * mq;
-        let cneg = wt.w * wt.a_neg * omt * mp;
-        let loss = zmul(cpos, spn) * kq + zmul(cneg, spx) * kp;
+        let (wp, wn) = (wt.w * wt.a_pos, wt.w * wt.a_neg);
+        let lpos = (mq * spn * wpt) * wp * kq * up;
+        let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
-        let gpos = cpos * k.gamma.mul_add(zmul(p, spn), q) * kq;
-        let gneg = cneg * k.gamma.mul_add(zmul(q, spx), p) * kp;
-        return (loss, gneg - gpos, valid);
+        let gpos = (mq * k.gamma.mul_add(p * spn * up, q) * wpt) * wp * kq;
+        let gneg = (mp * k.gamma.mul_add(q * spx * up, p) * omt) * wn * kp;
+        return (lpos + lneg, gneg - gpos, valid);
     }
 
-    let wpt = wt.w_pos * t;
     let dce = omt * p - wpt * q;
     let alpha_t = wt.a_pos * t + wt.a_neg * omt;
 
-    let (m, dlogm) = if MOD == LINEAR {
+    let ((m, scale), dlogm) = if MOD == LINEAR {
         // 1 - p_t = (u e + v) / (1 + e). Two exact forms, chosen so that the part of
         // ln(1 - p_t) proportional to |x| stays out of the logarithm:
         //   v >= u e:  ln(1 - p_t) = ln(v + u e) - l           (A = 0)
@@ -168,7 +201,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
         let zv = v.eq(zero);
         let far = v.lt(u * e) | zv;
         let v_over_e = L::select(zv, zero, v / e);
-        let c = L::select(far, u + v_over_e, v.mul_add(one, u * e));
+        let c = L::select(far, u + v_over_e, v + u * e);
         let a = L::select(far, ax, zero);
         let m = modulator(a, l - c.ln(), k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
@@ -177,18 +210,17 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
-        let m = modulator(zmul(u, ax), l, k);
+        let m = modulator(u * ax, l, k);
         (m, k.gamma * (omt * q - t * p))
     };
 
-    // loss = f CE with CE = w+ t sp(-x) + (1 - t) sp(x), distributed so that no partial
-    // product overflows before the weights shrink it (x near +-f32::MAX);
-    // dL/dx = f (dCE + CE dlogm) = f dCE + dlogm loss.
-    let (m, scale) = m;
-    let f = wt.w * alpha_t * m;
-    let loss = zmul(f * wpt, spn) + zmul(f * omt, spx);
-    let grad = f * dce + zmul(dlogm, loss);
-    (loss * scale, grad * scale, valid)
+    // loss = W m CE with CE = w+ t sp(-x) + (1 - t) sp(x), W = w alpha_t multiplied last;
+    // dL/dx = W m (dCE + CE dlogm).
+    let w = wt.w * alpha_t;
+    let mce = (m * spn) * wpt + (m * spx) * omt;
+    let loss = w * mce * scale * up;
+    let grad = w * m.mul_add(dce, dlogm * mce * up) * scale;
+    (loss, grad, valid)
 }
 
 /// [`element`] for a vector whose targets are all 0 or 1 (`y`: the lanes with `t = 1`), where
@@ -224,8 +256,9 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
     } else {
         modulator((-z).max(zero), l, k)
     };
-    let f = wt.w * alpha * m * wy;
-    let loss = zmul(f, sp);
-    let grad = f * k.gamma.mul_add(zmul(ob, sp), b);
-    (loss * scale, L::select(y, -grad, grad) * scale)
+    // The weights multiply last (see `element_soft`).
+    let w = wt.w * alpha * wy;
+    let loss = w * (m * sp) * scale;
+    let grad = w * (m * k.gamma.mul_add(ob * sp, b)) * scale;
+    (loss, L::select(y, -grad, grad))
 }

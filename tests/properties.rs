@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Opts, kappas, loss_grad, within};
+use common::{Opts, kappas, loss_grad, within_opts};
 use focal_loss::{Backend, Focal, Modulator, Reduction};
 use proptest::prelude::*;
 
@@ -167,14 +167,14 @@ fn check(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
         let hard = (t == 0.0 || t == 1.0) && c.eps == 0.0;
         let (kl, kg) = if hard { (0.0, 0.0) } else { kappas(x, t, &o) };
         prop_assert!(
-            within(l[i], wl, kl, hard, o.weight),
+            within_opts(l[i], wl, kl, hard, &o),
             "{backend:?} loss at {i}: x={} t={} got {} want {wl:e} kappa {kl} opts {o:?}",
             c.x[i],
             c.t[i],
             l[i]
         );
         prop_assert!(
-            within(g[i], wg, kg, hard, o.weight),
+            within_opts(g[i], wg, kg, hard, &o),
             "{backend:?} grad at {i}: x={} t={} got {} want {wg:e} kappa {kg} opts {o:?}",
             c.x[i],
             c.t[i],

@@ -126,9 +126,12 @@ pub fn ulps(got: f32, want: f64) -> f64 {
 ///   in `x` and `t` (`|x dv/dx / v| + |t dv/dt / v| + |(1-t) dv/dt / v|`).
 /// - Results in or near the subnormal range: also allowed `SUB_ABS * (1 + weight)` units of
 ///   `2^-149` (an intermediate subnormal `e^-|x|` has an absolute, not relative, rounding).
+/// - Options that multiply in f32 (alpha, class, sample and positive weights, each product
+///   rounded once, at most 0.5 ULP): `WEIGHT_ULP` more.
 pub const HARD_ULP: f64 = 8.0;
 pub const SOFT_ULP: f64 = 8.0;
 pub const SUB_ABS: f64 = 4.0;
+pub const WEIGHT_ULP: f64 = 2.0;
 
 /// Whether a result passes the table.
 pub fn within(got: f32, want: f64, kappa: f64, hard: bool, weight: f64) -> bool {
@@ -139,6 +142,21 @@ pub fn within(got: f32, want: f64, kappa: f64, hard: bool, weight: f64) -> bool 
         SOFT_ULP * (1.0 + kappa)
     };
     u <= tol || ((got as f64) - want).abs() <= SUB_ABS * (1.0 + weight) * (2f64).powi(-149)
+}
+
+/// [`within`] for an element computed with options `o` (adds `WEIGHT_ULP` when weights or
+/// alpha multiply).
+pub fn within_opts(got: f32, want: f64, kappa: f64, hard: bool, o: &Opts) -> bool {
+    let weighted = o.alpha.is_some() || o.weight != 1.0 || o.pos_weight != 1.0;
+    let extra = if weighted { WEIGHT_ULP } else { 0.0 };
+    let u = ulps(got, want);
+    let tol = extra
+        + if hard {
+            HARD_ULP
+        } else {
+            SOFT_ULP * (1.0 + kappa)
+        };
+    u <= tol || within(got, want, kappa, hard, o.weight)
 }
 
 /// Condition numbers of the loss and of the gradient in `x` and `t`, by central differences of
