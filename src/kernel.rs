@@ -116,26 +116,37 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     k: &Consts<L>,
 ) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
-    let valid_x = x.eq(x);
+    let finite = x.abs().lt(L::splat(f32::INFINITY));
+    if L::all(finite) {
+        // The common case: every logit finite (hence none NaN).
+        return element_finite::<L, MOD>(x, t, wt, k, finite);
+    }
     let inf = x.abs().eq(L::splat(f32::INFINITY));
     let xc = x.max(L::splat(f32::MIN)).min(L::splat(f32::MAX));
-    let (loss, grad, valid) = 'k: {
-        if k.may_be_hard {
-            let y = t.eq(L::splat(1.0));
-            // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
-            if L::all(y | t.eq(zero)) {
-                let (l, g) = element_hard(xc, y, wt, k);
-                break 'k (l, g, valid_x);
-            }
-        }
-        element_soft::<L, MOD>(xc, t, wt, k, valid_x)
-    };
-    let loss = if L::any(inf) {
-        L::select(inf & zero.lt(loss), L::splat(f32::INFINITY), loss)
-    } else {
-        loss
-    };
+    let (loss, grad, valid) = element_finite::<L, MOD>(xc, t, wt, k, x.eq(x));
+    let loss = L::select(inf & zero.lt(loss), L::splat(f32::INFINITY), loss);
     (loss, grad, valid)
+}
+
+/// [`element`] for finite logits: the hard path when every target is 0 or 1, else the
+/// general one. `valid_x` marks the lanes whose logit is valid.
+#[inline(always)]
+fn element_finite<L: Lane, const MOD: u8>(
+    x: L,
+    t: L,
+    wt: &Weights<L>,
+    k: &Consts<L>,
+    valid_x: L::Mask,
+) -> (L, L, L::Mask) {
+    if k.may_be_hard {
+        let y = t.eq(L::splat(1.0));
+        // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
+        if L::all(y | t.eq(L::splat(0.0))) {
+            let (l, g) = element_hard(x, y, wt, k);
+            return (l, g, valid_x);
+        }
+    }
+    element_soft::<L, MOD>(x, t, wt, k, valid_x)
 }
 
 /// [`element`] for finite logits and any targets.

@@ -319,10 +319,6 @@ impl Lane for V512 {
         m == u16::MAX
     }
     #[inline(always)]
-    fn any(m: u16) -> bool {
-        m != 0
-    }
-    #[inline(always)]
     fn pow2i(n: Self) -> Self {
         // SAFETY: invariant (AVX-512F).
         V512(unsafe {
@@ -634,11 +630,6 @@ impl Lane for V256x2 {
     fn all(m: M256x2) -> bool {
         // SAFETY: invariant (AVX).
         unsafe { _mm256_movemask_ps(_mm256_and_ps(m.0[0], m.0[1])) == 0xff }
-    }
-    #[inline(always)]
-    fn any(m: M256x2) -> bool {
-        // SAFETY: invariant (AVX).
-        unsafe { _mm256_movemask_ps(_mm256_or_ps(m.0[0], m.0[1])) != 0 }
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {
