@@ -186,6 +186,93 @@ impl<'a> Focal<'a> {
         }
     }
 
+    /// The preset of torchvision's `sigmoid_focal_loss(inputs, targets, alpha, gamma,
+    /// reduction)`: [`Modulator::Linear`], alpha balancing with `alpha` when `alpha >= 0` and
+    /// none when `alpha < 0` (torchvision's `alpha=-1`), the same for optax's
+    /// `sigmoid_focal_loss` and Keras' `BinaryFocalCrossentropy(apply_class_balancing=True)`.
+    /// Use [`Reduction::Mean`] / [`Reduction::Sum`] for `reduction="mean"` / `"sum"`, and
+    /// [`loss_elementwise`](Self::loss_elementwise) for `"none"`. Unlike torchvision in f32,
+    /// the result stays exact for `5 < |x| < 88` and its gradient finite for `gamma < 1`.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Reduction};
+    /// // torchvision.ops.sigmoid_focal_loss(tensor([2.0, -1.0]), tensor([1.0, 0.0]),
+    /// //     alpha=0.25, gamma=2.0, reduction="sum"), its expression in float64: 0.0174444...
+    /// let l = Focal::torchvision(0.25, 2.0).loss(&[2.0, -1.0], &[1.0, 0.0], Reduction::Sum)?;
+    /// assert!((l as f64 - 0.017_444_434).abs() < 1e-8);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub const fn torchvision(alpha: f32, gamma: f32) -> Focal<'static> {
+        let f = Focal::new(gamma);
+        if alpha < 0.0 { f } else { f.alpha(alpha) }
+    }
+
+    /// The preset of the original TensorFlow code of the class-balanced loss (Cui et al.,
+    /// 2019): [`Modulator::Geometric`], `modulator = exp(-gamma t x - gamma ln(1 + e^-x))`,
+    /// no alpha. The paper's per-class `alpha` is [`class_weights`](Self::class_weights)
+    /// (e.g. from [`class_balanced_weights`](crate::class_balanced_weights)), and its
+    /// normalisation `sum(weighted loss) / sum(labels)` is [`Reduction::PerPositive`]. Exact
+    /// where the original returns 0 and NaN (`x <= -89`).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Modulator, Reduction};
+    /// let f = Focal::tf_original(2.0).class_weights(&[0.5, 1.5]);
+    /// assert_eq!(f.get_modulator(), Modulator::Geometric);
+    /// let l = f.loss(&[1.5, -0.5, -100.0, 3.0], &[1.0, 0.0, 1.0, 0.0], Reduction::PerPositive)?;
+    /// assert!(l.is_finite() && l > 10.0); // x = -100 with t = 1 costs about 100 * 0.5 / 2
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub const fn tf_original(gamma: f32) -> Focal<'static> {
+        Focal::new(gamma).modulator(Modulator::Geometric)
+    }
+
+    /// The VidHOI setting of the seed study: `gamma = 0.5`, [`Modulator::Geometric`] (its
+    /// PyTorch focal class follows the original TF formula), and class-balanced weights, one
+    /// per predicate class, from [`class_balanced_weights`](crate::class_balanced_weights)
+    /// with `beta = 0.9999`; reduce with [`Reduction::PerPositive`]. Per element:
+    /// `CB_focal = w_c q^(0.5 t) p^(0.5 (1-t)) CE`.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{class_balanced_weights, Focal, Reduction};
+    /// let counts = [180_000u64, 25_000, 900, 40, 6];
+    /// let mut w = [0f32; 5];
+    /// class_balanced_weights(&counts, 0.9999, &mut w)?;
+    /// let x = [2.0f32, -1.0, -3.0, 0.5, -2.0];
+    /// let t = [1.0f32, 0.0, 1.0, 0.0, 1.0];
+    /// let mut g = [0f32; 5];
+    /// let l = Focal::vidhoi(&w).loss_and_grad(&x, &t, &mut g, Reduction::PerPositive)?;
+    /// assert!(l > 0.0 && g[4].abs() > g[0].abs()); // the rare class pulls harder
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub const fn vidhoi(class_weights: &'a [f32]) -> Focal<'a> {
+        Focal::new(0.5)
+            .modulator(Modulator::Geometric)
+            .class_weights(class_weights)
+    }
+
+    /// The preset of kornia's `BinaryFocalLossWithLogits` and mmcv's `sigmoid_focal_loss`
+    /// with soft targets: [`Modulator::Separable`], `alpha` on the positive term and
+    /// `1 - alpha` on the negative one.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Reduction};
+    /// let (x, t) = ([0.3f32, -1.2], [1.0f32, 0.0]);
+    /// // Equal to the Linear preset for hard targets.
+    /// let a = Focal::kornia(0.25, 2.0).loss(&x, &t, Reduction::Sum)?;
+    /// let b = Focal::torchvision(0.25, 2.0).loss(&x, &t, Reduction::Sum)?;
+    /// assert!((a - b).abs() <= 4.0 * f32::EPSILON * a);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub const fn kornia(alpha: f32, gamma: f32) -> Focal<'static> {
+        Focal::new(gamma)
+            .alpha(alpha)
+            .modulator(Modulator::Separable)
+    }
+
     /// Alpha balancing with one `alpha` in `[0, 1]`: `alpha_t = alpha t + (1 - alpha)(1 - t)`
     /// (torchvision's `alpha`; `0.25` in Lin et al.). Replaces an earlier
     /// [`alpha_per_class`](Self::alpha_per_class).
