@@ -70,9 +70,10 @@ impl Reduction {
 /// Split a `[rows, classes]` batch at row boundaries, compute each chunk with
 /// [`Focal::partial`](crate::Focal::partial) (on any thread or machine), [`merge`](Self::merge)
 /// the results in any order and [`reduce`](Self::reduce): the value equals the single call on
-/// the whole batch. The sums are double-word (`f64 + f64`, relative error below
-/// `n * 2^-104`), so different splits round to the same f32 except when the exact sum lies
-/// within `2^-80` of an f32 rounding boundary.
+/// the whole batch. The loss sums are compensated f64 sums (Ogita-Rump-Oishi `Sum2`: relative
+/// error at most `2^-53 + (n 2^-53)^2` for `n` non-negative terms), so different splits round
+/// to the same f32 except when the exact sum lies within about `2^-50` of an f32 rounding
+/// boundary.
 ///
 /// # Example
 /// ```
@@ -96,14 +97,35 @@ pub struct Partial {
 
 impl Partial {
     /// Nothing: the identity of [`merge`](Self::merge).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Partial, Reduction};
+    /// assert_eq!(Partial::EMPTY.reduce(Reduction::Mean)?, 0.0);
+    /// assert_eq!(Partial::EMPTY.elements(), 0);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     pub const EMPTY: Partial = Partial {
         loss: Dd::ZERO,
         positives: 0.0,
         elements: 0,
     };
 
-    /// The combination of two disjoint chunks. Commutative and, to within `2^-104`
-    /// relative, associative.
+    /// The combination of two disjoint chunks: loss sums added in double-word arithmetic
+    /// (renormalised, error below `2^-104` relative), targets and counts added. Commutative;
+    /// associative to within that error.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad, Reduction};
+    /// let f = Focal::new(2.0);
+    /// let a = f.partial(&[0.5f32, -1.0], &[1.0f32, 0.0], Grad::Skip)?;
+    /// let b = f.partial(&[2.0f32], &[1.0f32], Grad::Skip)?;
+    /// let ab = a.merge(b);
+    /// assert_eq!(ab, b.merge(a));
+    /// assert_eq!((ab.elements(), ab.positives()), (3, 2.0));
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     #[must_use]
     pub fn merge(self, other: Partial) -> Partial {
         Partial {
@@ -113,26 +135,62 @@ impl Partial {
         }
     }
 
-    /// The weighted loss sum `sum l_i` (unreduced), rounded to f64.
+    /// The weighted loss sum `sum l_i` (unreduced), rounded to f64 from its double-word value.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad};
+    /// let p = Focal::new(0.0).partial(&[0.0f32, 0.0], &[1.0f32, 0.0], Grad::Skip)?;
+    /// assert!((p.loss_sum() - 2.0 * core::f64::consts::LN_2).abs() < 1e-7);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     pub fn loss_sum(&self) -> f64 {
         self.loss.value()
     }
 
-    /// The sum of the raw targets (the number of positives for hard targets, exact up to
-    /// 2^53; soft targets are summed in f64).
+    /// The sum of the raw targets (before label smoothing): the number of positives for hard
+    /// targets, exact up to 2^53; soft targets are summed in f64.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad};
+    /// let p = Focal::new(2.0).label_smoothing(0.1).partial(&[0.0f32; 3], &[1u8, 1, 0], Grad::Skip)?;
+    /// assert_eq!(p.positives(), 2.0);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     pub fn positives(&self) -> f64 {
         self.positives
     }
 
     /// The number of elements (rows x classes).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad};
+    /// let p = Focal::new(2.0).classes(2).partial(&[0.0f32; 6], &[0.0f32; 6], Grad::Skip)?;
+    /// assert_eq!(p.elements(), 6);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     pub fn elements(&self) -> u64 {
         self.elements
     }
 
-    /// The reduced loss of everything merged so far.
+    /// The reduced loss of everything merged so far: the double-word sum divided (or
+    /// multiplied) in f64 as [`Reduction`] says, rounded once to f32.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for `Reduction::Scale` of a non-finite factor.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad, Reduction};
+    /// let (x, t) = ([1.0f32, -1.0, 0.5, 2.0], [1.0f32, 0.0, 0.0, 1.0]);
+    /// let p = Focal::new(2.0).partial(&x, &t, Grad::Skip)?;
+    /// assert_eq!(p.reduce(Reduction::Mean)?, (p.loss_sum() / 4.0) as f32);
+    /// assert_eq!(p.reduce(Reduction::PerPositive)?, (p.loss_sum() / 2.0) as f32);
+    /// assert!(p.reduce(Reduction::Scale(f32::NAN)).is_err());
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
     pub fn reduce(&self, reduction: Reduction) -> Result<f32, Error> {
         let s = self.loss.hi + self.loss.lo;
         let v = match reduction {

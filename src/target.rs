@@ -20,6 +20,12 @@
 /// ```
 pub trait Target: Copy + sealed::Sealed {
     /// The target as an `f32`.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Target;
+    /// assert_eq!(1u8.value(), 1.0f32.value());
+    /// ```
     fn value(self) -> f32;
 }
 
