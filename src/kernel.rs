@@ -71,29 +71,56 @@ pub(crate) struct Weights<L> {
     pub w: L,
 }
 
-/// `m = exp(-gamma (a + b))` as `(m', k)` with `m = m' k`, for `a >= 0` exact.
-///
-/// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, so that `m`
-/// carries only the errors of `exp` and of `b`. When `m < e^-64`, it is returned as the square
-/// of `m' = exp(ln m / 2)` (`k = m'`): the caller multiplies `k` in last, so that a tiny
-/// modulator times a large cross-entropy (soft targets at large `|x|`) never passes through a
-/// subnormal `m` with few significant bits, and no partial product exceeds the result by
-/// more than `e^32`.
+/// `1 / (1 + e)` for `e` in `[0, 1]`, corrected for the rounding of `1 + e`: with
+/// `u = fl(1 + e)` and its exact error `u_lo = e - (u - 1)`, `1/(1+e) = r (1 - r u_lo)` to
+/// first order, `r ~ 1/u`. Removes up to 0.5 ULP from `p`, `q` and every product of them.
 #[inline(always)]
-fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
+fn inv_1p<L: Lane>(e: L) -> L {
+    let one = L::splat(1.0);
+    let u = one + e;
+    let u_lo = e - (u - one);
+    let r = u.recip_1_2();
+    (-(r * u_lo)).mul_add(r, r)
+}
+
+/// `exp(-gamma (a + b))` as `(s, d)` with the result `exp(s) (1 + d)`, for `a >= 0` exact.
+///
+/// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, and `hi + c`
+/// into `s + err` (TwoSum), so that the modulator carries only the errors of `exp` and of `b`
+/// even where `gamma |x|` is 80 and a plain `exp(gamma ln q)` would lose 6 bits.
+#[inline(always)]
+fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let a = a.min(k.a_max);
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
     let c = -k.gamma * b;
     let c_lo = L::mul_err(-k.gamma, b, c);
-    // TwoSum(hi, c): s + err = hi + c exactly.
     let s = hi + c;
     let bb = s - hi;
     let err = (hi - (s - bb)) + (c - bb);
-    let d = (lo + c_lo) + err;
+    (s, (lo + c_lo) + err)
+}
+
+/// `m = exp(-gamma (a + b))`, see [`log_modulator`]; `exp(s + d) = exp(s) (1 + d)` for the
+/// tiny correction `d`.
+#[inline(always)]
+fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
+    let (s, d) = log_modulator(a, b, k);
+    let m = s.exp();
+    m.mul_add(d, m)
+}
+
+/// [`modulator`] as `(m', k)` with `m = m' k`. When `m < e^-64`, it is returned as the square
+/// of `m' = exp(ln m / 2)` (`k = m'`): the caller multiplies `k` in last, so that a tiny
+/// modulator times a large cross-entropy (soft targets at large `|x|`) never passes through a
+/// subnormal `m` with few significant bits, and no partial product exceeds the result by
+/// more than `e^32`.
+#[inline(always)]
+fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
+    let (s, d) = log_modulator(a, b, k);
     let tiny = s.lt(L::splat(-64.0));
     let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
-    // Halving is exact; exp(s + d) = exp(s) (1 + d) for the tiny correction d.
+    // Halving is exact.
     let (s, d) = (s * half, d * half);
     let m = s.exp();
     let m = m.mul_add(d, m);
@@ -170,7 +197,7 @@ fn element_soft<L: Lane, const MOD: u8>(
     let ax = x.abs();
     let e = (-ax).exp();
     let l = e.ln_1p();
-    let r = (one + e).recip_1_2();
+    let r = inv_1p(e);
     let er = e * r;
     let pos = x.ge(zero);
     let p = L::select(pos, r, er);
@@ -190,8 +217,8 @@ fn element_soft<L: Lane, const MOD: u8>(
 
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
-        let (mq, kq) = modulator(x.max(zero), l, k); // q^gamma = mq kq
-        let (mp, kp) = modulator((-x).max(zero), l, k); // p^gamma = mp kp
+        let (mq, kq) = modulator_split(x.max(zero), l, k); // q^gamma = mq kq
+        let (mp, kp) = modulator_split((-x).max(zero), l, k); // p^gamma = mp kp
         let (wp, wn) = (wt.w * wt.a_pos, wt.w * wt.a_neg);
         let lpos = (mq * spn * wpt) * wp * kq * up;
         let lneg = (mp * spx * omt) * wn * kp * up;
@@ -214,14 +241,14 @@ fn element_soft<L: Lane, const MOD: u8>(
         let v_over_e = L::select(zv, zero, v / e);
         let c = L::select(far, u + v_over_e, v + u * e);
         let a = L::select(far, ax, zero);
-        let m = modulator(a, l - c.ln(), k);
+        let m = modulator_split(a, l - c.ln(), k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
         let pqb = L::select(far, r, er) / c;
         (m, k.gamma * (omt - t) * pqb)
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
-        let m = modulator(u * ax, l, k);
+        let m = modulator_split(u * ax, l, k);
         (m, k.gamma * (omt * q - t * p))
     };
 
@@ -248,7 +275,7 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
     let one = L::splat(1.0);
     let e = (-x.abs()).exp();
     let l = e.ln_1p();
-    let r = (one + e).recip_1_2();
+    let r = inv_1p(e);
     let er = e * r;
     let z = L::select(y, -x, x);
     // z >= 0: the wrong side, b = 1 / (1 + e) is the larger of the pair.
@@ -258,18 +285,20 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
     let sp = z.max(zero) + l;
     let alpha = L::select(y, wt.a_pos, wt.a_neg);
     let wy = L::select(y, wt.w_pos, one);
-    let (m, scale) = if k.int_gamma <= 2 {
+    // No split of a tiny modulator here: b^gamma is tiny only on the right side, where the
+    // cross-entropy is as tiny.
+    let m = if k.int_gamma <= 2 {
         let mut m = one;
         for _ in 0..k.int_gamma {
             m = m * b;
         }
-        (m, one)
+        m
     } else {
         modulator((-z).max(zero), l, k)
     };
     // The weights multiply last (see `element_soft`).
     let w = wt.w * alpha * wy;
-    let loss = w * (m * sp) * scale;
-    let grad = w * (m * k.gamma.mul_add(ob * sp, b)) * scale;
+    let loss = w * (m * sp);
+    let grad = w * (m * k.gamma.mul_add(ob * sp, b));
     (loss, L::select(y, -grad, grad))
 }
