@@ -376,5 +376,7 @@ fn main() {
         start.elapsed().as_secs_f64()
     );
     println!("mAP: mean over classes of the average precision on the balanced test set.");
-    println!("train loss: last epoch, reduced by Mean (BCE, focal) or PerPositive (class-balanced).");
+    println!(
+        "train loss: last epoch, reduced by Mean (BCE, focal) or PerPositive (class-balanced)."
+    );
 }
