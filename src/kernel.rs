@@ -23,8 +23,9 @@ const TWO_64: f32 = 18_446_744_073_709_551_616.0;
 #[derive(Clone, Copy)]
 pub(crate) struct Consts<L> {
     pub gamma: L,
-    /// Upper bound on `A`: `gamma * A` beyond 256 makes `m = 0` whatever `A` is; the clamp
-    /// keeps `gamma * A` finite at `x = +-inf` (and `0 * inf` out of `gamma = 0`).
+    /// Upper bound on the exponent's parts `A` and `B`: `gamma * A` beyond 256 makes `m = 0`
+    /// whatever `A` is; the clamp keeps `gamma * A` finite for every `gamma` (0 when
+    /// `gamma = 0`, where the product is 0 anyway).
     pub a_max: L,
     /// Label smoothing `t' = t * keep + half_eps` (`keep = 1 - eps`, `half_eps = eps / 2`).
     pub keep: L,
@@ -42,9 +43,9 @@ impl<L: Lane> Consts<L> {
         Consts {
             gamma: L::splat(gamma),
             a_max: L::splat(if gamma > 0.0 {
-                (256.0 / gamma).min(1e30)
+                (256.0 / gamma).min(f32::MAX)
             } else {
-                1e30
+                0.0
             }),
             keep: L::splat(1.0 - eps),
             half_eps: L::splat(0.5 * eps),
@@ -91,6 +92,7 @@ fn inv_1p<L: Lane>(e: L) -> L {
 #[inline(always)]
 fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let a = a.min(k.a_max);
+    let b = b.min(k.a_max);
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
     let c = -k.gamma * b;
@@ -167,10 +169,18 @@ fn element_finite<L: Lane, const MOD: u8>(
 ) -> (L, L, L::Mask) {
     if k.may_be_hard {
         let y = t.eq(L::splat(1.0));
+        let hard = y | t.eq(L::splat(0.0));
         // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
-        if L::all(y | t.eq(L::splat(0.0))) {
+        if L::all(hard) {
             let (l, g) = element_hard(x, y, wt, k);
             return (l, g, valid_x);
+        }
+        if L::any(hard) {
+            // Mixed: the hard lanes take the hard formula too, so that an element's bits never
+            // depend on its neighbours' targets.
+            let (lh, gh) = element_hard(x, y, wt, k);
+            let (ls, gs, valid) = element_soft::<L, MOD>(x, t, wt, k, valid_x);
+            return (L::select(hard, lh, ls), L::select(hard, gh, gs), valid);
         }
     }
     element_soft::<L, MOD>(x, t, wt, k, valid_x)
@@ -228,6 +238,7 @@ fn element_soft<L: Lane, const MOD: u8>(
         return (lpos + lneg, gneg - gpos, valid);
     }
 
+    // dCE/dx = (1 - t) p - w+ t q: the small one of p and q carries the small absolute error.
     let dce = omt * p - wpt * q;
     let alpha_t = wt.a_pos * t + wt.a_neg * omt;
 
@@ -254,7 +265,9 @@ fn element_soft<L: Lane, const MOD: u8>(
 
     // loss = W m CE with CE = w+ t sp(-x) + (1 - t) sp(x), W = w alpha_t multiplied last;
     // dL/dx = W m (dCE + CE dlogm).
-    let w = wt.w * alpha_t;
+    // Weights beyond the documented range may overflow in their product: MAX, not inf, so
+    // that a zero cross-entropy still gives 0.
+    let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
     let mce = (m * spn) * wpt + (m * spx) * omt;
     let loss = w * mce * scale * up;
     let grad = w * m.mul_add(dce, dlogm * mce * up) * scale;
@@ -297,7 +310,7 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
         modulator((-z).max(zero), l, k)
     };
     // The weights multiply last (see `element_soft`).
-    let w = wt.w * alpha * wy;
+    let w = (wt.w * alpha * wy).min(L::splat(f32::MAX));
     let loss = w * (m * sp);
     let grad = w * (m * k.gamma.mul_add(ob * sp, b));
     (loss, L::select(y, -grad, grad))

@@ -50,6 +50,8 @@ pub(crate) trait Lane:
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
     /// Whether every lane of the mask is set.
     fn all(m: Self::Mask) -> bool;
+    /// Whether any lane of the mask is set.
+    fn any(m: Self::Mask) -> bool;
 
     /// `2^n` for an integral `n` in `[-126, 127]`.
     fn pow2i(n: Self) -> Self;
@@ -152,6 +154,10 @@ impl Lane for f32 {
     }
     #[inline(always)]
     fn all(m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn any(m: bool) -> bool {
         m
     }
     #[inline(always)]

@@ -96,14 +96,20 @@ pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
 
 /// Dekker's exact product error `a*b - p`, `p = fl(a*b)`, for backends without a fused
 /// multiply-add: Veltkamp splits (`4097 = 2^12 + 1`) into 12-bit halves whose pairwise
-/// products are exact. Valid for `|a|, |b| < 2^115` (no overflow in the split).
+/// products are exact. An operand above `2^100` is split as `2^64 (v 2^-64)` (exact), so that
+/// `4097 v` cannot overflow.
 #[inline(always)]
 #[allow(dead_code)] // used by the vector backend when the build has no FMA
 pub(crate) fn mul_err_dekker<L: Lane>(a: L, b: L, p: L) -> L {
     let split = |v: L| {
-        let c = v * L::splat(4097.0);
-        let hi = c - (c - v);
-        (hi, v - hi)
+        let pow2 = |e: i32| L::splat(f32::from_bits(((127 + e) as u32) << 23));
+        let big = v.abs().ge(pow2(100));
+        let down = L::select(big, pow2(-64), L::splat(1.0));
+        let up = L::select(big, pow2(64), L::splat(1.0));
+        let w = v * down;
+        let c = w * L::splat(4097.0);
+        let hi = c - (c - w);
+        (hi * up, (w - hi) * up)
     };
     let (ah, al) = split(a);
     let (bh, bl) = split(b);

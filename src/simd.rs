@@ -119,6 +119,10 @@ impl Lane for f32x8 {
         m.all()
     }
     #[inline(always)]
+    fn any(m: Self) -> bool {
+        m.any()
+    }
+    #[inline(always)]
     fn pow2i(n: Self) -> Self {
         let bits = (n.round_int() + i32x8::splat(127)) << 23;
         f32x8::from_bits(wide::bytemuck::cast(bits))

@@ -157,10 +157,10 @@ fn padded<const N: usize>(src: &[f32], fill: f32) -> [f32; N] {
 fn total<const N: usize>(hi: [f64; N], lo: [f64; N], t: [f64; N]) -> (Dd, f64) {
     let mut d = Dd::ZERO;
     for k in 0..N {
-        d = d.add(Dd {
-            hi: hi[k],
-            lo: lo[k],
-        });
+        // A lane whose running sum is infinite (a loss of +inf at an infinite logit) has a
+        // NaN error term (inf - inf in TwoSum): it is dropped.
+        let lo = if hi[k].is_finite() { lo[k] } else { 0.0 };
+        d = d.add(Dd { hi: hi[k], lo });
     }
     (d, t.iter().sum())
 }
@@ -317,6 +317,10 @@ impl Lane for V512 {
     #[inline(always)]
     fn all(m: u16) -> bool {
         m == u16::MAX
+    }
+    #[inline(always)]
+    fn any(m: u16) -> bool {
+        m != 0
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {
@@ -630,6 +634,11 @@ impl Lane for V256x2 {
     fn all(m: M256x2) -> bool {
         // SAFETY: invariant (AVX).
         unsafe { _mm256_movemask_ps(_mm256_and_ps(m.0[0], m.0[1])) == 0xff }
+    }
+    #[inline(always)]
+    fn any(m: M256x2) -> bool {
+        // SAFETY: invariant (AVX).
+        unsafe { _mm256_movemask_ps(_mm256_or_ps(m.0[0], m.0[1])) != 0 }
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {

@@ -286,6 +286,18 @@ fn infinite_logits_give_the_limits() {
                 let t = [1.0f32, 0.0, 0.0, 1.0];
                 let (l, g) = elementwise(&f, &x, &t);
                 let m0 = if gamma == 0.0 { 1.0 } else { 0.0 };
+                // The reduced values: +inf (no NaN from the sums' error terms), and a zero
+                // external factor gives 0.
+                assert_eq!(
+                    f.loss(&x, &t, Reduction::Sum),
+                    Ok(f32::INFINITY),
+                    "{backend:?}"
+                );
+                assert_eq!(
+                    f.loss(&x, &t, Reduction::Scale(0.0)),
+                    Ok(0.0),
+                    "{backend:?}"
+                );
                 // Wrong side: loss +inf, gradient -alpha and 1 - alpha; right side: 0 and 0.
                 assert_eq!(l, [f32::INFINITY, f32::INFINITY, 0.0, 0.0], "{m:?} {gamma}");
                 assert_eq!(g, [-0.25, 0.75, 0.0, 0.0 * m0], "{m:?} {gamma}");
@@ -373,6 +385,34 @@ fn results_do_not_depend_on_position() {
             for k in 0..xs.len() {
                 let (l1, g1) = elementwise(&f, &xs[k..k + 1], &ts[k..k + 1]);
                 assert_eq!((l1[0], g1[0]), (l2[k], g2[k]));
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_neighbouring_targets() {
+    // A hard target next to soft ones gives the same bits as among hard ones.
+    let (x, t) = batch(64, 11, false);
+    for b in Backend::available() {
+        for m in [
+            Modulator::Linear,
+            Modulator::Geometric,
+            Modulator::Separable,
+        ] {
+            let f = Focal::new(0.5).alpha(0.25).modulator(m).backend(b);
+            let (l, g) = elementwise(&f, &x, &t);
+            let mut mixed = t.clone();
+            for v in mixed.iter_mut().step_by(3) {
+                *v = 0.37;
+            }
+            let (lm, gm) = elementwise(&f, &x, &mixed);
+            for i in (0..64).filter(|i| i % 3 != 0) {
+                assert_eq!(
+                    (l[i].to_bits(), g[i].to_bits()),
+                    (lm[i].to_bits(), gm[i].to_bits()),
+                    "{b:?} {m:?} {i}"
+                );
             }
         }
     }

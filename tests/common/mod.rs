@@ -159,17 +159,20 @@ pub fn within_opts(got: f32, want: f64, kappa: f64, hard: bool, o: &Opts) -> boo
     u <= tol || within(got, want, kappa, hard, o.weight)
 }
 
-/// Condition numbers of the loss and of the gradient in `x` and `t`, by central differences of
-/// the oracle in f64.
+/// Condition numbers of the loss and of the gradient in `x` and in the (smoothed) target
+/// `t' = t (1 - eps) + eps / 2`, by central differences of the oracle in f64. `t'` is an f32
+/// computed value, so its rounding (and that of `1 - t'`) is an input perturbation.
 pub fn kappas(x: f64, t: f64, o: &Opts) -> (f64, f64) {
-    let (l, g) = loss_grad(x, t, o);
+    let ts = t * (1.0 - o.eps) + o.eps / 2.0;
+    let o = Opts { eps: 0.0, ..*o };
+    let (l, g) = loss_grad(x, ts, &o);
     let hx = 1e-6 * x.abs().max(1e-3);
-    let (lxp, gxp) = loss_grad(x + hx, t, o);
-    let (lxm, gxm) = loss_grad(x - hx, t, o);
+    let (lxp, gxp) = loss_grad(x + hx, ts, &o);
+    let (lxm, gxm) = loss_grad(x - hx, ts, &o);
     let ht = 1e-7;
-    let (tp, tm) = ((t + ht).min(1.0), (t - ht).max(0.0));
-    let (ltp, gtp) = loss_grad(x, tp, o);
-    let (ltm, gtm) = loss_grad(x, tm, o);
+    let (tp, tm) = ((ts + ht).min(1.0), (ts - ht).max(0.0));
+    let (ltp, gtp) = loss_grad(x, tp, &o);
+    let (ltm, gtm) = loss_grad(x, tm, &o);
     let dl_dx = (lxp - lxm) / (2.0 * hx);
     let dg_dx = (gxp - gxm) / (2.0 * hx);
     let dl_dt = (ltp - ltm) / (tp - tm);
@@ -178,7 +181,7 @@ pub fn kappas(x: f64, t: f64, o: &Opts) -> (f64, f64) {
         if v == 0.0 {
             0.0
         } else {
-            (x * dx).abs() / v.abs() + dt.abs() * (t.max(1.0 - t)) / v.abs()
+            (x * dx).abs() / v.abs() + dt.abs() * (ts.max(1.0 - ts)) / v.abs()
         }
     };
     (k(l, dl_dx, dl_dt), k(g, dg_dx, dg_dt))
