@@ -198,7 +198,7 @@ impl Partial {
             Reduction::Mean => s / (self.elements.max(1) as f64),
             Reduction::PerPositive => s / self.positives().max(1.0),
             // A zero factor gives 0 even for an infinite sum (a loss of +inf at x = +-inf).
-            Reduction::Scale(f) if f == 0.0 => 0.0 * reduction.factor(0, 0.0)?,
+            Reduction::Scale(0.0) => 0.0,
             Reduction::Scale(_) => s * reduction.factor(self.elements, 0.0)?,
         };
         Ok(v as f32)

@@ -1,5 +1,8 @@
 #![no_main]
-//! Fuzz target: `Focal::elementwise` (see `src/lib.rs` for the properties checked).
+//! Fuzz target: `Focal::loss_elementwise` (see `src/lib.rs` for the properties checked).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: focal_loss_fuzz::Input| focal_loss_fuzz::check(&input, focal_loss_fuzz::Entry::Elementwise));
+fuzz_target!(|input: focal_loss_fuzz::Input| focal_loss_fuzz::check(
+    &input,
+    focal_loss_fuzz::Entry::Elementwise
+));

@@ -2,4 +2,7 @@
 //! Fuzz target: `Focal::partial` (see `src/lib.rs` for the properties checked).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: focal_loss_fuzz::Input| focal_loss_fuzz::check(&input, focal_loss_fuzz::Entry::Partial));
+fuzz_target!(|input: focal_loss_fuzz::Input| focal_loss_fuzz::check(
+    &input,
+    focal_loss_fuzz::Entry::Partial
+));
