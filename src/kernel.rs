@@ -148,13 +148,37 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     let finite = x.abs().lt(L::splat(f32::INFINITY));
     if L::all(finite) {
         // The common case: every logit finite (hence none NaN).
-        return element_finite::<L, MOD>(x, t, wt, k, finite);
+        return element_finite::<L, MOD>(x, t, wt, k, finite, None);
     }
+    let _ = zero;
     let inf = x.abs().eq(L::splat(f32::INFINITY));
     let xc = x.max(L::splat(f32::MIN)).min(L::splat(f32::MAX));
-    let (loss, grad, valid) = element_finite::<L, MOD>(xc, t, wt, k, x.eq(x));
-    let loss = L::select(inf & zero.lt(loss), L::splat(f32::INFINITY), loss);
-    (loss, grad, valid)
+    element_finite::<L, MOD>(xc, t, wt, k, x.eq(x), Some(inf))
+}
+
+/// The limit at `x = +-inf` of a loss computed at `x = +-f32::MAX` (lanes `inf`): `+inf` where
+/// `grows` (the coefficient of `|x|` is positive: decided factor by factor, so that an
+/// underflow at `f32::MAX` does not turn `+inf` into 0), else 0.
+#[inline(always)]
+fn limit<L: Lane>(inf: Option<L::Mask>, grows: L::Mask, loss: L) -> L {
+    match inf {
+        None => loss,
+        Some(inf) => {
+            let lim = L::select(grows, L::splat(f32::INFINITY), L::splat(0.0));
+            L::select(inf, lim, loss)
+        }
+    }
+}
+
+/// `m`, forced to its limit 0 on the lanes `inf & vanish` (a modulator whose exponent has a
+/// positive multiple of `|x|`, at `x = +-inf`: at `f32::MAX` it may not have underflowed yet
+/// when `gamma` is tiny).
+#[inline(always)]
+fn vanish<L: Lane>(inf: Option<L::Mask>, vanish: L::Mask, m: L) -> L {
+    match inf {
+        None => m,
+        Some(inf) => L::select(inf & vanish, L::splat(0.0), m),
+    }
 }
 
 /// [`element`] for finite logits: the hard path when every target is 0 or 1, else the
@@ -166,24 +190,25 @@ fn element_finite<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
     valid_x: L::Mask,
+    inf: Option<L::Mask>,
 ) -> (L, L, L::Mask) {
     if k.may_be_hard {
         let y = t.eq(L::splat(1.0));
         let hard = y | t.eq(L::splat(0.0));
         // Targets all 0 or 1 are also all in range: only the logits remain to be checked.
         if L::all(hard) {
-            let (l, g) = element_hard(x, y, wt, k);
+            let (l, g) = element_hard(x, y, wt, k, inf);
             return (l, g, valid_x);
         }
         if L::any(hard) {
             // Mixed: the hard lanes take the hard formula too, so that an element's bits never
             // depend on its neighbours' targets.
-            let (lh, gh) = element_hard(x, y, wt, k);
-            let (ls, gs, valid) = element_soft::<L, MOD>(x, t, wt, k, valid_x);
+            let (lh, gh) = element_hard(x, y, wt, k, inf);
+            let (ls, gs, valid) = element_soft::<L, MOD>(x, t, wt, k, valid_x, inf);
             return (L::select(hard, lh, ls), L::select(hard, gh, gs), valid);
         }
     }
-    element_soft::<L, MOD>(x, t, wt, k, valid_x)
+    element_soft::<L, MOD>(x, t, wt, k, valid_x, inf)
 }
 
 /// [`element`] for finite logits and any targets.
@@ -197,6 +222,7 @@ fn element_soft<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
     valid_x: L::Mask,
+    inf: Option<L::Mask>,
 ) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
@@ -227,15 +253,22 @@ fn element_soft<L: Lane, const MOD: u8>(
 
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
+        let g_pos = zero.lt(k.gamma);
         let (mq, kq) = modulator_split(x.max(zero), l, k); // q^gamma = mq kq
         let (mp, kp) = modulator_split((-x).max(zero), l, k); // p^gamma = mp kp
+        let mq = vanish::<L>(inf, g_pos & pos, mq);
+        let mp = vanish::<L>(inf, g_pos & !pos, mp);
         let (wp, wn) = (wt.w * wt.a_pos, wt.w * wt.a_neg);
         let lpos = (mq * spn * wpt) * wp * kq * up;
         let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
         let gpos = (mq * k.gamma.mul_add(p * spn * up, q) * wpt) * wp * kq;
         let gneg = (mp * k.gamma.mul_add(q * spx * up, p) * omt) * wn * kp;
-        return (lpos + lneg, gneg - gpos, valid);
+        // At +inf the negative term grows (p^gamma -> 1), at -inf the positive one.
+        let w_pos = zero.lt(wt.w);
+        let grows = (pos & w_pos & zero.lt(wt.a_neg) & zero.lt(omt))
+            | (!pos & w_pos & zero.lt(wt.a_pos) & zero.lt(wpt));
+        return (limit::<L>(inf, grows, lpos + lneg), gneg - gpos, valid);
     }
 
     // dCE/dx = (1 - t) p - w+ t q: the small one of p and q carries the small absolute error.
@@ -259,8 +292,9 @@ fn element_soft<L: Lane, const MOD: u8>(
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
-        let m = modulator_split(u * ax, l, k);
-        (m, k.gamma * (omt * q - t * p))
+        let (m, scale) = modulator_split(u * ax, l, k);
+        let m = vanish::<L>(inf, zero.lt(k.gamma) & zero.lt(u), m);
+        ((m, scale), k.gamma * (omt * q - t * p))
     };
 
     // loss = W m CE with CE = w+ t sp(-x) + (1 - t) sp(x), W = w alpha_t multiplied last;
@@ -271,7 +305,15 @@ fn element_soft<L: Lane, const MOD: u8>(
     let mce = (m * spn) * wpt + (m * spx) * omt;
     let loss = w * mce * scale * up;
     let grad = w * m.mul_add(dce, dlogm * mce * up) * scale;
-    (loss, grad, valid)
+    // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
+    // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
+    // t^gamma (positive with the coefficient); Geometric's vanishes unless gamma u = 0.
+    let coef = L::select(pos, omt, wpt);
+    let mut grows = zero.lt(wt.w) & zero.lt(alpha_t) & zero.lt(coef);
+    if MOD == GEOMETRIC {
+        grows = grows & !(zero.lt(k.gamma) & zero.lt(u));
+    }
+    (limit::<L>(inf, grows, loss), grad, valid)
 }
 
 /// [`element`] for a vector whose targets are all 0 or 1 (`y`: the lanes with `t = 1`), where
@@ -283,7 +325,13 @@ fn element_soft<L: Lane, const MOD: u8>(
 /// (minus where `t = 1`): two terms of the same sign, no cancellation. `b^gamma` is a product
 /// for `gamma` in {0, 1, 2} (no second `exp`) and `exp(-gamma (max(-z, 0) + l))` otherwise.
 #[inline(always)]
-fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L, L) {
+fn element_hard<L: Lane>(
+    x: L,
+    y: L::Mask,
+    wt: &Weights<L>,
+    k: &Consts<L>,
+    inf: Option<L::Mask>,
+) -> (L, L) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let e = (-x.abs()).exp();
@@ -309,9 +357,12 @@ fn element_hard<L: Lane>(x: L, y: L::Mask, wt: &Weights<L>, k: &Consts<L>) -> (L
     } else {
         modulator((-z).max(zero), l, k)
     };
+    // At +-inf on the right side b^gamma vanishes (gamma > 0), even for a tiny gamma.
+    let m = vanish::<L>(inf, zero.lt(k.gamma) & !wrong, m);
     // The weights multiply last (see `element_soft`).
     let w = (wt.w * alpha * wy).min(L::splat(f32::MAX));
     let loss = w * (m * sp);
     let grad = w * (m * k.gamma.mul_add(ob * sp, b));
-    (loss, L::select(y, -grad, grad))
+    let grows = wrong & zero.lt(wt.w) & zero.lt(alpha) & zero.lt(wy);
+    (limit::<L>(inf, grows, loss), L::select(y, -grad, grad))
 }
