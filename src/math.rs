@@ -96,20 +96,23 @@ pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
 
 /// Dekker's exact product error `a*b - p`, `p = fl(a*b)`, for backends without a fused
 /// multiply-add: Veltkamp splits (`4097 = 2^12 + 1`) into 12-bit halves whose pairwise
-/// products are exact. An operand above `2^100` is split as `2^64 (v 2^-64)` (exact), so that
-/// `4097 v` cannot overflow.
+/// products are exact. An operand above `2^100` trades a factor `2^64` with the other
+/// (`a b = (a 2^-64)(b 2^64)` exactly), so that `4097 a` cannot overflow while the product is
+/// finite.
 #[inline(always)]
 #[allow(dead_code)] // used by the vector backend when the build has no FMA
 pub(crate) fn mul_err_dekker<L: Lane>(a: L, b: L, p: L) -> L {
+    let pow2 = |e: i32| L::splat(f32::from_bits(((127 + e) as u32) << 23));
+    let one = L::splat(1.0);
+    let big_a = a.abs().ge(pow2(100));
+    let big_b = b.abs().ge(pow2(100));
+    let fa = L::select(big_a, pow2(-64), L::select(big_b, pow2(64), one));
+    let fb = L::select(big_a, pow2(64), L::select(big_b, pow2(-64), one));
+    let (a, b) = (a * fa, b * fb);
     let split = |v: L| {
-        let pow2 = |e: i32| L::splat(f32::from_bits(((127 + e) as u32) << 23));
-        let big = v.abs().ge(pow2(100));
-        let down = L::select(big, pow2(-64), L::splat(1.0));
-        let up = L::select(big, pow2(64), L::splat(1.0));
-        let w = v * down;
-        let c = w * L::splat(4097.0);
-        let hi = c - (c - w);
-        (hi * up, (w - hi) * up)
+        let c = v * L::splat(4097.0);
+        let hi = c - (c - v);
+        (hi, v - hi)
     };
     let (ah, al) = split(a);
     let (bh, bl) = split(b);
@@ -196,6 +199,14 @@ mod tests {
             let p = a * b;
             let exact = (a as f64) * (b as f64) - p as f64;
             assert_eq!(mul_err_dekker(a, b, p) as f64, exact, "{a} * {b}");
+            // A huge operand times a small one: the split must not overflow.
+            let big = f32::from_bits(0x7100_0000 + (s as u32 % 0x0e00_0000)); // [2^99, 2^127]
+            let small = f32::from_bits(0x1800_0000 + ((s >> 32) as u32 % 0x1000_0000));
+            for (a, b) in [(big, small), (small, big), (-big, small)] {
+                let p = a * b;
+                let exact = (a as f64) * (b as f64) - p as f64;
+                assert_eq!(mul_err_dekker(a, b, p) as f64, exact, "{a} * {b}");
+            }
         }
     }
 }
