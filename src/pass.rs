@@ -175,7 +175,10 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
             };
         }
         if valid < L::LANES {
-            w = w * L::load_or(&ONES[..valid], 0.0);
+            // Padding lanes get weight exactly 0 (a select: even an overflowed weight
+            // product is not multiplied by 0).
+            let live = L::load_or(&ONES[..valid], 0.0).eq(one);
+            w = L::select(live, w, zero);
         }
         let wt = Weights {
             a_pos: ap,
