@@ -267,7 +267,7 @@ fn element_soft<L: Lane, const MOD: u8>(
         // At +inf the negative term grows (p^gamma -> 1), at -inf the positive one.
         let w_pos = zero.lt(wt.w);
         let grows = (pos & w_pos & zero.lt(wt.a_neg) & zero.lt(omt))
-            | (!pos & w_pos & zero.lt(wt.a_pos) & zero.lt(wpt));
+            | (!pos & w_pos & zero.lt(wt.a_pos) & zero.lt(wt.w_pos) & zero.lt(t));
         return (limit::<L>(inf, grows, lpos + lneg), gneg - gpos, valid);
     }
 
@@ -308,8 +308,10 @@ fn element_soft<L: Lane, const MOD: u8>(
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
     // t^gamma (positive with the coefficient); Geometric's vanishes unless gamma u = 0.
-    let coef = L::select(pos, omt, wpt);
-    let mut grows = zero.lt(wt.w) & zero.lt(alpha_t) & zero.lt(coef);
+    // (Factor by factor: `w+ t` may underflow where neither factor is 0.)
+    let coef_pos = (pos & zero.lt(omt)) | (!pos & zero.lt(wt.w_pos) & zero.lt(t));
+    let alpha_pos = (zero.lt(wt.a_pos) & zero.lt(t)) | (zero.lt(wt.a_neg) & zero.lt(omt));
+    let mut grows = zero.lt(wt.w) & alpha_pos & coef_pos;
     if MOD == GEOMETRIC {
         grows = grows & !(zero.lt(k.gamma) & zero.lt(u));
     }

@@ -42,12 +42,30 @@ fn features() -> u8 {
     f
 }
 
+/// Under Miri, which cannot execute CPUID or XGETBV (inline assembly): the features enabled
+/// at compile time (`RUSTFLAGS="-C target-feature=+avx2,+fma"`), as `std`'s
+/// `is_x86_feature_detected!` reports under Miri.
+#[cfg(miri)]
+fn detect() -> u8 {
+    let mut f = 0;
+    if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        f |= AVX2;
+    }
+    if cfg!(target_feature = "avx512f") {
+        f |= AVX512;
+    }
+    f
+}
+
+#[cfg(not(miri))]
 fn detect() -> u8 {
     // CPUID leaf 1: ECX bit 12 FMA, bit 27 OSXSAVE, bit 28 AVX. Leaf 7: EBX bit 5 AVX2,
     // bit 16 AVX-512F. XCR0 bits 1-2 (SSE, AVX state) and 5-7 (opmask, ZMM) must be enabled
     // by the OS for the registers to be saved across context switches.
-    let max_leaf = __cpuid(0).eax;
-    let l1 = __cpuid(1);
+    // SAFETY: CPUID exists on every x86-64 CPU. (`__cpuid` is safe from Rust 1.94 on; the
+    // block keeps the crate building on its MSRV, 1.89.)
+    #[allow(unused_unsafe)]
+    let (max_leaf, l1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
     let (fma, osxsave, avx) = (
         l1.ecx & (1 << 12) != 0,
         l1.ecx & (1 << 27) != 0,
@@ -58,7 +76,9 @@ fn detect() -> u8 {
     }
     // SAFETY: OSXSAVE is set, so XGETBV is supported and XCR0 readable.
     let xcr0 = unsafe { xcr0() };
-    let l7 = __cpuid_count(7, 0);
+    // SAFETY: as above.
+    #[allow(unused_unsafe)]
+    let l7 = unsafe { __cpuid_count(7, 0) };
     let mut f = 0;
     if xcr0 & 0b110 == 0b110 && fma && l7.ebx & (1 << 5) != 0 {
         f |= AVX2;
@@ -69,6 +89,7 @@ fn detect() -> u8 {
     f
 }
 
+#[cfg(not(miri))]
 #[target_feature(enable = "xsave")]
 unsafe fn xcr0() -> u64 {
     // SAFETY: the caller has checked OSXSAVE.

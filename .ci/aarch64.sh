@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite on aarch64 under qemu user-mode emulation: unit tests, every
+# integration test and the doctests, built with `cargo test --release`. On aarch64 the
+# `Portable` backend (and so `Auto`) is `wide`'s NEON code; the tests check it against the
+# f64 oracle and against the `Scalar` backend.
+#
+# Idempotent; installs Debian's qemu-user and the aarch64 cross gcc (as linker, with the
+# aarch64 glibc that qemu loads through -L), and the rustup target. The linker and runner
+# are set here in the environment, not in a committed .cargo/config.toml, so that no other
+# build is affected. Usage: bash .ci/aarch64.sh
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+run() {
+    echo "+ $*" >&2
+    "$@" || {
+        local rc=$?
+        echo "error: exit code $rc from: $*" >&2
+        exit "$rc"
+    }
+}
+trap 'echo "error: .ci/aarch64.sh failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+
+SECONDS=0
+TARGET=aarch64-unknown-linux-gnu
+SYSROOT=/usr/aarch64-linux-gnu
+
+# qemu-aarch64; the cross gcc, used as linker; the aarch64 glibc (crt files and libc.so for
+# the link, ld-linux-aarch64.so.1 and libc.so.6 for qemu), not a recommendation of gcc.
+PKGS=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+need=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+    echo "== apt: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    run apt-get update -q
+    run apt-get install -y -q --no-install-recommends "${need[@]}"
+else
+    echo "== apt: ${PKGS[*]} already installed"
+fi
+run qemu-aarch64 --version | sed -n 1p
+
+echo "== rustup target $TARGET"
+run rustup target add "$TARGET"
+
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
+echo "linker: $CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"
+echo "runner: $CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER"
+
+echo "== build the tests for $TARGET"
+run cargo test --release --target "$TARGET" --no-run
+build=$SECONDS
+
+echo "== run the whole suite under qemu"
+run cargo test --release --target "$TARGET"
+
+echo "== .ci/aarch64.sh passed: build ${build}s, tests $((SECONDS - build))s, total ${SECONDS}s"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Fuzzing: builds the targets of fuzz/ and runs each for FUZZ_SECONDS (default 20) seconds,
+# one after the other; fails if any target finds a crash (a violated property, a panic, or a
+# sanitizer report). Works from a fresh clone: no corpus is needed (fuzz/corpus and
+# fuzz/artifacts are git-ignored and created on the way). Needs the nightly toolchain.
+#
+#   FUZZ_SECONDS=60 bash .ci/fuzz.sh            # every target, 60 s each
+#   FUZZ_SECONDS=60 bash .ci/fuzz.sh partial    # some targets only
+#
+# A crash leaves its input in fuzz/artifacts/<target>/; reproduce and minimise it with
+#   cd fuzz && cargo +nightly fuzz run <target> artifacts/<target>/crash-...
+#   cd fuzz && cargo +nightly fuzz tmin <target> artifacts/<target>/crash-...
+#   cd fuzz && cargo +nightly fuzz fmt <target> artifacts/<target>/minimized-from-...
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+seconds="${FUZZ_SECONDS:-20}"
+max_len="${FUZZ_MAX_LEN:-4096}"
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo +nightly install cargo-fuzz --locked
+fi
+
+echo "== building the fuzz targets"
+cargo +nightly fuzz build
+
+if [ "$#" -gt 0 ]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    echo "== fuzzing $t for ${seconds} s"
+    log="$logs/$t.log"
+    start=$(date +%s)
+    status=0
+    cargo +nightly fuzz run "$t" -- \
+        -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 \
+        >"$log" 2>&1 || status=$?
+    elapsed=$(($(date +%s) - start))
+    runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
+    if [ "$status" -eq 0 ]; then
+        line="$t: ok, ${runs:-?} executions; ${done_line:-no Done line} (wall ${elapsed} s)"
+    else
+        failed+=("$t")
+        line="$t: CRASH after ${runs:-?} executions (wall ${elapsed} s, exit $status)"
+        echo "-- $t failed; the end of its log:"
+        # The panic message, the input (Debug), and the artifact path.
+        grep -E -A3 "panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer" "$log" | head -n 20 || true
+        sed -n '/^Failing input:/,/^Minimize test case with:/p' "$log" | head -n 80
+    fi
+    echo "$line"
+    summary+=("$line")
+done
+
+echo "== summary (${seconds} s per target)"
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${failed[*]} (inputs in fuzz/artifacts/)"
+    exit 1
+fi
+echo "all ${#targets[@]} targets ran without a crash"
