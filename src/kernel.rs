@@ -23,10 +23,6 @@ const TWO_64: f32 = 18_446_744_073_709_551_616.0;
 #[derive(Clone, Copy)]
 pub(crate) struct Consts<L> {
     pub gamma: L,
-    /// Upper bound on the exponent's parts `A` and `B`: `gamma * A` beyond 256 makes `m = 0`
-    /// whatever `A` is; the clamp keeps `gamma * A` finite for every `gamma` (0 when
-    /// `gamma = 0`, where the product is 0 anyway).
-    pub a_max: L,
     /// Label smoothing `t' = t * keep + half_eps` (`keep = 1 - eps`, `half_eps = eps / 2`).
     pub keep: L,
     pub half_eps: L,
@@ -42,11 +38,6 @@ impl<L: Lane> Consts<L> {
     pub fn new(gamma: f32, eps: f32) -> Self {
         Consts {
             gamma: L::splat(gamma),
-            a_max: L::splat(if gamma > 0.0 {
-                (256.0 / gamma).min(f32::MAX)
-            } else {
-                0.0
-            }),
             keep: L::splat(1.0 - eps),
             half_eps: L::splat(0.5 * eps),
             may_be_hard: eps == 0.0,
@@ -84,15 +75,17 @@ fn inv_1p<L: Lane>(e: L) -> L {
     (-(r * u_lo)).mul_add(r, r)
 }
 
-/// `exp(-gamma (a + b))` as `(s, d)` with the result `exp(s) (1 + d)`, for `a >= 0` exact.
+/// `exp(-gamma (a + b))` as `(s, d, dead)` with the result `exp(s) (1 + d)`, or exactly 0 on
+/// the lanes `dead` (where `gamma (a + b) > 256`, so that `e^-256` already rounds to 0; this
+/// also covers every overflow of `gamma a` or `gamma b` for huge `gamma` or `|x|`, whose
+/// `s` and `d` are then meaningless and must not be used).
 ///
 /// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, and `hi + c`
 /// into `s + err` (TwoSum), so that the modulator carries only the errors of `exp` and of `b`
 /// even where `gamma |x|` is 80 and a plain `exp(gamma ln q)` would lose 6 bits.
 #[inline(always)]
-fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
-    let a = a.min(k.a_max);
-    let b = b.min(k.a_max);
+fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
+    let dead = L::splat(256.0).lt(k.gamma * (a + b));
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
     let c = -k.gamma * b;
@@ -100,16 +93,22 @@ fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let s = hi + c;
     let bb = s - hi;
     let err = (hi - (s - bb)) + (c - bb);
-    (s, (lo + c_lo) + err)
+    // Dead lanes get s = d = 0 (finite), and their result is replaced by 0.
+    let zero = L::splat(0.0);
+    (
+        L::select(dead, zero, s),
+        L::select(dead, zero, (lo + c_lo) + err),
+        dead,
+    )
 }
 
 /// `m = exp(-gamma (a + b))`, see [`log_modulator`]; `exp(s + d) = exp(s) (1 + d)` for the
 /// tiny correction `d`.
 #[inline(always)]
 fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
-    let (s, d) = log_modulator(a, b, k);
+    let (s, d, dead) = log_modulator(a, b, k);
     let m = s.exp();
-    m.mul_add(d, m)
+    L::select(dead, L::splat(0.0), m.mul_add(d, m))
 }
 
 /// [`modulator`] as `(m', k)` with `m = m' k`. When `m < e^-64`, it is returned as the square
@@ -119,13 +118,13 @@ fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
 /// more than `e^32`.
 #[inline(always)]
 fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
-    let (s, d) = log_modulator(a, b, k);
+    let (s, d, dead) = log_modulator(a, b, k);
     let tiny = s.lt(L::splat(-64.0));
     let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
     // Halving is exact.
     let (s, d) = (s * half, d * half);
     let m = s.exp();
-    let m = m.mul_add(d, m);
+    let m = L::select(dead, L::splat(0.0), m.mul_add(d, m));
     (m, L::select(tiny, m, L::splat(1.0)))
 }
 
@@ -226,6 +225,7 @@ fn element_soft<L: Lane, const MOD: u8>(
 ) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
+    let fmax = L::splat(f32::MAX);
     let valid = valid_x & t.ge(zero) & t.le(one);
     let t = t.mul_add(k.keep, k.half_eps);
     let omt = one - t;
@@ -262,8 +262,9 @@ fn element_soft<L: Lane, const MOD: u8>(
         let lpos = (mq * spn * wpt) * wp * kq * up;
         let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
-        let gpos = (mq * k.gamma.mul_add(p * spn * up, q) * wpt) * wp * kq;
-        let gneg = (mp * k.gamma.mul_add(q * spx * up, p) * omt) * wn * kp;
+        // (The brackets are clamped to MAX: a huge gamma times a vanishing modulator is 0.)
+        let gpos = (mq * k.gamma.mul_add(p * spn * up, q).min(fmax) * wpt) * wp * kq;
+        let gneg = (mp * k.gamma.mul_add(q * spx * up, p).min(fmax) * omt) * wn * kp;
         // At +inf the negative term grows (p^gamma -> 1), at -inf the positive one.
         let w_pos = zero.lt(wt.w);
         let grows = (pos & w_pos & zero.lt(wt.a_neg) & zero.lt(omt))
@@ -304,6 +305,8 @@ fn element_soft<L: Lane, const MOD: u8>(
     let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
     let mce = (m * spn) * wpt + (m * spx) * omt;
     let loss = w * mce * scale * up;
+    // dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.
+    let dlogm = dlogm.max(-fmax).min(fmax);
     let grad = w * m.mul_add(dce, dlogm * mce * up) * scale;
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
@@ -364,7 +367,7 @@ fn element_hard<L: Lane>(
     // The weights multiply last (see `element_soft`).
     let w = (wt.w * alpha * wy).min(L::splat(f32::MAX));
     let loss = w * (m * sp);
-    let grad = w * (m * k.gamma.mul_add(ob * sp, b));
+    let grad = w * (m * k.gamma.mul_add(ob * sp, b).min(L::splat(f32::MAX)));
     let grows = wrong & zero.lt(wt.w) & zero.lt(alpha) & zero.lt(wy);
     (limit::<L>(inf, grows, loss), L::select(y, -grad, grad))
 }

@@ -719,7 +719,14 @@ pub fn check(input: &Input, entry: Entry) {
         (None, Err(e)) => panic!("valid input rejected: {e:?}"),
         (None, Ok(v)) => v,
     };
-    assert!(!value.is_nan(), "NaN result for valid input");
+    assert!(
+        !value.is_nan(),
+        "NaN result for valid input: {entry:?} {reduction:?} gamma {} eps {} x {x:?} t {t:?} backend {:?} modulator {:?}",
+        spec.gamma,
+        spec.eps,
+        spec.backend,
+        spec.modulator
+    );
 
     // Valid: per-element values against the oracle, on every backend.
     let classes = spec.classes_of(n);
@@ -778,7 +785,7 @@ pub fn check(input: &Input, entry: Entry) {
                 !l[i].is_nan() && !g[i].is_nan(),
                 "{b:?} NaN at {i}: x={xi} t={ti} ({o:?})"
             );
-            if moderate {
+            if moderate && documented {
                 assert!(
                     g[i].is_finite(),
                     "{b:?} infinite gradient at {i}: x={xi} t={ti} ({o:?})"
