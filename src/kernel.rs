@@ -258,7 +258,8 @@ fn element_soft<L: Lane, const MOD: u8>(
         let (mp, kp) = modulator_split((-x).max(zero), l, k); // p^gamma = mp kp
         let mq = vanish::<L>(inf, g_pos & pos, mq);
         let mp = vanish::<L>(inf, g_pos & !pos, mp);
-        let (wp, wn) = (wt.w * wt.a_pos, wt.w * wt.a_neg);
+        // Weight products clamped to MAX as below: an overflow times a zero term stays 0.
+        let (wp, wn) = ((wt.w * wt.a_pos).min(fmax), (wt.w * wt.a_neg).min(fmax));
         let lpos = (mq * spn * wpt) * wp * kq * up;
         let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
