@@ -44,7 +44,8 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     status=0
     cargo +nightly fuzz run "$t" -- \
-        -max_total_time="$seconds" -max_len="$max_len" -seed="$seed" -print_final_stats=1 \
+        -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_len="$max_len" \
+        -seed="$seed" -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - start))
     runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)

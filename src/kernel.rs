@@ -308,7 +308,9 @@ fn element_soft<L: Lane, const MOD: u8>(
     let loss = w * mce * scale * up;
     // dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.
     let dlogm = dlogm.max(-fmax).min(fmax);
-    let grad = w * m.mul_add(dce, dlogm * mce * up) * scale;
+    // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
+    let dm = L::select(dlogm.eq(zero), zero, dlogm * mce * up);
+    let grad = w * m.mul_add(dce, dm) * scale;
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
     // t^gamma (positive with the coefficient); Geometric's vanishes unless gamma u = 0.
