@@ -6,6 +6,7 @@ use crate::kernel::{GEOMETRIC, LINEAR, SEPARABLE};
 use crate::pass::{self, Job, Sink, Sums};
 use crate::simd;
 use crate::target::Target;
+use crate::target::sealed::Slice;
 
 /// Which instantiation of the numeric core runs a call.
 ///
@@ -135,6 +136,31 @@ pub(crate) fn pass<T: Target>(
     job: &Job<'_, T>,
     sink: &mut Sink<'_>,
 ) -> Sums {
+    match T::slice(job.t) {
+        Slice::F32(t) => pass_f32(backend, m, &job.with_targets(t), sink),
+        Slice::U8(t) => pass_u8(backend, m, &job.with_targets(t), sink),
+    }
+}
+
+// The passes are compiled here, once per target type, not in the crates that call the
+// generic entry points.
+#[inline(never)]
+fn pass_f32(backend: Backend, m: Modulator, job: &Job<'_, f32>, sink: &mut Sink<'_>) -> Sums {
+    pass_any(backend, m, job, sink)
+}
+
+#[inline(never)]
+fn pass_u8(backend: Backend, m: Modulator, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
+    pass_any(backend, m, job, sink)
+}
+
+#[inline(always)]
+fn pass_any<T: Target>(
+    backend: Backend,
+    m: Modulator,
+    job: &Job<'_, T>,
+    sink: &mut Sink<'_>,
+) -> Sums {
     macro_rules! run {
         ($($f:ident)::+) => {
             match m {
@@ -156,6 +182,24 @@ pub(crate) fn pass<T: Target>(
 
 /// Validation and target sum on a resolved, available backend.
 pub(crate) fn scan<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
+    match T::slice(t) {
+        Slice::F32(t) => scan_f32(backend, x, t),
+        Slice::U8(t) => scan_u8(backend, x, t),
+    }
+}
+
+#[inline(never)]
+fn scan_f32(backend: Backend, x: &[f32], t: &[f32]) -> Sums {
+    scan_any(backend, x, t)
+}
+
+#[inline(never)]
+fn scan_u8(backend: Backend, x: &[f32], t: &[u8]) -> Sums {
+    scan_any(backend, x, t)
+}
+
+#[inline(always)]
+fn scan_any<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
     match backend {
         Backend::Scalar => pass::scan::<f32, T>(x, t),
         #[cfg(target_arch = "x86_64")]

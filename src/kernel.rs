@@ -61,18 +61,36 @@ pub(crate) struct Weights<L> {
     pub w_pos: L,
     /// Whole-element weight: class weight times sample weight (0 in padding lanes).
     pub w: L,
+    /// The whole weight of a hard target, `min(w a_pos w_pos, MAX)` where `t = 1` and
+    /// `min(w a_neg, MAX)` where `t = 0` (formed once per class, 0 in padding lanes).
+    pub h_pos: L,
+    pub h_neg: L,
 }
 
-/// `1 / (1 + e)` for `e` in `[0, 1]`, corrected for the rounding of `1 + e`: with
-/// `u = fl(1 + e)` and its exact error `u_lo = e - (u - 1)`, `1/(1+e) = r (1 - r u_lo)` to
-/// first order, `r ~ 1/u`. Removes up to 0.5 ULP from `p`, `q` and every product of them.
+/// `1 / (1 + e)` for `e` in `[0, 1]`, within 0.5 ULP plus `2^-27` relative, although
+/// `1 + e` itself is rounded.
+///
+/// With a fused multiply-add: from `y ~ 1/(1+e)` (relative error `d <= 2^-14`, clamped to at
+/// least `1/2` so that `1 - y` is exact by Sterbenz's lemma), the residual of the exact
+/// denominator `eps = 1 - y (1 + e) = (1 - y) - y e` is formed with one rounding (`|eps| <=
+/// 2^-14`, so its error is below `2^-38`), and `1/(1+e) = y / (1 - eps) = y (1 + eps) +
+/// O(eps^2)`.
+///
+/// Without one: `u = fl(1 + e)`, its exact error `u_lo = e - (u - 1)`, and
+/// `1/(1+e) = r (1 - r u_lo)` to first order with `r ~ 1/u`.
 #[inline(always)]
 fn inv_1p<L: Lane>(e: L) -> L {
     let one = L::splat(1.0);
     let u = one + e;
-    let u_lo = e - (u - one);
-    let r = u.recip_1_2();
-    (-(r * u_lo)).mul_add(r, r)
+    if L::FMA {
+        let y = u.recip_approx().max(L::splat(0.5));
+        let eps = (-y).mul_add(e, one - y);
+        y.mul_add(eps, y)
+    } else {
+        let u_lo = e - (u - one);
+        let r = u.recip_1_2();
+        (-(r * u_lo)).mul_add(r, r)
+    }
 }
 
 /// `exp(-gamma (a + b))` as `(s, d, dead)` with the result `exp(s) (1 + d)`, or exactly 0 on
@@ -143,13 +161,20 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
 ) -> (L, L, L::Mask) {
-    let zero = L::splat(0.0);
     let finite = x.abs().lt(L::splat(f32::INFINITY));
+    if k.may_be_hard {
+        // The common case first, with one test: every logit finite (hence none NaN) and
+        // every target 0 or 1 (hence in range).
+        let y = t.eq(L::splat(1.0));
+        let hard = y | t.eq(L::splat(0.0));
+        if L::all(finite & hard) {
+            let (l, g) = element_hard(x, y, wt, k, None);
+            return (l, g, finite);
+        }
+    }
     if L::all(finite) {
-        // The common case: every logit finite (hence none NaN).
         return element_finite::<L, MOD>(x, t, wt, k, finite, None);
     }
-    let _ = zero;
     let inf = x.abs().eq(L::splat(f32::INFINITY));
     let xc = x.max(L::splat(f32::MIN)).min(L::splat(f32::MAX));
     element_finite::<L, MOD>(xc, t, wt, k, x.eq(x), Some(inf))
@@ -340,6 +365,40 @@ fn element_hard<L: Lane>(
     k: &Consts<L>,
     inf: Option<L::Mask>,
 ) -> (L, L) {
+    let (loss, grad, wrong) = hard_core(x, y, wt.h_pos, wt.h_neg, k, inf);
+    match inf {
+        None => (loss, grad),
+        Some(_) => {
+            // Factor by factor: the product of the weights may underflow where none is 0.
+            let zero = L::splat(0.0);
+            let alpha = L::select(y, wt.a_pos, wt.a_neg);
+            let wy = L::select(y, wt.w_pos, L::splat(1.0));
+            let grows = wrong & zero.lt(wt.w) & zero.lt(alpha) & zero.lt(wy);
+            (limit::<L>(inf, grows, loss), grad)
+        }
+    }
+}
+
+/// [`element`] for finite logits and targets all 0 or 1 (`y`: the lanes with `t = 1`),
+/// weighted by `h_pos` where `t = 1` and `h_neg` where `t = 0` (see [`Weights`]): the loss and
+/// its derivative. The caller has checked the inputs.
+#[inline(always)]
+pub(crate) fn hard<L: Lane>(x: L, y: L::Mask, h_pos: L, h_neg: L, k: &Consts<L>) -> (L, L) {
+    let (loss, grad, _) = hard_core(x, y, h_pos, h_neg, k, None);
+    (loss, grad)
+}
+
+/// The formula of [`element_hard`]: the loss, its derivative and the wrong-side lanes, with
+/// the modulator forced to its limit at the infinite logits `inf`.
+#[inline(always)]
+fn hard_core<L: Lane>(
+    x: L,
+    y: L::Mask,
+    h_pos: L,
+    h_neg: L,
+    k: &Consts<L>,
+    inf: Option<L::Mask>,
+) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let e = (-x.abs()).exp();
@@ -352,8 +411,6 @@ fn element_hard<L: Lane>(
     let b = L::select(wrong, r, er);
     let ob = L::select(wrong, er, r);
     let sp = z.max(zero) + l;
-    let alpha = L::select(y, wt.a_pos, wt.a_neg);
-    let wy = L::select(y, wt.w_pos, one);
     // No split of a tiny modulator here: b^gamma is tiny only on the right side, where the
     // cross-entropy is as tiny.
     let m = if k.int_gamma <= 2 {
@@ -368,9 +425,8 @@ fn element_hard<L: Lane>(
     // At +-inf on the right side b^gamma vanishes (gamma > 0), even for a tiny gamma.
     let m = vanish::<L>(inf, zero.lt(k.gamma) & !wrong, m);
     // The weights multiply last (see `element_soft`).
-    let w = (wt.w * alpha * wy).min(L::splat(f32::MAX));
+    let w = L::select(y, h_pos, h_neg);
     let loss = w * (m * sp);
     let grad = w * (m * k.gamma.mul_add(ob * sp, b).min(L::splat(f32::MAX)));
-    let grows = wrong & zero.lt(wt.w) & zero.lt(alpha) & zero.lt(wy);
-    (limit::<L>(inf, grows, loss), L::select(y, -grad, grad))
+    (loss, L::select(y, -grad, grad), wrong)
 }

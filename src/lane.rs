@@ -20,6 +20,8 @@ pub(crate) trait Lane:
 {
     /// Number of f32 values.
     const LANES: usize;
+    /// Whether [`Lane::mul_add`] is fused (rounded once).
+    const FMA: bool;
     /// Lane-wise boolean.
     type Mask: Copy
         + BitAnd<Output = Self::Mask>
@@ -67,6 +69,12 @@ pub(crate) trait Lane:
     fn recip_1_2(self) -> Self {
         Self::splat(1.0) / self
     }
+    /// `1 / self` for `self` in `[1, 2]` with a relative error below `2^-14` (the
+    /// correctly rounded [`Lane::recip_1_2`] by default).
+    #[inline(always)]
+    fn recip_approx(self) -> Self {
+        self.recip_1_2()
+    }
     /// The nearest integer (ties to even) of `|self| < 2^22`.
     #[inline(always)]
     fn round_half(self) -> Self {
@@ -94,6 +102,7 @@ pub(crate) trait Lane:
 
 impl Lane for f32 {
     const LANES: usize = 1;
+    const FMA: bool = true;
     type Mask = bool;
     type Acc = (Dd, f64);
 

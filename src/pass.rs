@@ -42,6 +42,24 @@ pub(crate) struct Job<'a, T> {
     pub count_positives: bool,
 }
 
+impl<'a, T> Job<'a, T> {
+    /// The same job with the targets `t` (the same values, as another type).
+    pub(crate) fn with_targets<U>(&self, t: &'a [U]) -> Job<'a, U> {
+        Job {
+            x: self.x,
+            t,
+            classes: self.classes,
+            gamma: self.gamma,
+            eps: self.eps,
+            alpha: self.alpha,
+            class_weights: self.class_weights,
+            pos_weight: self.pos_weight,
+            sample_weights: self.sample_weights,
+            count_positives: self.count_positives,
+        }
+    }
+}
+
 /// The output a pass writes besides its sums.
 pub(crate) enum Sink<'o> {
     None,
@@ -62,47 +80,155 @@ pub(crate) struct Sums {
     pub bad: bool,
 }
 
-/// One per-class parameter as the loop reads it.
-// The periodic copy lives on the stack on purpose (no allocation); a call holds three.
-#[allow(clippy::large_enum_variant)]
-enum Source<'a> {
-    /// The same value in every lane.
-    Splat(f32),
-    /// `buf[c0..c0 + LANES]`, `buf[j] = param[j % C]`.
-    Periodic([f32; PERIODIC_MAX + MAX_LANES]),
-    /// `param[c0..c0 + LANES]`, wrapping to `param[0..]` at the end of a row.
-    Direct(&'a [f32]),
+/// The per-class weights of one class, in the order of [`Weights`]: `a_pos`, `a_neg`,
+/// `w_pos`, `w`, and the hard-target products `min(w a_pos w_pos, MAX)`, `min(w a_neg, MAX)`.
+#[inline(always)]
+fn class_weights(a_pos: f32, a_neg: f32, w_pos: f32, w: f32) -> [f32; 6] {
+    [
+        a_pos,
+        a_neg,
+        w_pos,
+        w,
+        (w * a_pos * w_pos).min(f32::MAX),
+        (w * a_neg).min(f32::MAX),
+    ]
 }
 
-impl<'a> Source<'a> {
-    fn new(param: Option<&'a [f32]>, dflt: f32, classes: usize) -> Self {
-        match param {
-            None => Source::Splat(dflt),
-            Some(p) if classes <= PERIODIC_MAX => {
-                let mut buf = [0.0; PERIODIC_MAX + MAX_LANES];
-                for (j, b) in buf.iter_mut().enumerate().take(classes + MAX_LANES) {
-                    *b = p[j % classes];
+/// The per-class parameters of a call as the loop reads them, for the vector that starts at
+/// class `c0`.
+// The periodic copy lives on the stack on purpose (no allocation).
+#[allow(clippy::large_enum_variant)]
+enum ClassParams<'a> {
+    /// No per-class parameter: the same weights in every lane.
+    Uniform([f32; 6]),
+    /// Up to [`PERIODIC_MAX`] classes: `buf[k][j]` is weight `k` of class `j % C`, so that
+    /// `buf[k][c0..c0 + LANES]` is contiguous.
+    Periodic([[f32; PERIODIC_MAX + MAX_LANES]; 6]),
+    /// More classes: read from the slices, the products formed per vector (the same f32
+    /// operations as [`class_weights`], so the values do not depend on the variant).
+    Direct {
+        alpha: Option<&'a [f32]>,
+        a_dflt: f32,
+        a_neg_one: bool,
+        w: Option<&'a [f32]>,
+        w_pos: Option<&'a [f32]>,
+        classes: usize,
+    },
+}
+
+impl<'a> ClassParams<'a> {
+    fn new<T>(job: &Job<'a, T>) -> Self {
+        let c = job.classes;
+        let (alpha, a_dflt) = match job.alpha {
+            Alpha::None => (None, 1.0),
+            Alpha::Scalar(a) => (None, a),
+            Alpha::PerClass(a) => (Some(a), 1.0),
+        };
+        // Without alpha both terms get 1; with it, the negative term gets 1 - alpha.
+        let a_neg_one = matches!(job.alpha, Alpha::None);
+        let at = |p: Option<&[f32]>, j: usize, dflt: f32| p.map_or(dflt, |p| p[j % c]);
+        let one_class = |j: usize| {
+            let a_pos = at(alpha, j, a_dflt);
+            let a_neg = if a_neg_one { 1.0 } else { 1.0 - a_pos };
+            class_weights(
+                a_pos,
+                a_neg,
+                at(job.pos_weight, j, 1.0),
+                at(job.class_weights, j, 1.0),
+            )
+        };
+        if alpha.is_none() && job.class_weights.is_none() && job.pos_weight.is_none() {
+            ClassParams::Uniform(one_class(0))
+        } else if c <= PERIODIC_MAX {
+            let mut buf = [[0.0; PERIODIC_MAX + MAX_LANES]; 6];
+            for j in 0..c + MAX_LANES {
+                for (b, v) in buf.iter_mut().zip(one_class(j)) {
+                    b[j] = v;
                 }
-                Source::Periodic(buf)
             }
-            Some(p) => Source::Direct(p),
+            ClassParams::Periodic(buf)
+        } else {
+            ClassParams::Direct {
+                alpha,
+                a_dflt,
+                a_neg_one,
+                w: job.class_weights,
+                w_pos: job.pos_weight,
+                classes: c,
+            }
+        }
+    }
+
+    /// The hard-target weights `(h_pos, h_neg)` alone (see [`Weights`]).
+    #[inline(always)]
+    fn hard<L: Lane>(&self, c0: usize) -> (L, L) {
+        match self {
+            ClassParams::Uniform(v) => (L::splat(v[4]), L::splat(v[5])),
+            ClassParams::Periodic(b) => (
+                L::load_or(&b[4][c0..c0 + L::LANES], 0.0),
+                L::load_or(&b[5][c0..c0 + L::LANES], 0.0),
+            ),
+            ClassParams::Direct { .. } => {
+                let w = self.get::<L>(c0);
+                (w.h_pos, w.h_neg)
+            }
         }
     }
 
     #[inline(always)]
-    fn get<L: Lane>(&self, c0: usize) -> L {
+    fn get<L: Lane>(&self, c0: usize) -> Weights<L> {
         match self {
-            Source::Splat(v) => L::splat(*v),
-            Source::Periodic(buf) => L::load_or(&buf[c0..c0 + L::LANES], 0.0),
-            Source::Direct(p) => {
-                if c0 + L::LANES <= p.len() {
-                    L::load_or(&p[c0..c0 + L::LANES], 0.0)
-                } else {
-                    let mut tmp = [0.0; MAX_LANES];
-                    for (k, v) in tmp.iter_mut().enumerate().take(L::LANES) {
-                        *v = p[(c0 + k) % p.len()];
+            ClassParams::Uniform(v) => Weights {
+                a_pos: L::splat(v[0]),
+                a_neg: L::splat(v[1]),
+                w_pos: L::splat(v[2]),
+                w: L::splat(v[3]),
+                h_pos: L::splat(v[4]),
+                h_neg: L::splat(v[5]),
+            },
+            ClassParams::Periodic(b) => {
+                let ld = |k: usize| L::load_or(&b[k][c0..c0 + L::LANES], 0.0);
+                Weights {
+                    a_pos: ld(0),
+                    a_neg: ld(1),
+                    w_pos: ld(2),
+                    w: ld(3),
+                    h_pos: ld(4),
+                    h_neg: ld(5),
+                }
+            }
+            ClassParams::Direct {
+                alpha,
+                a_dflt,
+                a_neg_one,
+                w,
+                w_pos,
+                classes,
+            } => {
+                let ld = |p: &Option<&[f32]>, dflt: f32| match p {
+                    None => L::splat(dflt),
+                    Some(p) if c0 + L::LANES <= *classes => L::load_or(&p[c0..c0 + L::LANES], 0.0),
+                    Some(p) => {
+                        // The vector wraps to the next row.
+                        let mut tmp = [0.0; MAX_LANES];
+                        for (k, v) in tmp.iter_mut().enumerate().take(L::LANES) {
+                            *v = p[(c0 + k) % classes];
+                        }
+                        L::load_or(&tmp[..L::LANES], 0.0)
                     }
-                    L::load_or(&tmp[..L::LANES], 0.0)
+                };
+                let one = L::splat(1.0);
+                let a_pos = ld(alpha, *a_dflt);
+                let a_neg = if *a_neg_one { one } else { one - a_pos };
+                let (w_pos, w) = (ld(w_pos, 1.0), ld(w, 1.0));
+                let fmax = L::splat(f32::MAX);
+                Weights {
+                    a_pos,
+                    a_neg,
+                    w_pos,
+                    w,
+                    h_pos: (w * a_pos * w_pos).min(fmax),
+                    h_neg: (w * a_neg).min(fmax),
                 }
             }
         }
@@ -131,40 +257,61 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
     job: &Job<'_, T>,
     sink: &mut Sink<'_>,
 ) -> Sums {
+    let params = ClassParams::new(job);
     let k = Consts::<L>::new(job.gamma, job.eps);
     let c = job.classes;
     let n = job.x.len();
-    let alpha = match job.alpha {
-        Alpha::PerClass(a) => Some(a),
-        _ => None,
-    };
-    let a_dflt = match job.alpha {
-        Alpha::Scalar(a) => a,
-        _ => 1.0,
-    };
-    let a_pos = Source::new(alpha, a_dflt, c);
-    // Without alpha both terms get 1; with it, the negative term gets 1 - alpha.
-    let a_neg_one = matches!(job.alpha, Alpha::None);
-    let w_class = Source::new(job.class_weights, 1.0, c);
-    let w_pos = Source::new(job.pos_weight, 1.0, c);
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
+    let fmax = L::splat(f32::MAX);
 
     let mut acc = L::acc_zero();
-    let mut ok = L::splat(0.0).eq(zero); // all lanes true
+    let mut ok = zero.eq(zero); // all lanes true
     // A full vector advances the class offset by LANES mod C and the row by LANES / C.
     let (step, row_step) = (L::LANES % c, L::LANES / c);
-    let (mut i, mut c0, mut row) = (0, 0, 0);
+    let (mut c0, mut row) = (0, 0);
+    // Without sample weights or label smoothing, runs of full vectors whose logits are all
+    // finite and targets all 0 or 1 take a loop of their own (one copy per kind of output)
+    // with the hard-target formula alone: the function the general path calls for such a
+    // vector, so the values are the same, in a short loop body that keeps its constants in
+    // registers.
+    let fast = job.sample_weights.is_none() && k.may_be_hard;
+    let mut i = 0;
     while i < n {
+        if fast {
+            i = match sink {
+                Sink::None => hard_run(job, &params, &k, i, &mut c0, &mut acc, |_, _, _| {}),
+                Sink::Write(out, s) => {
+                    let s = L::splat(*s);
+                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, _, g| {
+                        (g * s).store(&mut out[r])
+                    })
+                }
+                Sink::Add(out, s) => {
+                    let s = L::splat(*s);
+                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, _, g| {
+                        let dst = &mut out[r];
+                        (L::load_or(dst, 0.0) + g * s).store(dst);
+                    })
+                }
+                Sink::Elementwise(out) => {
+                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, l, _| {
+                        l.store(&mut out[r])
+                    })
+                }
+            };
+            if i >= n {
+                break;
+            }
+        }
+        // One vector through the general path.
         let end = (i + L::LANES).min(n);
         let valid = end - i;
         let x = L::load_or(&job.x[i..end], 0.0);
         let t = load_targets::<L, T>(&job.t[i..end]);
-
-        let ap = a_pos.get::<L>(c0);
-        let mut w = w_class.get::<L>(c0);
+        let mut wt = params.get::<L>(c0);
         if let Some(sw) = job.sample_weights {
-            w = w * if c0 + valid <= c {
+            let s = if c0 + valid <= c {
                 L::splat(sw[row])
             } else {
                 let mut tmp = [0.0; MAX_LANES];
@@ -173,19 +320,20 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
                 }
                 L::load_or(&tmp[..L::LANES], 0.0)
             };
+            wt.w = wt.w * s;
+            // Products of weights are clamped to MAX, not inf, so that a zero
+            // cross-entropy still gives 0.
+            wt.h_pos = (wt.h_pos * s).min(fmax);
+            wt.h_neg = (wt.h_neg * s).min(fmax);
         }
         if valid < L::LANES {
             // Padding lanes get weight exactly 0 (a select: even an overflowed weight
             // product is not multiplied by 0).
             let live = L::load_or(&ONES[..valid], 0.0).eq(one);
-            w = L::select(live, w, zero);
+            wt.w = L::select(live, wt.w, zero);
+            wt.h_pos = L::select(live, wt.h_pos, zero);
+            wt.h_neg = L::select(live, wt.h_neg, zero);
         }
-        let wt = Weights {
-            a_pos: ap,
-            a_neg: if a_neg_one { one } else { one - ap },
-            w_pos: w_pos.get::<L>(c0),
-            w,
-        };
         let (l, g, valid_lanes) = kernel::element::<L, MOD>(x, t, &wt, &k);
         ok = ok & valid_lanes;
         L::acc_add(&mut acc, l);
@@ -215,6 +363,50 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
         positives,
         bad: !L::all(ok),
     }
+}
+
+/// The full vectors from `i` on whose logits are all finite and targets all 0 or 1, through
+/// [`kernel::hard`], with `emit(range, loss, grad)` for each; returns where it stopped (the
+/// first other vector, or the last full one). Advances the class offset `c0`.
+#[inline(always)]
+fn hard_run<L: Lane, T: Target>(
+    job: &Job<'_, T>,
+    params: &ClassParams<'_>,
+    k: &Consts<L>,
+    mut i: usize,
+    c0: &mut usize,
+    acc: &mut L::Acc,
+    mut emit: impl FnMut(core::ops::Range<usize>, L, L),
+) -> usize {
+    let (n, c) = (job.x.len(), job.classes);
+    let step = L::LANES % c;
+    let (zero, one) = (L::splat(0.0), L::splat(1.0));
+    let mut c0_ = *c0;
+    let mut acc_ = *acc;
+    while i + L::LANES <= n {
+        let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
+        let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+        let y = t.eq(one);
+        let finite_hard = x.abs().lt(L::splat(f32::INFINITY)) & (y | t.eq(zero));
+        if !L::all(finite_hard) {
+            break;
+        }
+        let (h_pos, h_neg) = params.hard::<L>(c0_);
+        let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
+        L::acc_add(&mut acc_, l);
+        if job.count_positives {
+            L::acc_add_t(&mut acc_, t);
+        }
+        emit(i..i + L::LANES, l, g);
+        i += L::LANES;
+        c0_ += step;
+        if c0_ >= c {
+            c0_ -= c;
+        }
+    }
+    *c0 = c0_;
+    *acc = acc_;
+    i
 }
 
 /// Validation and the target sum alone, for calls that must know them before writing (a

@@ -30,14 +30,27 @@ pub trait Target: Copy + sealed::Sealed {
 }
 
 pub(crate) mod sealed {
+    /// A target slice of either type, so that the crate compiles its passes once, for these
+    /// two concrete types, instead of in every crate that calls a generic entry point.
+    pub enum Slice<'a> {
+        F32(&'a [f32]),
+        U8(&'a [u8]),
+    }
+
     /// How the pass reads a target slice (not part of the public interface).
     pub trait Sealed: Copy {
+        /// The slice as one of the concrete types.
+        fn slice(src: &[Self]) -> Slice<'_>;
         /// The slice itself when the targets are already `f32`.
         fn as_f32(src: &[Self]) -> Option<&[f32]>;
         /// Writes `src` (at most `dst.len()` targets) into `dst` as `f32`.
         fn widen(src: &[Self], dst: &mut [f32]);
     }
     impl Sealed for f32 {
+        #[inline(always)]
+        fn slice(src: &[f32]) -> Slice<'_> {
+            Slice::F32(src)
+        }
         #[inline(always)]
         fn as_f32(src: &[f32]) -> Option<&[f32]> {
             Some(src)
@@ -50,6 +63,10 @@ pub(crate) mod sealed {
         }
     }
     impl Sealed for u8 {
+        #[inline(always)]
+        fn slice(src: &[u8]) -> Slice<'_> {
+            Slice::U8(src)
+        }
         #[inline(always)]
         fn as_f32(_: &[u8]) -> Option<&[f32]> {
             None

@@ -174,10 +174,10 @@ fn padded<const N: usize>(src: &[f32], fill: f32) -> [f32; N] {
     a
 }
 
-/// Sums `N` per-lane double-word accumulators and target sums.
-fn total<const N: usize>(hi: [f64; N], lo: [f64; N], t: [f64; N]) -> (Dd, f64) {
+/// Sums per-lane double-word accumulators and target sums.
+fn total(hi: &[f64], lo: &[f64], t: &[f64]) -> (Dd, f64) {
     let mut d = Dd::ZERO;
-    for k in 0..N {
+    for k in 0..hi.len() {
         // A lane whose running sum is infinite (a loss of +inf at an infinite logit) has a
         // NaN error term (inf - inf in TwoSum): it is dropped.
         let lo = if hi[k].is_finite() { lo[k] } else { 0.0 };
@@ -192,12 +192,12 @@ fn total<const N: usize>(hi: [f64; N], lo: [f64; N], t: [f64; N]) -> (Dd, f64) {
 #[derive(Clone, Copy)]
 pub(crate) struct V512(__m512);
 
-/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) and targets,
-/// lanes 0..8 and 8..16.
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) of lanes `k` and
+/// `k + 8` together, and targets of lanes 0..8 and 8..16.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc512 {
-    hi: [__m512d; 2],
-    lo: [__m512d; 2],
+    hi: __m512d,
+    lo: __m512d,
     t: [__m512d; 2],
 }
 
@@ -247,6 +247,7 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 
 impl Lane for V512 {
     const LANES: usize = 16;
+    const FMA: bool = true;
     type Mask = u16;
     type Acc = Acc512;
 
@@ -365,6 +366,11 @@ impl Lane for V512 {
         })
     }
     #[inline(always)]
+    fn recip_approx(self) -> Self {
+        // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
+        V512(unsafe { _mm512_rcp14_ps(self.0) })
+    }
+    #[inline(always)]
     fn scale2(self, n: Self) -> Self {
         // SAFETY: invariant (AVX-512F). vscalefps: self * 2^floor(n), rounded once.
         V512(unsafe { _mm512_scalef_ps(self.0, n.0) })
@@ -399,26 +405,27 @@ impl Lane for V512 {
         // SAFETY: invariant (AVX-512F).
         let z = unsafe { _mm512_setzero_pd() };
         Acc512 {
-            hi: [z; 2],
-            lo: [z; 2],
+            hi: z,
+            lo: z,
             t: [z; 2],
         }
     }
     #[inline(always)]
     fn acc_add(acc: &mut Acc512, loss: Self) {
-        for (i, l) in widen512(loss.0).into_iter().enumerate() {
-            // SAFETY: invariant (AVX-512F). Sum2 per lane, as `sum::Dd::add_f64`; an
-            // infinite sum makes `lo` NaN, which `acc_total` discards.
-            unsafe {
-                let s = _mm512_add_pd(acc.hi[i], l);
-                let bb = _mm512_sub_pd(s, acc.hi[i]);
-                let e = _mm512_add_pd(
-                    _mm512_sub_pd(acc.hi[i], _mm512_sub_pd(s, bb)),
-                    _mm512_sub_pd(l, bb),
-                );
-                acc.hi[i] = s;
-                acc.lo[i] = _mm512_add_pd(acc.lo[i], e);
-            }
+        let [a, b] = widen512(loss.0);
+        // SAFETY: invariant (AVX-512F). The two halves are added in f64 first (one rounding,
+        // relative 2^-53), then Sum2 per lane, as `sum::Dd::add_f64`; an infinite sum makes
+        // `lo` NaN, which `acc_total` discards.
+        unsafe {
+            let l = _mm512_add_pd(a, b);
+            let s = _mm512_add_pd(acc.hi, l);
+            let bb = _mm512_sub_pd(s, acc.hi);
+            let e = _mm512_add_pd(
+                _mm512_sub_pd(acc.hi, _mm512_sub_pd(s, bb)),
+                _mm512_sub_pd(l, bb),
+            );
+            acc.hi = s;
+            acc.lo = _mm512_add_pd(acc.lo, e);
         }
     }
     #[inline(always)]
@@ -432,16 +439,16 @@ impl Lane for V512 {
     }
     #[inline(always)]
     fn acc_total(acc: Acc512) -> (Dd, f64) {
-        let (mut hi, mut lo, mut t) = ([0f64; 16], [0f64; 16], [0f64; 16]);
-        for i in 0..2 {
-            // SAFETY: invariant; each store writes 64 bytes inside a 128-byte array.
-            unsafe {
-                _mm512_storeu_pd(hi[8 * i..].as_mut_ptr(), acc.hi[i]);
-                _mm512_storeu_pd(lo[8 * i..].as_mut_ptr(), acc.lo[i]);
-                _mm512_storeu_pd(t[8 * i..].as_mut_ptr(), acc.t[i]);
-            }
+        let (mut hi, mut lo, mut t) = ([0f64; 8], [0f64; 8], [0f64; 16]);
+        // SAFETY: invariant; each store writes 64 bytes into a 64-byte array, or into one
+        // half of a 128-byte array.
+        unsafe {
+            _mm512_storeu_pd(hi.as_mut_ptr(), acc.hi);
+            _mm512_storeu_pd(lo.as_mut_ptr(), acc.lo);
+            _mm512_storeu_pd(t.as_mut_ptr(), acc.t[0]);
+            _mm512_storeu_pd(t[8..].as_mut_ptr(), acc.t[1]);
         }
-        total(hi, lo, t)
+        total(&hi, &lo, &t)
     }
 }
 
@@ -455,12 +462,12 @@ pub(crate) struct V256x2([__m256; 2]);
 #[derive(Clone, Copy)]
 pub(crate) struct M256x2([__m256; 2]);
 
-/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) and targets,
-/// four lanes each.
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) of lanes `k` and
+/// `k + 4` of each register together, and targets, four lanes each.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc256 {
-    hi: [__m256d; 4],
-    lo: [__m256d; 4],
+    hi: [__m256d; 2],
+    lo: [__m256d; 2],
     t: [__m256d; 4],
 }
 
@@ -557,6 +564,7 @@ fn widen256(v: [__m256; 2]) -> [__m256d; 4] {
 
 impl Lane for V256x2 {
     const LANES: usize = 16;
+    const FMA: bool = true;
     type Mask = M256x2;
     type Acc = Acc256;
 
@@ -706,17 +714,20 @@ impl Lane for V256x2 {
         // SAFETY: invariant (AVX).
         let z = unsafe { _mm256_setzero_pd() };
         Acc256 {
-            hi: [z; 4],
-            lo: [z; 4],
+            hi: [z; 2],
+            lo: [z; 2],
             t: [z; 4],
         }
     }
     #[inline(always)]
     fn acc_add(acc: &mut Acc256, loss: Self) {
-        for (i, l) in widen256(loss.0).into_iter().enumerate() {
-            // SAFETY: invariant (AVX). Sum2 per lane, as `sum::Dd::add_f64`; an infinite
-            // sum makes `lo` NaN, which `acc_total` discards.
+        let w = widen256(loss.0);
+        for i in 0..2 {
+            // SAFETY: invariant (AVX). The halves of one register are added in f64 first
+            // (one rounding, relative 2^-53), then Sum2 per lane, as `sum::Dd::add_f64`; an
+            // infinite sum makes `lo` NaN, which `acc_total` discards.
             unsafe {
+                let l = _mm256_add_pd(w[2 * i], w[2 * i + 1]);
                 let s = _mm256_add_pd(acc.hi[i], l);
                 let bb = _mm256_sub_pd(s, acc.hi[i]);
                 let e = _mm256_add_pd(
@@ -737,15 +748,18 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn acc_total(acc: Acc256) -> (Dd, f64) {
-        let (mut hi, mut lo, mut t) = ([0f64; 16], [0f64; 16], [0f64; 16]);
-        for i in 0..4 {
-            // SAFETY: invariant; each store writes 32 bytes inside a 128-byte array.
+        let (mut hi, mut lo, mut t) = ([0f64; 8], [0f64; 8], [0f64; 16]);
+        for i in 0..2 {
+            // SAFETY: invariant; each store writes 32 bytes inside a 64-byte array.
             unsafe {
                 _mm256_storeu_pd(hi[4 * i..].as_mut_ptr(), acc.hi[i]);
                 _mm256_storeu_pd(lo[4 * i..].as_mut_ptr(), acc.lo[i]);
-                _mm256_storeu_pd(t[4 * i..].as_mut_ptr(), acc.t[i]);
             }
         }
-        total(hi, lo, t)
+        for i in 0..4 {
+            // SAFETY: invariant; each store writes 32 bytes inside a 128-byte array.
+            unsafe { _mm256_storeu_pd(t[4 * i..].as_mut_ptr(), acc.t[i]) };
+        }
+        total(&hi, &lo, &t)
     }
 }
