@@ -84,7 +84,7 @@ pub(crate) trait Lane:
     /// `(k, m)` with `self = m * 2^k`, `m` in `[1, 2)`, for a positive normal `self`.
     fn frexp(self) -> (Self, Self);
 
-    /// `e^self` within 1.1 ULP (`-inf` gives 0, `+inf` gives `+inf`).
+    /// `e^self` within 1.1 ULP for `self <= 88.72` (`-inf` gives 0).
     fn exp(self) -> Self;
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP.
     fn ln(self) -> Self;

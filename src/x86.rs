@@ -222,13 +222,10 @@ impl Neg for V512 {
     type Output = V512;
     #[inline(always)]
     fn neg(self) -> V512 {
-        // SAFETY: invariant (AVX-512F). Flips the sign bit, as scalar negation does.
-        V512(unsafe {
-            _mm512_castsi512_ps(_mm512_xor_si512(
-                _mm512_castps_si512(self.0),
-                _mm512_set1_epi32(i32::MIN),
-            ))
-        })
+        // SAFETY: invariant (AVX-512F). A product by -1 is exact and flips the sign bit, as
+        // scalar negation does (NaN excepted, whose sign nothing reads); the compiler folds it
+        // into the fused negated forms (vfnmadd) where it feeds one.
+        V512(unsafe { _mm512_mul_ps(self.0, _mm512_set1_ps(-1.0)) })
     }
 }
 
