@@ -101,8 +101,24 @@ fn inv_1p<L: Lane>(e: L) -> L {
 /// `gamma * a` is split exactly into `hi + lo` and `gamma * b` into `c + c_lo`, and `hi + c`
 /// into `s + err` (TwoSum), so that the modulator carries only the errors of `exp` and of `b`
 /// even where `gamma |x|` is 80 and a plain `exp(gamma ln q)` would lose 6 bits.
+///
+/// With `CHECK = false` the caller guarantees `gamma <= FAST_GAMMA_MAX`, `0 <= a < FAST_X_MAX`
+/// and `0 <= b <= 1`, so that nothing overflows: no lane is marked dead, and a lane that would
+/// be gets `s <= -256`, whose `exp` is exactly 0 all the same (`d` is then finite), so the
+/// results have the same bits as with the check.
 #[inline(always)]
-fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
+fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
+    if !CHECK {
+        let hi = -k.gamma * a;
+        let lo = L::mul_err(-k.gamma, a, hi);
+        let c = -k.gamma * b;
+        let c_lo = L::mul_err(-k.gamma, b, c);
+        let s = hi + c;
+        let bb = s - hi;
+        let err = (hi - (s - bb)) + (c - bb);
+        let never = L::splat(0.0).lt(L::splat(0.0));
+        return (s, (lo + c_lo) + err, never);
+    }
     let dead = L::splat(256.0).lt(k.gamma * (a + b));
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
@@ -123,10 +139,15 @@ fn log_modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
 /// `m = exp(-gamma (a + b))`, see [`log_modulator`]; `exp(s + d) = exp(s) (1 + d)` for the
 /// tiny correction `d`.
 #[inline(always)]
-fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
-    let (s, d, dead) = log_modulator(a, b, k);
+fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> L {
+    let (s, d, dead) = log_modulator::<L, CHECK>(a, b, k);
     let m = s.exp();
-    L::select(dead, L::splat(0.0), m.mul_add(d, m))
+    let m = m.mul_add(d, m);
+    if CHECK {
+        L::select(dead, L::splat(0.0), m)
+    } else {
+        m
+    }
 }
 
 /// [`modulator`] as `(m', k)` with `m = m' k`. When `m < e^-64`, it is returned as the square
@@ -136,7 +157,7 @@ fn modulator<L: Lane>(a: L, b: L, k: &Consts<L>) -> L {
 /// more than `e^32`.
 #[inline(always)]
 fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
-    let (s, d, dead) = log_modulator(a, b, k);
+    let (s, d, dead) = log_modulator::<L, true>(a, b, k);
     let tiny = s.lt(L::splat(-64.0));
     let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
     // Halving is exact.
@@ -365,7 +386,7 @@ fn element_hard<L: Lane>(
     k: &Consts<L>,
     inf: Option<L::Mask>,
 ) -> (L, L) {
-    let (loss, grad, wrong) = hard_core(x, y, wt.h_pos, wt.h_neg, k, inf);
+    let (loss, grad, wrong) = hard_core::<L, true>(x, y, wt.h_pos, wt.h_neg, k, inf);
     match inf {
         None => (loss, grad),
         Some(_) => {
@@ -379,19 +400,24 @@ fn element_hard<L: Lane>(
     }
 }
 
-/// [`element`] for finite logits and targets all 0 or 1 (`y`: the lanes with `t = 1`),
-/// weighted by `h_pos` where `t = 1` and `h_neg` where `t = 0` (see [`Weights`]): the loss and
-/// its derivative. The caller has checked the inputs.
+/// Bounds under which [`hard`] applies: `gamma <= FAST_GAMMA_MAX`, `|x| < FAST_X_MAX`.
+pub(crate) const FAST_GAMMA_MAX: f32 = 1_048_576.0; // 2^20
+pub(crate) const FAST_X_MAX: f32 = TWO_64;
+
+/// [`element`] for logits `|x| < FAST_X_MAX`, `gamma <= FAST_GAMMA_MAX` and targets all 0 or 1
+/// (`y`: the lanes with `t = 1`), weighted by `h_pos` where `t = 1` and `h_neg` where `t = 0`
+/// (see [`Weights`]): the loss and its derivative, with the same bits as [`element`] (its
+/// overflow checks cannot trigger within these bounds). The caller has checked the inputs.
 #[inline(always)]
 pub(crate) fn hard<L: Lane>(x: L, y: L::Mask, h_pos: L, h_neg: L, k: &Consts<L>) -> (L, L) {
-    let (loss, grad, _) = hard_core(x, y, h_pos, h_neg, k, None);
+    let (loss, grad, _) = hard_core::<L, false>(x, y, h_pos, h_neg, k, None);
     (loss, grad)
 }
 
 /// The formula of [`element_hard`]: the loss, its derivative and the wrong-side lanes, with
 /// the modulator forced to its limit at the infinite logits `inf`.
 #[inline(always)]
-fn hard_core<L: Lane>(
+fn hard_core<L: Lane, const CHECK: bool>(
     x: L,
     y: L::Mask,
     h_pos: L,
@@ -401,7 +427,8 @@ fn hard_core<L: Lane>(
 ) -> (L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
-    let e = (-x.abs()).exp();
+    let ax = x.abs();
+    let e = (-ax).exp();
     let l = e.ln_1p();
     let r = inv_1p(e);
     let er = e * r;
@@ -420,7 +447,8 @@ fn hard_core<L: Lane>(
         }
         m
     } else {
-        modulator((-z).max(zero), l, k)
+        // max(-z, 0): |x| on the right side (z < 0), else 0.
+        modulator::<L, CHECK>(L::select(wrong, zero, ax), l, k)
     };
     // At +-inf on the right side b^gamma vanishes (gamma > 0), even for a tiny gamma.
     let m = vanish::<L>(inf, zero.lt(k.gamma) & !wrong, m);

@@ -270,12 +270,12 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
     // A full vector advances the class offset by LANES mod C and the row by LANES / C.
     let (step, row_step) = (L::LANES % c, L::LANES / c);
     let (mut c0, mut row) = (0, 0);
-    // Without sample weights or label smoothing, runs of full vectors whose logits are all
-    // finite and targets all 0 or 1 take a loop of their own (one copy per kind of output)
+    // Without sample weights or label smoothing, and for gamma up to 2^20, runs of full vectors
+    // whose logits are all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy per kind of output)
     // with the hard-target formula alone: the function the general path calls for such a
     // vector, so the values are the same, in a short loop body that keeps its constants in
     // registers.
-    let fast = job.sample_weights.is_none() && k.may_be_hard;
+    let fast = job.sample_weights.is_none() && k.may_be_hard && job.gamma <= kernel::FAST_GAMMA_MAX;
     let mut i = 0;
     while i < n {
         if fast {
@@ -365,7 +365,8 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
     }
 }
 
-/// The full vectors from `i` on whose logits are all finite and targets all 0 or 1, through
+/// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
+/// and targets all 0 or 1, through
 /// [`kernel::hard`], with `emit(range, loss, grad)` for each; returns where it stopped (the
 /// first other vector, or the last full one). Advances the class offset `c0`.
 #[inline(always)]
@@ -387,8 +388,8 @@ fn hard_run<L: Lane, T: Target>(
         let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
         let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
         let y = t.eq(one);
-        let finite_hard = x.abs().lt(L::splat(f32::INFINITY)) & (y | t.eq(zero));
-        if !L::all(finite_hard) {
+        let fast = x.abs().lt(L::splat(kernel::FAST_X_MAX)) & (y | t.eq(zero));
+        if !L::all(fast) {
             break;
         }
         let (h_pos, h_neg) = params.hard::<L>(c0_);

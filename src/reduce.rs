@@ -5,7 +5,7 @@ use crate::sum::Dd;
 
 /// How the per-element losses `l_i` (already multiplied by their class and sample weights) are
 /// reduced to the one number a loss call returns. The gradient written is the gradient of that
-/// number: every element's derivative is multiplied by the same factor.
+/// number: every element's derivative is multiplied by the same factor (rounded once to f32).
 ///
 /// | variant | value | gradient factor | peer |
 /// |---|---|---|---|

@@ -464,3 +464,64 @@ fn long_sums_are_accurate_and_deterministic() {
         .unwrap();
     assert!(((s as f64) - exact).abs() / exact <= 1e-6);
 }
+
+#[test]
+fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
+    // Full vectors of finite logits and hard targets take a loop of their own (for gamma up
+    // to 2^20 and |x| below 2^64); one element alone, or next to a soft target, takes the
+    // general path. Logits over every scale, gammas beyond both bounds.
+    let mut x = Vec::new();
+    for e in -30..40 {
+        let v = (2f32).powi(e) * 1.37;
+        x.extend([v, -v]);
+    }
+    x.extend([
+        0.0,
+        -0.0,
+        1e-45,
+        -1e-45,
+        1.8e19,
+        -1.8e19,
+        3e38,
+        -3e38,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    while x.len() % 48 != 0 {
+        x.push(0.75);
+    }
+    let t: Vec<f32> = (0..x.len()).map(|i| ((i / 2 + i / 7) % 2) as f32).collect();
+    let mut mixed = t.clone();
+    for v in mixed.iter_mut().step_by(5) {
+        *v = 0.5;
+    }
+    for backend in Backend::available() {
+        for gamma in [
+            0.0f32,
+            0.5,
+            1.0,
+            2.0,
+            2.5,
+            5.0,
+            1e3,
+            1_048_576.0,
+            2_097_152.0,
+            1e30,
+        ] {
+            for m in [Modulator::Linear, Modulator::Geometric] {
+                let f = Focal::new(gamma).alpha(0.25).modulator(m).backend(backend);
+                let (l, g) = elementwise(&f, &x, &t);
+                let (lm, gm) = elementwise(&f, &x, &mixed);
+                for i in 0..x.len() {
+                    let (l1, g1) = elementwise(&f, &x[i..i + 1], &t[i..i + 1]);
+                    let want = (l1[0].to_bits(), g1[0].to_bits());
+                    let ctx = format!("{backend:?} {m:?} gamma {gamma} x {}", x[i]);
+                    assert_eq!((l[i].to_bits(), g[i].to_bits()), want, "{ctx}");
+                    if i % 5 != 0 {
+                        assert_eq!((lm[i].to_bits(), gm[i].to_bits()), want, "{ctx}");
+                    }
+                }
+            }
+        }
+    }
+}

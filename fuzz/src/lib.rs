@@ -896,10 +896,11 @@ pub fn check(input: &Input, entry: Entry) {
         }
         Entry::Elementwise => {}
     }
+    // The crate multiplies the derivatives by the factor rounded to f32 (as documented).
     let gfactor = match entry {
         Entry::Partial => scale_of(reduction) as f64,
         Entry::Loss | Entry::Elementwise => 0.0, // no gradient
-        _ => factor,
+        _ => factor as f32 as f64,
     };
     if entry == Entry::Loss || skip {
         assert_eq!(
