@@ -98,7 +98,7 @@ pub enum Grad<'g> {
 /// condition number of the result in `x` and `t`. `x = +-inf` gives the limits: loss `+inf`
 /// or 0, a finite gradient. The guarantee covers weights that are 0 or in `[2^-30, 2^30]`
 /// (products of four such weights stay normal). Reduced values are compensated f64 sums
-/// (relative error at most `2^-52 + (n 2^-53)^2`).
+/// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///
 /// # Errors
 /// Validation happens when a loss is computed, before anything is written:

@@ -432,12 +432,12 @@ fn hard_core<L: Lane, const CHECK: bool>(
     let l = e.ln_1p();
     let r = inv_1p(e);
     let er = e * r;
-    let z = L::select(y, -x, x);
-    // z >= 0: the wrong side, b = 1 / (1 + e) is the larger of the pair.
-    let wrong = z.ge(zero);
+    // The wrong side, z >= 0 (z = -x where t = 1, x where t = 0): b = 1 / (1 + e) is the
+    // larger of the pair, and max(z, 0) = |x|. (At x = 0 both sides give the same bits.)
+    let wrong = x.ge(zero) ^ y;
     let b = L::select(wrong, r, er);
     let ob = L::select(wrong, er, r);
-    let sp = z.max(zero) + l;
+    let sp = L::select(wrong, ax, zero) + l;
     // No split of a tiny modulator here: b^gamma is tiny only on the right side, where the
     // cross-entropy is as tiny.
     let m = if k.int_gamma <= 2 {
@@ -455,6 +455,13 @@ fn hard_core<L: Lane, const CHECK: bool>(
     // The weights multiply last (see `element_soft`).
     let w = L::select(y, h_pos, h_neg);
     let loss = w * (m * sp);
-    let grad = w * (m * k.gamma.mul_add(ob * sp, b).min(L::splat(f32::MAX)));
+    let bracket = k.gamma.mul_add(ob * sp, b);
+    // (Clamped where it may overflow: gamma |x| beyond the bounds of `hard`.)
+    let bracket = if CHECK {
+        bracket.min(L::splat(f32::MAX))
+    } else {
+        bracket
+    };
+    let grad = w * (m * bracket);
     (loss, L::select(y, -grad, grad), wrong)
 }

@@ -5,7 +5,7 @@
 //! The core in [`crate::kernel`] only ever calls these; the scalar `f32` below (on `libm`) and
 //! the vector type in [`crate::simd`] are the two instantiations.
 
-use core::ops::{Add, BitAnd, BitOr, Div, Mul, Neg, Not, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use crate::sum::Dd;
 
@@ -26,6 +26,7 @@ pub(crate) trait Lane:
     type Mask: Copy
         + BitAnd<Output = Self::Mask>
         + BitOr<Output = Self::Mask>
+        + BitXor<Output = Self::Mask>
         + Not<Output = Self::Mask>;
     /// Per-lane accumulators: the loss in double-word (`f64` hi + lo), the targets in `f64`.
     type Acc: Copy;
@@ -55,6 +56,14 @@ pub(crate) trait Lane:
     /// Whether any lane of the mask is set.
     fn any(m: Self::Mask) -> bool;
 
+    /// Whether every lane has `|x| < bound` and `t` 0 or 1, and the lanes where `t = 1`
+    /// (meaningful when the first is true).
+    #[inline(always)]
+    fn all_hard(x: Self, t: Self, bound: f32) -> (bool, Self::Mask) {
+        let y = t.eq(Self::splat(1.0));
+        let ok = x.abs().lt(Self::splat(bound)) & (y | t.eq(Self::splat(0.0)));
+        (Self::all(ok), y)
+    }
     /// `2^n` for an integral `n` in `[-126, 127]`.
     fn pow2i(n: Self) -> Self;
     /// `self * 2^n` for an integral `n` in `[-252, 254]`, rounded once (also into the
@@ -94,6 +103,12 @@ pub(crate) trait Lane:
     fn acc_zero() -> Self::Acc;
     /// Adds every lane of `loss` to the double-word loss sum.
     fn acc_add(acc: &mut Self::Acc, loss: Self);
+    /// Adds every lane of `a` and of `b` to the double-word loss sum.
+    #[inline(always)]
+    fn acc_add2(acc: &mut Self::Acc, a: Self, b: Self) {
+        Self::acc_add(acc, a);
+        Self::acc_add(acc, b);
+    }
     /// Adds every lane of `t` to the `f64` target sum.
     fn acc_add_t(acc: &mut Self::Acc, t: Self);
     /// The sums over all lanes: loss, targets.

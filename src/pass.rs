@@ -381,15 +381,47 @@ fn hard_run<L: Lane, T: Target>(
 ) -> usize {
     let (n, c) = (job.x.len(), job.classes);
     let step = L::LANES % c;
-    let (zero, one) = (L::splat(0.0), L::splat(1.0));
     let mut c0_ = *c0;
     let mut acc_ = *acc;
+    let advance = |c0: usize| {
+        if c0 + step >= c {
+            c0 + step - c
+        } else {
+            c0 + step
+        }
+    };
+    // Two vectors per iteration while both qualify: one accumulation for the pair, half the
+    // loop overhead.
+    while i + 2 * L::LANES <= n {
+        let (i1, c1) = (i + L::LANES, advance(c0_));
+        let x0 = L::load_or(&job.x[i..i1], 0.0);
+        let t0 = load_targets::<L, T>(&job.t[i..i1]);
+        let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
+        let t1 = load_targets::<L, T>(&job.t[i1..i1 + L::LANES]);
+        let (fast0, y0) = L::all_hard(x0, t0, kernel::FAST_X_MAX);
+        let (fast1, y1) = L::all_hard(x1, t1, kernel::FAST_X_MAX);
+        if !(fast0 && fast1) {
+            break;
+        }
+        let (h_pos0, h_neg0) = params.hard::<L>(c0_);
+        let (h_pos1, h_neg1) = params.hard::<L>(c1);
+        let (l0, g0) = kernel::hard(x0, y0, h_pos0, h_neg0, k);
+        let (l1, g1) = kernel::hard(x1, y1, h_pos1, h_neg1, k);
+        L::acc_add2(&mut acc_, l0, l1);
+        if job.count_positives {
+            L::acc_add_t(&mut acc_, t0);
+            L::acc_add_t(&mut acc_, t1);
+        }
+        emit(i..i1, l0, g0);
+        emit(i1..i1 + L::LANES, l1, g1);
+        i = i1 + L::LANES;
+        c0_ = advance(c1);
+    }
     while i + L::LANES <= n {
         let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
         let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
-        let y = t.eq(one);
-        let fast = x.abs().lt(L::splat(kernel::FAST_X_MAX)) & (y | t.eq(zero));
-        if !L::all(fast) {
+        let (fast, y) = L::all_hard(x, t, kernel::FAST_X_MAX);
+        if !fast {
             break;
         }
         let (h_pos, h_neg) = params.hard::<L>(c0_);
@@ -400,10 +432,7 @@ fn hard_run<L: Lane, T: Target>(
         }
         emit(i..i + L::LANES, l, g);
         i += L::LANES;
-        c0_ += step;
-        if c0_ >= c {
-            c0_ -= c;
-        }
+        c0_ = advance(c0_);
     }
     *c0 = c0_;
     *acc = acc_;

@@ -71,8 +71,8 @@ impl Reduction {
 /// [`Focal::partial`](crate::Focal::partial) (on any thread or machine), [`merge`](Self::merge)
 /// the results in any order and [`reduce`](Self::reduce): the value equals the single call on
 /// the whole batch. The loss sums are compensated f64 sums (Ogita-Rump-Oishi `Sum2` over
-/// pairs of elements added once in f64: relative error at most `2^-52 + (n 2^-53)^2` for `n`
-/// non-negative terms), so different splits round to the same f32 except when the exact sum
+/// groups of up to four elements added in f64: relative error at most `2^-51 + (n 2^-53)^2`
+/// for `n` non-negative terms), so different splits round to the same f32 except when the exact sum
 /// lies within about `2^-50` of an f32 rounding boundary.
 ///
 /// # Example

@@ -169,6 +169,14 @@ impl Lane for f32x8 {
         acc.lo += e;
     }
     #[inline(always)]
+    fn acc_add2(acc: &mut Acc, a: Self, b: Self) {
+        // Four halves added in f64 first (two roundings, relative 2^-52 in all), then Sum2.
+        let ([a0, a1], [b0, b1]) = (halves(a), halves(b));
+        let (s, e) = two_sum(acc.hi, (a0 + a1) + (b0 + b1));
+        acc.hi = s;
+        acc.lo += e;
+    }
+    #[inline(always)]
     fn acc_add_t(acc: &mut Acc, t: Self) {
         for (i, h) in halves(t).into_iter().enumerate() {
             acc.t[i] += h;

@@ -14,7 +14,7 @@
 //! unaligned access is what `loadu`/`storeu` are for.
 
 use core::arch::x86_64::*;
-use core::ops::{Add, BitAnd, BitOr, Div, Mul, Neg, Not, Sub};
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::lane::Lane;
@@ -363,6 +363,17 @@ impl Lane for V512 {
         })
     }
     #[inline(always)]
+    fn all_hard(x: Self, t: Self, bound: f32) -> (bool, u16) {
+        // SAFETY: invariant (AVX-512F). The target comparisons are masked by the logit one,
+        // so that one test of the union decides.
+        unsafe {
+            let small = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x.abs().0, _mm512_set1_ps(bound));
+            let y = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(small, t.0, _mm512_set1_ps(1.0));
+            let z = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(small, t.0, _mm512_setzero_ps());
+            (y | z == u16::MAX, y)
+        }
+    }
+    #[inline(always)]
     fn recip_approx(self) -> Self {
         // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
         V512(unsafe { _mm512_rcp14_ps(self.0) })
@@ -415,6 +426,23 @@ impl Lane for V512 {
         // `lo` NaN, which `acc_total` discards.
         unsafe {
             let l = _mm512_add_pd(a, b);
+            let s = _mm512_add_pd(acc.hi, l);
+            let bb = _mm512_sub_pd(s, acc.hi);
+            let e = _mm512_add_pd(
+                _mm512_sub_pd(acc.hi, _mm512_sub_pd(s, bb)),
+                _mm512_sub_pd(l, bb),
+            );
+            acc.hi = s;
+            acc.lo = _mm512_add_pd(acc.lo, e);
+        }
+    }
+    #[inline(always)]
+    fn acc_add2(acc: &mut Acc512, a: Self, b: Self) {
+        let ([a0, a1], [b0, b1]) = (widen512(a.0), widen512(b.0));
+        // SAFETY: invariant (AVX-512F). Four halves added in f64 first (two roundings,
+        // relative 2^-52 in all), then Sum2 per lane as in `acc_add`.
+        unsafe {
+            let l = _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1));
             let s = _mm512_add_pd(acc.hi, l);
             let bb = _mm512_sub_pd(s, acc.hi);
             let e = _mm512_add_pd(
@@ -516,6 +544,14 @@ impl BitOr for M256x2 {
     #[inline(always)]
     fn bitor(self, o: M256x2) -> M256x2 {
         M256x2(both!(_mm256_or_ps, self.0, o.0))
+    }
+}
+
+impl BitXor for M256x2 {
+    type Output = M256x2;
+    #[inline(always)]
+    fn bitxor(self, o: M256x2) -> M256x2 {
+        M256x2(both!(_mm256_xor_ps, self.0, o.0))
     }
 }
 
@@ -725,6 +761,28 @@ impl Lane for V256x2 {
             // infinite sum makes `lo` NaN, which `acc_total` discards.
             unsafe {
                 let l = _mm256_add_pd(w[2 * i], w[2 * i + 1]);
+                let s = _mm256_add_pd(acc.hi[i], l);
+                let bb = _mm256_sub_pd(s, acc.hi[i]);
+                let e = _mm256_add_pd(
+                    _mm256_sub_pd(acc.hi[i], _mm256_sub_pd(s, bb)),
+                    _mm256_sub_pd(l, bb),
+                );
+                acc.hi[i] = s;
+                acc.lo[i] = _mm256_add_pd(acc.lo[i], e);
+            }
+        }
+    }
+    #[inline(always)]
+    fn acc_add2(acc: &mut Acc256, a: Self, b: Self) {
+        let (wa, wb) = (widen256(a.0), widen256(b.0));
+        for i in 0..2 {
+            // SAFETY: invariant (AVX). Four groups added in f64 first (two roundings,
+            // relative 2^-52 in all), then Sum2 per lane as in `acc_add`.
+            unsafe {
+                let l = _mm256_add_pd(
+                    _mm256_add_pd(wa[2 * i], wa[2 * i + 1]),
+                    _mm256_add_pd(wb[2 * i], wb[2 * i + 1]),
+                );
                 let s = _mm256_add_pd(acc.hi[i], l);
                 let bb = _mm256_sub_pd(s, acc.hi[i]);
                 let e = _mm256_add_pd(
