@@ -22,6 +22,8 @@ pub(crate) trait Lane:
     const LANES: usize;
     /// Whether [`Lane::mul_add`] is fused (rounded once).
     const FMA: bool;
+    /// Whether loops should process two values at a time (enough registers for both).
+    const PAIRS: bool = false;
     /// Lane-wise boolean.
     type Mask: Copy
         + BitAnd<Output = Self::Mask>

@@ -392,7 +392,7 @@ fn hard_run<L: Lane, T: Target>(
     };
     // Two vectors per iteration while both qualify: one accumulation for the pair, half the
     // loop overhead.
-    while i + 2 * L::LANES <= n {
+    while L::PAIRS && i + 2 * L::LANES <= n {
         let (i1, c1) = (i + L::LANES, advance(c0_));
         let x0 = L::load_or(&job.x[i..i1], 0.0);
         let t0 = load_targets::<L, T>(&job.t[i..i1]);

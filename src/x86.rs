@@ -245,6 +245,8 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 impl Lane for V512 {
     const LANES: usize = 16;
     const FMA: bool = true;
+    // 32 vector registers hold two elements' working sets.
+    const PAIRS: bool = true;
     type Mask = u16;
     type Acc = Acc512;
 
