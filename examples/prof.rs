@@ -34,6 +34,9 @@ fn main() {
         for _ in 0..reps / 15 + 1 {
             s += match mode {
                 "loss" => f.loss(&x, &t, Reduction::Mean).unwrap(),
+                "acc" => f
+                    .loss_and_grad_accumulate(&x, &t, &mut g, Reduction::Mean)
+                    .unwrap(),
                 "elem" => {
                     f.loss_elementwise(&x, &t, &mut g).unwrap();
                     g[0]

@@ -7,6 +7,13 @@
 //! wraps to the next row gathered lane by lane. The last vector is padded with weight 0, so an
 //! element's value never depends on its position. Validation (NaN logits, targets outside
 //! `[0, 1]`) is folded into the same pass as one mask per vector.
+//!
+//! The common case has a loop of its own: runs of full vectors whose targets are all 0 or 1
+//! and logits all below `2^64` in magnitude (without label smoothing, gamma up to `2^20`, and
+//! with sample weights only for at least `LANES` classes) go through [`kernel::hard`] alone, two vectors per iteration where the
+//! backend has the registers, with one copy of the loop per kind of output. Any other vector
+//! takes the general path for itself, and the run resumes after it. Both paths give the same
+//! bits for the same element (a test checks it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::Lane;
@@ -186,17 +193,14 @@ impl<'a> ClassParams<'a> {
                 h_pos: L::splat(v[4]),
                 h_neg: L::splat(v[5]),
             },
-            ClassParams::Periodic(b) => {
-                let ld = |k: usize| L::load_or(&b[k][c0..c0 + L::LANES], 0.0);
-                Weights {
-                    a_pos: ld(0),
-                    a_neg: ld(1),
-                    w_pos: ld(2),
-                    w: ld(3),
-                    h_pos: ld(4),
-                    h_neg: ld(5),
-                }
-            }
+            ClassParams::Periodic(b) => Weights {
+                a_pos: L::load_or(&b[0][c0..c0 + L::LANES], 0.0),
+                a_neg: L::load_or(&b[1][c0..c0 + L::LANES], 0.0),
+                w_pos: L::load_or(&b[2][c0..c0 + L::LANES], 0.0),
+                w: L::load_or(&b[3][c0..c0 + L::LANES], 0.0),
+                h_pos: L::load_or(&b[4][c0..c0 + L::LANES], 0.0),
+                h_neg: L::load_or(&b[5][c0..c0 + L::LANES], 0.0),
+            },
             ClassParams::Direct {
                 alpha,
                 a_dflt,
@@ -205,22 +209,11 @@ impl<'a> ClassParams<'a> {
                 w_pos,
                 classes,
             } => {
-                let ld = |p: &Option<&[f32]>, dflt: f32| match p {
-                    None => L::splat(dflt),
-                    Some(p) if c0 + L::LANES <= *classes => L::load_or(&p[c0..c0 + L::LANES], 0.0),
-                    Some(p) => {
-                        // The vector wraps to the next row.
-                        let mut tmp = [0.0; MAX_LANES];
-                        for (k, v) in tmp.iter_mut().enumerate().take(L::LANES) {
-                            *v = p[(c0 + k) % classes];
-                        }
-                        L::load_or(&tmp[..L::LANES], 0.0)
-                    }
-                };
                 let one = L::splat(1.0);
-                let a_pos = ld(alpha, *a_dflt);
+                let a_pos = load_class::<L>(*alpha, *a_dflt, c0, *classes);
                 let a_neg = if *a_neg_one { one } else { one - a_pos };
-                let (w_pos, w) = (ld(w_pos, 1.0), ld(w, 1.0));
+                let w_pos = load_class::<L>(*w_pos, 1.0, c0, *classes);
+                let w = load_class::<L>(*w, 1.0, c0, *classes);
                 let fmax = L::splat(f32::MAX);
                 Weights {
                     a_pos,
@@ -231,6 +224,23 @@ impl<'a> ClassParams<'a> {
                     h_neg: (w * a_neg).min(fmax),
                 }
             }
+        }
+    }
+}
+
+/// `param[c0..c0 + LANES]` (wrapping to the next row), or `dflt` in every lane.
+#[inline(always)]
+fn load_class<L: Lane>(param: Option<&[f32]>, dflt: f32, c0: usize, classes: usize) -> L {
+    match param {
+        None => L::splat(dflt),
+        Some(p) if c0 + L::LANES <= classes => L::load_or(&p[c0..c0 + L::LANES], 0.0),
+        Some(p) => {
+            // The vector wraps to the next row.
+            let mut tmp = [0.0; MAX_LANES];
+            for (k, v) in tmp.iter_mut().enumerate().take(L::LANES) {
+                *v = p[(c0 + k) % classes];
+            }
+            L::load_or(&tmp[..L::LANES], 0.0)
         }
     }
 }
@@ -270,35 +280,29 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
     // A full vector advances the class offset by LANES mod C and the row by LANES / C.
     let (step, row_step) = (L::LANES % c, L::LANES / c);
     let (mut c0, mut row) = (0, 0);
-    // Without sample weights or label smoothing, and for gamma up to 2^20, runs of full vectors
-    // whose logits are all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy per kind of output)
-    // with the hard-target formula alone: the function the general path calls for such a
-    // vector, so the values are the same, in a short loop body that keeps its constants in
-    // registers.
-    let fast = job.sample_weights.is_none() && k.may_be_hard && job.gamma <= kernel::FAST_GAMMA_MAX;
+    // Without label smoothing and for gamma up to 2^20, runs of full vectors whose logits are
+    // all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy
+    // per kind of output) with the hard-target formula alone: the function the general path
+    // calls for such a vector, so the values are the same, in a short loop body that keeps
+    // its constants in registers. With sample weights, for vectors that span at most two rows.
+    let fast = (job.sample_weights.is_none() || c >= L::LANES)
+        && k.may_be_hard
+        && job.gamma <= kernel::FAST_GAMMA_MAX;
     let mut i = 0;
     while i < n {
         if fast {
+            let at = (&mut c0, &mut row);
             i = match sink {
-                Sink::None => hard_run(job, &params, &k, i, &mut c0, &mut acc, |_, _, _| {}),
+                Sink::None => hard_run(job, &params, &k, i, at, &mut acc, NoOut),
                 Sink::Write(out, s) => {
-                    let s = L::splat(*s);
-                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, _, g| {
-                        (g * s).store(&mut out[r])
-                    })
+                    let out = WriteOut(out, L::splat(*s));
+                    hard_run(job, &params, &k, i, at, &mut acc, out)
                 }
                 Sink::Add(out, s) => {
-                    let s = L::splat(*s);
-                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, _, g| {
-                        let dst = &mut out[r];
-                        (L::load_or(dst, 0.0) + g * s).store(dst);
-                    })
+                    let out = AddOut(out, L::splat(*s));
+                    hard_run(job, &params, &k, i, at, &mut acc, out)
                 }
-                Sink::Elementwise(out) => {
-                    hard_run(job, &params, &k, i, &mut c0, &mut acc, |r, l, _| {
-                        l.store(&mut out[r])
-                    })
-                }
+                Sink::Elementwise(out) => hard_run(job, &params, &k, i, at, &mut acc, LossOut(out)),
             };
             if i >= n {
                 break;
@@ -365,35 +369,106 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
     }
 }
 
+/// Where the hard-target loop writes a full vector's results (one implementation per kind of
+/// output, so that each copy of the loop has no branch on it).
+trait Out<L: Lane> {
+    /// The loss `l` and gradient `g` of the elements `i..i + L::LANES`.
+    fn emit(&mut self, i: usize, l: L, g: L);
+}
+
+struct NoOut;
+struct WriteOut<'o, L>(&'o mut [f32], L);
+struct AddOut<'o, L>(&'o mut [f32], L);
+struct LossOut<'o>(&'o mut [f32]);
+
+impl<L: Lane> Out<L> for NoOut {
+    #[inline(always)]
+    fn emit(&mut self, _: usize, _: L, _: L) {}
+}
+
+impl<L: Lane> Out<L> for WriteOut<'_, L> {
+    #[inline(always)]
+    fn emit(&mut self, i: usize, _: L, g: L) {
+        (g * self.1).store(&mut self.0[i..i + L::LANES]);
+    }
+}
+
+impl<L: Lane> Out<L> for AddOut<'_, L> {
+    #[inline(always)]
+    fn emit(&mut self, i: usize, _: L, g: L) {
+        let dst = &mut self.0[i..i + L::LANES];
+        (L::load_or(dst, 0.0) + g * self.1).store(dst);
+    }
+}
+
+impl<L: Lane> Out<L> for LossOut<'_> {
+    #[inline(always)]
+    fn emit(&mut self, i: usize, l: L, _: L) {
+        l.store(&mut self.0[i..i + L::LANES]);
+    }
+}
+
+/// The hard-target weights `(h_pos, h_neg)` of the full vector at class `c0` of row `row`:
+/// per class, times the sample weight of each lane's row (lanes from `C - c0` on are in the
+/// next row; at least `L::LANES` classes), the products formed as on the general path.
+#[inline(always)]
+fn hard_weights<L: Lane, T>(
+    job: &Job<'_, T>,
+    params: &ClassParams<'_>,
+    (c0, row): (usize, usize),
+) -> (L, L) {
+    let (h_pos, h_neg) = params.hard::<L>(c0);
+    match job.sample_weights {
+        None => (h_pos, h_neg),
+        Some(sw) => {
+            let s = L::splat(sw[row]);
+            let s = if c0 + L::LANES <= job.classes {
+                s
+            } else {
+                let first =
+                    L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((job.classes - c0) as f32));
+                L::select(first, s, L::splat(sw[row + 1]))
+            };
+            let fmax = L::splat(f32::MAX);
+            ((h_pos * s).min(fmax), (h_neg * s).min(fmax))
+        }
+    }
+}
+
+/// `0, 1, ..., 15`: lane indices.
+static IOTA: [f32; MAX_LANES] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
 /// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
-/// and targets all 0 or 1, through
-/// [`kernel::hard`], with `emit(range, loss, grad)` for each; returns where it stopped (the
-/// first other vector, or the last full one). Advances the class offset `c0`.
+/// and targets all 0 or 1, through [`kernel::hard`], each written to `out`;
+/// returns where it stopped (the first other vector, or the last full one). Advances the class
+/// offset and the row `at`. With sample weights, requires at least `L::LANES` classes.
 #[inline(always)]
 fn hard_run<L: Lane, T: Target>(
     job: &Job<'_, T>,
     params: &ClassParams<'_>,
     k: &Consts<L>,
     mut i: usize,
-    c0: &mut usize,
+    at: (&mut usize, &mut usize),
     acc: &mut L::Acc,
-    mut emit: impl FnMut(core::ops::Range<usize>, L, L),
+    mut out: impl Out<L>,
 ) -> usize {
     let (n, c) = (job.x.len(), job.classes);
-    let step = L::LANES % c;
-    let mut c0_ = *c0;
+    let (step, row_step) = (L::LANES % c, L::LANES / c);
+    let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
-    let advance = |c0: usize| {
+    let advance = |(c0, row): (usize, usize)| {
         if c0 + step >= c {
-            c0 + step - c
+            (c0 + step - c, row + row_step + 1)
         } else {
-            c0 + step
+            (c0 + step, row + row_step)
         }
     };
     // Two vectors per iteration while both qualify: one accumulation for the pair, half the
     // loop overhead.
     while L::PAIRS && i + 2 * L::LANES <= n {
-        let (i1, c1) = (i + L::LANES, advance(c0_));
+        let (i1, at1) = (i + L::LANES, advance((c0, row)));
         let x0 = L::load_or(&job.x[i..i1], 0.0);
         let t0 = load_targets::<L, T>(&job.t[i..i1]);
         let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
@@ -403,8 +478,8 @@ fn hard_run<L: Lane, T: Target>(
         if !(fast0 && fast1) {
             break;
         }
-        let (h_pos0, h_neg0) = params.hard::<L>(c0_);
-        let (h_pos1, h_neg1) = params.hard::<L>(c1);
+        let (h_pos0, h_neg0) = hard_weights(job, params, (c0, row));
+        let (h_pos1, h_neg1) = hard_weights(job, params, at1);
         let (l0, g0) = kernel::hard(x0, y0, h_pos0, h_neg0, k);
         let (l1, g1) = kernel::hard(x1, y1, h_pos1, h_neg1, k);
         L::acc_add2(&mut acc_, l0, l1);
@@ -412,10 +487,10 @@ fn hard_run<L: Lane, T: Target>(
             L::acc_add_t(&mut acc_, t0);
             L::acc_add_t(&mut acc_, t1);
         }
-        emit(i..i1, l0, g0);
-        emit(i1..i1 + L::LANES, l1, g1);
+        out.emit(i, l0, g0);
+        out.emit(i1, l1, g1);
         i = i1 + L::LANES;
-        c0_ = advance(c1);
+        (c0, row) = advance(at1);
     }
     while i + L::LANES <= n {
         let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
@@ -424,17 +499,17 @@ fn hard_run<L: Lane, T: Target>(
         if !fast {
             break;
         }
-        let (h_pos, h_neg) = params.hard::<L>(c0_);
+        let (h_pos, h_neg) = hard_weights(job, params, (c0, row));
         let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
         L::acc_add(&mut acc_, l);
         if job.count_positives {
             L::acc_add_t(&mut acc_, t);
         }
-        emit(i..i + L::LANES, l, g);
+        out.emit(i, l, g);
         i += L::LANES;
-        c0_ = advance(c0_);
+        (c0, row) = advance((c0, row));
     }
-    *c0 = c0_;
+    (*at.0, *at.1) = (c0, row);
     *acc = acc_;
     i
 }

@@ -468,8 +468,9 @@ fn long_sums_are_accurate_and_deterministic() {
 #[test]
 fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     // Full vectors of finite logits and hard targets take a loop of their own (for gamma up
-    // to 2^20 and |x| below 2^64); one element alone, or next to a soft target, takes the
-    // general path. Logits over every scale, gammas beyond both bounds.
+    // to 2^20 and |x| below 2^64); one element alone, or a vector with a soft target, takes
+    // the general path. Logits over every scale, gammas beyond both bounds, weights per class
+    // (periodic and direct) and per row.
     let mut x = Vec::new();
     for e in -30..40 {
         let v = (2f32).powi(e) * 1.37;
@@ -487,14 +488,19 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
         f32::MAX,
         f32::MIN,
     ]);
-    while x.len() % 48 != 0 {
-        x.push(0.75);
+    while x.len() % 672 != 0 {
+        let k = x.len() as f32;
+        x.push((k * 0.618).sin() * 9.0);
     }
     let t: Vec<f32> = (0..x.len()).map(|i| ((i / 2 + i / 7) % 2) as f32).collect();
     let mut mixed = t.clone();
-    for v in mixed.iter_mut().step_by(5) {
+    for v in mixed.iter_mut().step_by(37) {
         *v = 0.5;
     }
+    let w = |c: usize| -> Vec<f32> { (0..c).map(|j| 0.25 + (j % 5) as f32 * 0.5).collect() };
+    let (w24, w336) = (w(24), w(336));
+    let a336: Vec<f32> = (0..336).map(|j| (j % 5) as f32 * 0.25).collect();
+    let sw: Vec<f32> = (0..x.len() / 24).map(|r| 0.5 + (r % 3) as f32).collect();
     for backend in Backend::available() {
         for gamma in [
             0.0f32,
@@ -510,15 +516,25 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
         ] {
             for m in [Modulator::Linear, Modulator::Geometric] {
                 let f = Focal::new(gamma).alpha(0.25).modulator(m).backend(backend);
-                let (l, g) = elementwise(&f, &x, &t);
-                let (lm, gm) = elementwise(&f, &x, &mixed);
-                for i in 0..x.len() {
-                    let (l1, g1) = elementwise(&f, &x[i..i + 1], &t[i..i + 1]);
-                    let want = (l1[0].to_bits(), g1[0].to_bits());
-                    let ctx = format!("{backend:?} {m:?} gamma {gamma} x {}", x[i]);
-                    assert_eq!((l[i].to_bits(), g[i].to_bits()), want, "{ctx}");
-                    if i % 5 != 0 {
-                        assert_eq!((lm[i].to_bits(), gm[i].to_bits()), want, "{ctx}");
+                let configs = [
+                    ("plain", f),
+                    ("periodic", f.class_weights(&w24).pos_weight(&w24)),
+                    ("per row", f.classes(24).sample_weights(&sw)),
+                    ("direct", f.alpha_per_class(&a336).class_weights(&w336)),
+                ];
+                for (what, f) in configs {
+                    let (l, g) = elementwise(&f, &x, &t);
+                    let (lm, gm) = elementwise(&f, &x, &mixed);
+                    for i in 0..x.len() {
+                        let ctx = format!("{backend:?} {m:?} {what} gamma {gamma} x {}", x[i]);
+                        let got = (l[i].to_bits(), g[i].to_bits());
+                        if i % 37 != 0 {
+                            assert_eq!(got, (lm[i].to_bits(), gm[i].to_bits()), "{ctx}");
+                        }
+                        if what == "plain" {
+                            let (l1, g1) = elementwise(&f, &x[i..i + 1], &t[i..i + 1]);
+                            assert_eq!(got, (l1[0].to_bits(), g1[0].to_bits()), "{ctx}");
+                        }
                     }
                 }
             }
