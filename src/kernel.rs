@@ -29,7 +29,7 @@ pub(crate) struct Consts<L> {
     /// No label smoothing: a vector whose targets are all 0 or 1 may take the hard path.
     pub may_be_hard: bool,
     /// `gamma` when it is 0, 1 or 2 (the modulator of a hard target is then a product of `p`
-    /// or `q`; its error grows as `gamma` times that of `p`, 5.3 ULP measured at 2, which is
+    /// or `q`; its error grows as `gamma` times that of `p`, 5.6 ULP measured at 2, which is
     /// why 3 and above take the exact-argument `exp`), else `u32::MAX`.
     pub int_gamma: u32,
 }
