@@ -1,8 +1,6 @@
 //! Which instantiation of the core runs a call, and the run-time choice of the widest one.
 
 use crate::error::Error;
-use crate::focal::Modulator;
-use crate::kernel::{GEOMETRIC, LINEAR, SEPARABLE};
 use crate::pass::{self, Job, Sink, Sums};
 use crate::simd;
 use crate::target::Target;
@@ -130,53 +128,34 @@ fn best() -> Backend {
 }
 
 /// One pass of `job` on a resolved, available backend.
-pub(crate) fn pass<T: Target>(
-    backend: Backend,
-    m: Modulator,
-    job: &Job<'_, T>,
-    sink: &mut Sink<'_>,
-) -> Sums {
+pub(crate) fn pass<T: Target>(backend: Backend, job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     match T::slice(job.t) {
-        Slice::F32(t) => pass_f32(backend, m, &job.with_targets(t), sink),
-        Slice::U8(t) => pass_u8(backend, m, &job.with_targets(t), sink),
+        Slice::F32(t) => pass_f32(backend, &job.with_targets(t), sink),
+        Slice::U8(t) => pass_u8(backend, &job.with_targets(t), sink),
     }
 }
 
 // The passes are compiled here, once per target type, not in the crates that call the
 // generic entry points.
 #[inline(never)]
-fn pass_f32(backend: Backend, m: Modulator, job: &Job<'_, f32>, sink: &mut Sink<'_>) -> Sums {
-    pass_any(backend, m, job, sink)
+fn pass_f32(backend: Backend, job: &Job<'_, f32>, sink: &mut Sink<'_>) -> Sums {
+    pass_any(backend, job, sink)
 }
 
 #[inline(never)]
-fn pass_u8(backend: Backend, m: Modulator, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
-    pass_any(backend, m, job, sink)
+fn pass_u8(backend: Backend, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
+    pass_any(backend, job, sink)
 }
 
 #[inline(always)]
-fn pass_any<T: Target>(
-    backend: Backend,
-    m: Modulator,
-    job: &Job<'_, T>,
-    sink: &mut Sink<'_>,
-) -> Sums {
-    macro_rules! run {
-        ($($f:ident)::+) => {
-            match m {
-                Modulator::Linear => $($f)::+::<LINEAR, T>(job, sink),
-                Modulator::Geometric => $($f)::+::<GEOMETRIC, T>(job, sink),
-                Modulator::Separable => $($f)::+::<SEPARABLE, T>(job, sink),
-            }
-        };
-    }
+fn pass_any<T: Target>(backend: Backend, job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     match backend {
-        Backend::Scalar => run!(pass_scalar),
+        Backend::Scalar => pass::pass::<f32, T>(job, sink),
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => run!(crate::x86::pass_avx512),
+        Backend::Avx512 => crate::x86::pass_avx512(job, sink),
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => run!(crate::x86::pass_avx2),
-        _ => run!(pass_portable),
+        Backend::Avx2 => crate::x86::pass_avx2(job, sink),
+        _ => pass::pass::<simd::Vector, T>(job, sink),
     }
 }
 
@@ -208,12 +187,4 @@ fn scan_any<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
         Backend::Avx2 => crate::x86::scan_avx2(x, t),
         _ => pass::scan::<simd::Vector, T>(x, t),
     }
-}
-
-fn pass_scalar<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<f32, MOD, T>(job, sink)
-}
-
-fn pass_portable<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<simd::Vector, MOD, T>(job, sink)
 }

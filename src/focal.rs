@@ -2,6 +2,7 @@
 
 use crate::backend::{self, Backend};
 use crate::error::Error;
+use crate::kernel;
 use crate::pass::{Alpha, Job, Sink};
 use crate::reduce::{Partial, Reduction};
 use crate::target::Target;
@@ -42,6 +43,17 @@ pub enum Modulator {
     Geometric,
     /// `q^gamma` on the positive term, `p^gamma` on the negative term.
     Separable,
+}
+
+impl Modulator {
+    /// The core's tag for this convention.
+    fn code(self) -> u8 {
+        match self {
+            Modulator::Linear => kernel::LINEAR,
+            Modulator::Geometric => kernel::GEOMETRIC,
+            Modulator::Separable => kernel::SEPARABLE,
+        }
+    }
 }
 
 /// Where a gradient goes, for [`Focal::partial`].
@@ -678,7 +690,7 @@ impl<'a> Focal<'a> {
             Some(Out::Write(g)) => Sink::Write(g, scale),
             Some(Out::Add(g)) => Sink::Add(g, scale),
         };
-        let sums = backend::pass(backend, self.modulator, &job, &mut sink);
+        let sums = backend::pass(backend, &job, &mut sink);
         if sums.bad {
             return Err(first_bad(x, t));
         }
@@ -794,6 +806,7 @@ impl<'a> Focal<'a> {
             pos_weight: self.pos_weight,
             sample_weights: self.sample_weights,
             count_positives: false,
+            modulator: self.modulator.code(),
         })
     }
 }

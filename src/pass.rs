@@ -47,6 +47,10 @@ pub(crate) struct Job<'a, T> {
     pub sample_weights: Option<&'a [f32]>,
     /// Sum the targets (for `PerPositive` and [`Partial`](crate::Partial)); else 0.
     pub count_positives: bool,
+    /// The modulator convention: [`kernel::LINEAR`], [`kernel::GEOMETRIC`] or
+    /// [`kernel::SEPARABLE`] (a run-time value: only the general path depends on it, so the
+    /// hard-target loop is compiled once for all three).
+    pub modulator: u8,
 }
 
 impl<'a, T> Job<'a, T> {
@@ -63,6 +67,7 @@ impl<'a, T> Job<'a, T> {
             pos_weight: self.pos_weight,
             sample_weights: self.sample_weights,
             count_positives: self.count_positives,
+            modulator: self.modulator,
         }
     }
 }
@@ -263,10 +268,7 @@ static ONES: [f32; MAX_LANES] = [1.0; MAX_LANES];
 
 /// The loss sum, target sum and validity of `job`, with `sink` written for every element.
 #[inline(always)]
-pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
-    job: &Job<'_, T>,
-    sink: &mut Sink<'_>,
-) -> Sums {
+pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     let params = ClassParams::new(job);
     let k = Consts::<L>::new(job.gamma, job.eps);
     let c = job.classes;
@@ -338,7 +340,11 @@ pub(crate) fn pass<L: Lane, const MOD: u8, T: Target>(
             wt.h_pos = L::select(live, wt.h_pos, zero);
             wt.h_neg = L::select(live, wt.h_neg, zero);
         }
-        let (l, g, valid_lanes) = kernel::element::<L, MOD>(x, t, &wt, &k);
+        let (l, g, valid_lanes) = match job.modulator {
+            kernel::LINEAR => kernel::element::<L, { kernel::LINEAR }>(x, t, &wt, &k),
+            kernel::GEOMETRIC => kernel::element::<L, { kernel::GEOMETRIC }>(x, t, &wt, &k),
+            _ => kernel::element::<L, { kernel::SEPARABLE }>(x, t, &wt, &k),
+        };
         ok = ok & valid_lanes;
         L::acc_add(&mut acc, l);
         if job.count_positives {

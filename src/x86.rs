@@ -108,13 +108,13 @@ pub(crate) fn has_avx512() -> bool {
 // Entry points: the generic pass compiled with the instruction set enabled.
 
 #[target_feature(enable = "avx512f")]
-fn pass_avx512_tf<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<V512, MOD, T>(job, sink)
+fn pass_avx512_tf<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<V512, T>(job, sink)
 }
 
 #[target_feature(enable = "avx,avx2,fma")]
-fn pass_avx2_tf<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
-    pass::pass::<V256x2, MOD, T>(job, sink)
+fn pass_avx2_tf<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<V256x2, T>(job, sink)
 }
 
 #[target_feature(enable = "avx512f")]
@@ -128,22 +128,22 @@ fn scan_avx2_tf<T: Target>(x: &[f32], t: &[T]) -> Sums {
 }
 
 /// The pass on AVX-512F; the portable backend if the CPU lacks it (callers resolve first).
-pub(crate) fn pass_avx512<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass_avx512<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     if has_avx512() {
         // SAFETY: the CPU and OS support AVX-512F (checked just above).
-        unsafe { pass_avx512_tf::<MOD, T>(job, sink) }
+        unsafe { pass_avx512_tf::<T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, MOD, T>(job, sink)
+        pass::pass::<crate::simd::Vector, T>(job, sink)
     }
 }
 
 /// The pass on AVX2 + FMA; the portable backend if the CPU lacks them.
-pub(crate) fn pass_avx2<const MOD: u8, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass_avx2<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     if has_avx2() {
         // SAFETY: the CPU and OS support AVX, AVX2 and FMA (checked just above).
-        unsafe { pass_avx2_tf::<MOD, T>(job, sink) }
+        unsafe { pass_avx2_tf::<T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, MOD, T>(job, sink)
+        pass::pass::<crate::simd::Vector, T>(job, sink)
     }
 }
 
