@@ -11,15 +11,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    echo "+ $*" >&2
-    "$@" || {
-        local rc=$?
-        echo "error: exit code $rc from: $*" >&2
-        exit "$rc"
-    }
-}
-trap 'echo "error: .ci/aarch64.sh failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source .ci/lib.sh
 
 SECONDS=0
 TARGET=aarch64-unknown-linux-gnu

@@ -32,15 +32,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    echo "+ $*" >&2
-    "$@" || {
-        local rc=$?
-        echo "error: exit code $rc from: $*" >&2
-        exit "$rc"
-    }
-}
-trap 'echo "error: .ci/miri.sh failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source .ci/lib.sh
 
 SECONDS=0
 TOOLCHAIN=${MIRI_TOOLCHAIN:-nightly}

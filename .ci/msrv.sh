@@ -8,15 +8,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
-run() {
-    echo "+ $*" >&2
-    "$@" || {
-        local rc=$?
-        echo "error: exit code $rc from: $*" >&2
-        exit "$rc"
-    }
-}
-trap 'echo "error: .ci/msrv.sh failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source .ci/lib.sh
 
 SECONDS=0
 msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)

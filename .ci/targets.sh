@@ -11,15 +11,7 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-run() {
-    echo "+ $*" >&2
-    "$@" || {
-        local rc=$?
-        echo "error: exit code $rc from: $*" >&2
-        exit "$rc"
-    }
-}
-trap 'echo "error: .ci/targets.sh failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+source .ci/lib.sh
 
 TARGETS=(thumbv7em-none-eabihf aarch64-unknown-none)
 SECONDS=0
