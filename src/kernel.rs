@@ -108,18 +108,6 @@ fn inv_1p<L: Lane>(e: L) -> L {
 /// results have the same bits as with the check.
 #[inline(always)]
 fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
-    if !CHECK {
-        let hi = -k.gamma * a;
-        let lo = L::mul_err(-k.gamma, a, hi);
-        let c = -k.gamma * b;
-        let c_lo = L::mul_err(-k.gamma, b, c);
-        let s = hi + c;
-        let bb = s - hi;
-        let err = (hi - (s - bb)) + (c - bb);
-        let never = L::splat(0.0).lt(L::splat(0.0));
-        return (s, (lo + c_lo) + err, never);
-    }
-    let dead = L::splat(256.0).lt(k.gamma * (a + b));
     let hi = -k.gamma * a;
     let lo = L::mul_err(-k.gamma, a, hi);
     let c = -k.gamma * b;
@@ -127,13 +115,14 @@ fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L
     let s = hi + c;
     let bb = s - hi;
     let err = (hi - (s - bb)) + (c - bb);
-    // Dead lanes get s = d = 0 (finite), and their result is replaced by 0.
+    let d = (lo + c_lo) + err;
     let zero = L::splat(0.0);
-    (
-        L::select(dead, zero, s),
-        L::select(dead, zero, (lo + c_lo) + err),
-        dead,
-    )
+    if !CHECK {
+        return (s, d, zero.lt(zero));
+    }
+    let dead = L::splat(256.0).lt(k.gamma * (a + b));
+    // Dead lanes get s = d = 0 (finite), and their result is replaced by 0.
+    (L::select(dead, zero, s), L::select(dead, zero, d), dead)
 }
 
 /// `m = exp(-gamma (a + b))`, see [`log_modulator`]; `exp(s + d) = exp(s) (1 + d)` for the
@@ -182,18 +171,10 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
     wt: &Weights<L>,
     k: &Consts<L>,
 ) -> (L, L, L::Mask) {
+    // (Runs of finite logits with hard targets mostly take `hard` from the pass's own loop.)
     let finite = x.abs().lt(L::splat(f32::INFINITY));
-    if k.may_be_hard {
-        // The common case first, with one test: every logit finite (hence none NaN) and
-        // every target 0 or 1 (hence in range).
-        let y = t.eq(L::splat(1.0));
-        let hard = y | t.eq(L::splat(0.0));
-        if L::all(finite & hard) {
-            let (l, g) = element_hard(x, y, wt, k, None);
-            return (l, g, finite);
-        }
-    }
     if L::all(finite) {
+        // Every logit finite, hence none NaN.
         return element_finite::<L, MOD>(x, t, wt, k, finite, None);
     }
     let inf = x.abs().eq(L::splat(f32::INFINITY));

@@ -174,6 +174,39 @@ fn padded<const N: usize>(src: &[f32], fill: f32) -> [f32; N] {
     a
 }
 
+/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error (TwoSum)
+/// into `lo`. An infinite sum makes `lo` NaN, which `total` discards.
+#[inline(always)]
+fn sum2_512(hi: &mut __m512d, lo: &mut __m512d, l: __m512d) {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let s = _mm512_add_pd(*hi, l);
+        let bb = _mm512_sub_pd(s, *hi);
+        let e = _mm512_add_pd(
+            _mm512_sub_pd(*hi, _mm512_sub_pd(s, bb)),
+            _mm512_sub_pd(l, bb),
+        );
+        *hi = s;
+        *lo = _mm512_add_pd(*lo, e);
+    }
+}
+
+/// [`sum2_512`] on four lanes.
+#[inline(always)]
+fn sum2_256(hi: &mut __m256d, lo: &mut __m256d, l: __m256d) {
+    // SAFETY: invariant (AVX).
+    unsafe {
+        let s = _mm256_add_pd(*hi, l);
+        let bb = _mm256_sub_pd(s, *hi);
+        let e = _mm256_add_pd(
+            _mm256_sub_pd(*hi, _mm256_sub_pd(s, bb)),
+            _mm256_sub_pd(l, bb),
+        );
+        *hi = s;
+        *lo = _mm256_add_pd(*lo, e);
+    }
+}
+
 /// Sums per-lane double-word accumulators and target sums.
 fn total(hi: &[f64], lo: &[f64], t: &[f64]) -> (Dd, f64) {
     let mut d = Dd::ZERO;
@@ -424,36 +457,16 @@ impl Lane for V512 {
     fn acc_add(acc: &mut Acc512, loss: Self) {
         let [a, b] = widen512(loss.0);
         // SAFETY: invariant (AVX-512F). The two halves are added in f64 first (one rounding,
-        // relative 2^-53), then Sum2 per lane, as `sum::Dd::add_f64`; an infinite sum makes
-        // `lo` NaN, which `acc_total` discards.
-        unsafe {
-            let l = _mm512_add_pd(a, b);
-            let s = _mm512_add_pd(acc.hi, l);
-            let bb = _mm512_sub_pd(s, acc.hi);
-            let e = _mm512_add_pd(
-                _mm512_sub_pd(acc.hi, _mm512_sub_pd(s, bb)),
-                _mm512_sub_pd(l, bb),
-            );
-            acc.hi = s;
-            acc.lo = _mm512_add_pd(acc.lo, e);
-        }
+        // relative 2^-53).
+        sum2_512(&mut acc.hi, &mut acc.lo, unsafe { _mm512_add_pd(a, b) });
     }
     #[inline(always)]
     fn acc_add2(acc: &mut Acc512, a: Self, b: Self) {
         let ([a0, a1], [b0, b1]) = (widen512(a.0), widen512(b.0));
         // SAFETY: invariant (AVX-512F). Four halves added in f64 first (two roundings,
-        // relative 2^-52 in all), then Sum2 per lane as in `acc_add`.
-        unsafe {
-            let l = _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1));
-            let s = _mm512_add_pd(acc.hi, l);
-            let bb = _mm512_sub_pd(s, acc.hi);
-            let e = _mm512_add_pd(
-                _mm512_sub_pd(acc.hi, _mm512_sub_pd(s, bb)),
-                _mm512_sub_pd(l, bb),
-            );
-            acc.hi = s;
-            acc.lo = _mm512_add_pd(acc.lo, e);
-        }
+        // relative 2^-52 in all).
+        let l = unsafe { _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)) };
+        sum2_512(&mut acc.hi, &mut acc.lo, l);
     }
     #[inline(always)]
     fn acc_add_t(acc: &mut Acc512, t: Self) {
@@ -759,19 +772,9 @@ impl Lane for V256x2 {
         let w = widen256(loss.0);
         for i in 0..2 {
             // SAFETY: invariant (AVX). The halves of one register are added in f64 first
-            // (one rounding, relative 2^-53), then Sum2 per lane, as `sum::Dd::add_f64`; an
-            // infinite sum makes `lo` NaN, which `acc_total` discards.
-            unsafe {
-                let l = _mm256_add_pd(w[2 * i], w[2 * i + 1]);
-                let s = _mm256_add_pd(acc.hi[i], l);
-                let bb = _mm256_sub_pd(s, acc.hi[i]);
-                let e = _mm256_add_pd(
-                    _mm256_sub_pd(acc.hi[i], _mm256_sub_pd(s, bb)),
-                    _mm256_sub_pd(l, bb),
-                );
-                acc.hi[i] = s;
-                acc.lo[i] = _mm256_add_pd(acc.lo[i], e);
-            }
+            // (one rounding, relative 2^-53).
+            let l = unsafe { _mm256_add_pd(w[2 * i], w[2 * i + 1]) };
+            sum2_256(&mut acc.hi[i], &mut acc.lo[i], l);
         }
     }
     #[inline(always)]
@@ -779,21 +782,14 @@ impl Lane for V256x2 {
         let (wa, wb) = (widen256(a.0), widen256(b.0));
         for i in 0..2 {
             // SAFETY: invariant (AVX). Four groups added in f64 first (two roundings,
-            // relative 2^-52 in all), then Sum2 per lane as in `acc_add`.
-            unsafe {
-                let l = _mm256_add_pd(
+            // relative 2^-52 in all).
+            let l = unsafe {
+                _mm256_add_pd(
                     _mm256_add_pd(wa[2 * i], wa[2 * i + 1]),
                     _mm256_add_pd(wb[2 * i], wb[2 * i + 1]),
-                );
-                let s = _mm256_add_pd(acc.hi[i], l);
-                let bb = _mm256_sub_pd(s, acc.hi[i]);
-                let e = _mm256_add_pd(
-                    _mm256_sub_pd(acc.hi[i], _mm256_sub_pd(s, bb)),
-                    _mm256_sub_pd(l, bb),
-                );
-                acc.hi[i] = s;
-                acc.lo[i] = _mm256_add_pd(acc.lo[i], e);
-            }
+                )
+            };
+            sum2_256(&mut acc.hi[i], &mut acc.lo[i], l);
         }
     }
     #[inline(always)]
