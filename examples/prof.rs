@@ -3,7 +3,9 @@ use focal_loss::{Focal, Reduction};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let gamma: f32 = args.get(1).map_or(2.0, |s| s.parse().unwrap());
+    // "soft": targets 0, 0.1, ..., 0.9; "smooth": hard targets with label smoothing 0.1.
     let soft = args.get(2).is_some_and(|s| s == "soft");
+    let smooth = args.get(2).is_some_and(|s| s == "smooth");
     let n = args.get(3).map_or(65536, |s| s.parse().unwrap());
     let reps: usize = args.get(4).map_or(20000, |s| s.parse().unwrap());
     let x: Vec<f32> = (0..n)
@@ -20,6 +22,7 @@ fn main() {
         .collect();
     let mut g = vec![0f32; n];
     let f = Focal::new(gamma).alpha(0.25);
+    let f = if smooth { f.label_smoothing(0.1) } else { f };
     let mode = args.get(5).map_or("grad", |s| s.as_str());
     let f = match args.get(6).map(|s| s.as_str()) {
         Some("scalar") => f.backend(focal_loss::Backend::Scalar),

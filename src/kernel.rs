@@ -18,6 +18,9 @@ pub(crate) const SEPARABLE: u8 = 2;
 
 /// `2^64`: softplus values beyond it are carried scaled (see `element_soft`).
 const TWO_64: f32 = 18_446_744_073_709_551_616.0;
+/// `2^-46`: below it the square of a modulator base is below `2^-92 ~ e^-64`, where
+/// [`modulator_split`] splits too.
+const TWO_M46: f32 = 1.0 / 70_368_744_177_664.0;
 
 /// Parameters that are the same for every element of a call.
 #[derive(Clone, Copy)]
@@ -28,9 +31,11 @@ pub(crate) struct Consts<L> {
     pub half_eps: L,
     /// No label smoothing: a vector whose targets are all 0 or 1 may take the hard path.
     pub may_be_hard: bool,
-    /// `gamma` when it is 0, 1 or 2 (the modulator of a hard target is then a product of `p`
-    /// or `q`; its error grows as `gamma` times that of `p`, 5.6 ULP measured at 2, which is
-    /// why 3 and above take the exact-argument `exp`), else `u32::MAX`.
+    /// `gamma` when it is 0, 1 or 2, else `u32::MAX`. The modulator of a hard target, and the
+    /// Linear and Separable ones of a soft target, are then products of `p`, `q` or
+    /// `1 - p_t = (u e + v) r`, whose error grows as `gamma` times that of the base (5.6 ULP
+    /// measured for the hard gradient at 2, 4.6 for the soft loss): 3 and above take the
+    /// exact-argument `exp`.
     pub int_gamma: u32,
 }
 
@@ -154,6 +159,27 @@ fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let m = s.exp();
     let m = L::select(dead, L::splat(0.0), m.mul_add(d, m));
     (m, L::select(tiny, m, L::splat(1.0)))
+}
+
+/// `b^n` for `n` in {0, 1, 2} and `b` in `[0, 1]`, as `(m', k, h)` with `b^n = m' k` split as
+/// in [`modulator_split`] (`k = b` when `b^2 < 2^-92`, else 1), and `h = b^(n-1) / k` (the
+/// factor of the derivative `d b^n = n h k db`; 0 for `n = 0`). Each product of `b`'s adds
+/// its error once: `n` times that of `b`, plus half an ULP.
+#[inline(always)]
+fn power_split<L: Lane>(b: L, n: u32) -> (L, L, L) {
+    let one = L::splat(1.0);
+    match n {
+        0 => (one, one, L::splat(0.0)),
+        1 => (b, one, one),
+        _ => {
+            let tiny = b.lt(L::splat(TWO_M46));
+            (
+                L::select(tiny, b, b * b),
+                L::select(tiny, b, one),
+                L::select(tiny, one, b),
+            )
+        }
+    }
 }
 
 /// Weighted loss `w * L` and its derivative `w * dL/dx` at one element (one per lane), and
@@ -281,8 +307,17 @@ fn element_soft<L: Lane, const MOD: u8>(
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
         let g_pos = zero.lt(k.gamma);
-        let (mq, kq) = modulator_split(x.max(zero), l, k); // q^gamma = mq kq
-        let (mp, kp) = modulator_split((-x).max(zero), l, k); // p^gamma = mp kp
+        // q^gamma = mq kq, p^gamma = mp kp: products for gamma in {0, 1, 2}.
+        let ((mq, kq), (mp, kp)) = if k.int_gamma <= 2 {
+            let (mq, kq, _) = power_split(q, k.int_gamma);
+            let (mp, kp, _) = power_split(p, k.int_gamma);
+            ((mq, kq), (mp, kp))
+        } else {
+            (
+                modulator_split(x.max(zero), l, k),
+                modulator_split((-x).max(zero), l, k),
+            )
+        };
         let mq = vanish::<L>(inf, g_pos & pos, mq);
         let mp = vanish::<L>(inf, g_pos & !pos, mp);
         // Weight products clamped to MAX as below: an overflow times a zero term stays 0.
@@ -304,7 +339,17 @@ fn element_soft<L: Lane, const MOD: u8>(
     let dce = omt * p - wpt * q;
     let alpha_t = wt.a_pos * t + wt.a_neg * omt;
 
-    let ((m, scale), dlogm) = if MOD == LINEAR {
+    // The modulator is `m scale`; its derivative is given either in log space (`dlogm = d ln m
+    // / dx`, as `m dlogm`) or, for Linear with gamma in {0, 1, 2}, as `dprod scale`.
+    let (m, scale, dlogm, dprod) = if MOD == LINEAR && k.int_gamma <= 2 {
+        // 1 - p_t = t q + (1 - t) p = (u e + v) r: nonnegative terms, no cancellation.
+        // m = (1 - p_t)^gamma, dm/dx = gamma (1 - p_t)^(gamma - 1) (1 - 2t) p q.
+        let b = u.mul_add(e, v) * r;
+        let (m, scale, h) = power_split(b, k.int_gamma);
+        let pq = er * r;
+        let omtt = L::splat(-2.0).mul_add(t, one);
+        (m, scale, zero, Some(k.gamma * omtt * pq * h))
+    } else if MOD == LINEAR {
         // 1 - p_t = (u e + v) / (1 + e). Two exact forms, chosen so that the part of
         // ln(1 - p_t) proportional to |x| stays out of the logarithm:
         //   v >= u e:  ln(1 - p_t) = ln(v + u e) - l           (A = 0)
@@ -317,13 +362,13 @@ fn element_soft<L: Lane, const MOD: u8>(
         let m = modulator_split(a, l - c.ln(), k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
         let pqb = L::select(far, r, er) / c;
-        (m, k.gamma * (omt - t) * pqb)
+        (m.0, m.1, k.gamma * (omt - t) * pqb, None)
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
         let (m, scale) = modulator_split(u * ax, l, k);
         let m = vanish::<L>(inf, zero.lt(k.gamma) & zero.lt(u), m);
-        ((m, scale), k.gamma * (omt * q - t * p))
+        (m, scale, k.gamma * (omt * q - t * p), None)
     };
 
     // loss = W m CE with CE = w+ t sp(-x) + (1 - t) sp(x), W = w alpha_t multiplied last;
@@ -333,10 +378,16 @@ fn element_soft<L: Lane, const MOD: u8>(
     let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
     let mce = (m * spn) * wpt + (m * spx) * omt;
     let loss = w * mce * scale * up;
-    // dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.
-    let dlogm = dlogm.max(-fmax).min(fmax);
-    // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
-    let dm = L::select(dlogm.eq(zero), zero, dlogm * mce * up);
+    let dm = match dprod {
+        // (Finite factors: a zero dprod gives 0.)
+        Some(d) => ((d * spn) * wpt + (d * spx) * omt) * up,
+        None => {
+            // dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.
+            let dlogm = dlogm.max(-fmax).min(fmax);
+            // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
+            L::select(dlogm.eq(zero), zero, dlogm * mce * up)
+        }
+    };
     let grad = w * m.mul_add(dce, dm) * scale;
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
