@@ -256,11 +256,11 @@ fn element_finite<L: Lane, const MOD: u8>(
             // Mixed: the hard lanes take the hard formula too, so that an element's bits never
             // depend on its neighbours' targets.
             let (lh, gh) = element_hard(x, y, wt, k, inf);
-            let (ls, gs, valid) = element_soft::<L, MOD>(x, t, wt, k, valid_x, inf);
+            let (ls, gs, valid) = element_soft::<L, MOD, true>(x, t, wt, k, valid_x, inf);
             return (L::select(hard, lh, ls), L::select(hard, gh, gs), valid);
         }
     }
-    element_soft::<L, MOD>(x, t, wt, k, valid_x, inf)
+    element_soft::<L, MOD, true>(x, t, wt, k, valid_x, inf)
 }
 
 /// [`element`] for finite logits and any targets.
@@ -268,7 +268,7 @@ fn element_finite<L: Lane, const MOD: u8>(
 /// The weights multiply last, `W (m CE)`, so that products of weights and modulators never
 /// pass through a subnormal when the result is normal.
 #[inline(always)]
-fn element_soft<L: Lane, const MOD: u8>(
+fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     x: L,
     t: L,
     wt: &Weights<L>,
@@ -294,9 +294,16 @@ fn element_soft<L: Lane, const MOD: u8>(
     // Beyond |x| = 2^64 the softplus values are carried scaled by 2^-64 (exactly), and the
     // loss is scaled back last: a positive weight above 1 times sp(x) near f32::MAX would
     // otherwise overflow before the smaller weights could bring it back.
-    let big = ax.ge(L::splat(TWO_64));
-    let down = L::select(big, L::splat(1.0 / TWO_64), one);
-    let up = L::select(big, L::splat(TWO_64), one);
+    // (Without CHECK the caller guarantees |x| < 2^64: the factors are 1, exactly.)
+    let (down, up) = if CHECK {
+        let big = ax.ge(L::splat(TWO_64));
+        (
+            L::select(big, L::splat(1.0 / TWO_64), one),
+            L::select(big, L::splat(TWO_64), one),
+        )
+    } else {
+        (one, one)
+    };
     let spx = (x.max(zero) + l) * down; // sp(x)  = -ln q
     let spn = ((-x).max(zero) + l) * down; // sp(-x) = -ln p
     // Weight of `e` and constant term in `(1 + e)(1 - p_t) = u e + v`.
@@ -444,6 +451,22 @@ pub(crate) const FAST_X_MAX: f32 = TWO_64;
 pub(crate) fn hard<L: Lane>(x: L, y: L::Mask, h_pos: L, h_neg: L, k: &Consts<L>) -> (L, L) {
     let (loss, grad, _) = hard_core::<L, false>(x, y, h_pos, h_neg, k, None);
     (loss, grad)
+}
+
+/// [`element`] for logits `|x| < FAST_X_MAX` and targets in `[0, 1]`, with the modulator
+/// convention `modulator` (one of [`LINEAR`], [`GEOMETRIC`], [`SEPARABLE`]): the loss and its
+/// derivative, with the same bits as [`element`] on every lane except, without label
+/// smoothing, those with targets 0 or 1 (where [`element`] gives the bits of [`hard`], as the
+/// caller must). The caller has checked the inputs.
+#[inline(always)]
+pub(crate) fn soft<L: Lane>(x: L, t: L, wt: &Weights<L>, k: &Consts<L>, modulator: u8) -> (L, L) {
+    let v = x.eq(x);
+    let (l, g, _) = match modulator {
+        LINEAR => element_soft::<L, LINEAR, false>(x, t, wt, k, v, None),
+        GEOMETRIC => element_soft::<L, GEOMETRIC, false>(x, t, wt, k, v, None),
+        _ => element_soft::<L, SEPARABLE, false>(x, t, wt, k, v, None),
+    };
+    (l, g)
 }
 
 /// The formula of [`element_hard`]: the loss, its derivative and the wrong-side lanes, with

@@ -8,12 +8,15 @@
 //! element's value never depends on its position. Validation (NaN logits, targets outside
 //! `[0, 1]`) is folded into the same pass as one mask per vector.
 //!
-//! The common case has a loop of its own: runs of full vectors whose targets are all 0 or 1
-//! and logits all below `2^64` in magnitude (without label smoothing, gamma up to `2^20`, and
-//! with sample weights only for at least `LANES` classes) go through [`kernel::hard`] alone, two vectors per iteration where the
-//! backend has the registers, with one copy of the loop per kind of output. Any other vector
-//! takes the general path for itself, and the run resumes after it. Both paths give the same
-//! bits for the same element (a test checks it over every scale of `x`).
+//! The common cases have loops of their own. Runs of full vectors whose targets are all 0 or 1
+//! and logits all below `2^64` in magnitude (without label smoothing, gamma up to `2^20`)
+//! go through [`kernel::hard`] alone, two vectors per iteration where the backend has the
+//! registers, with one copy of the loop per kind of output. Runs of other full vectors whose
+//! logits are below `2^64` and targets in `[0, 1]` (soft targets, label smoothing) go through
+//! [`kernel::soft`]. With sample weights, both need at least `LANES` classes. Any other vector
+//! (the padded last one, huge or non-finite logits, invalid targets) takes the general path
+//! for itself, and the runs resume after it. All paths give the same bits for the same
+//! element (tests check it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::Lane;
@@ -275,7 +278,6 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
     let n = job.x.len();
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
-    let fmax = L::splat(f32::MAX);
 
     let mut acc = L::acc_zero();
     let mut ok = zero.eq(zero); // all lanes true
@@ -290,6 +292,10 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
     let fast = (job.sample_weights.is_none() || c >= L::LANES)
         && k.may_be_hard
         && job.gamma <= kernel::FAST_GAMMA_MAX;
+    // Any other run of full vectors whose logits are below 2^64 and targets in [0, 1] takes a
+    // loop of its own too, through the function the general path calls for it.
+    let soft = (job.sample_weights.is_none() || c >= L::LANES)
+        && (!k.may_be_hard || job.gamma <= kernel::FAST_GAMMA_MAX);
     let mut i = 0;
     while i < n {
         if fast {
@@ -310,6 +316,13 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
                 break;
             }
         }
+        if soft {
+            let at = (&mut c0, &mut row);
+            i = soft_run(job, &params, &k, i, at, &mut acc, sink, fast);
+            if i >= n {
+                break;
+            }
+        }
         // One vector through the general path.
         let end = (i + L::LANES).min(n);
         let valid = end - i;
@@ -326,11 +339,7 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
                 }
                 L::load_or(&tmp[..L::LANES], 0.0)
             };
-            wt.w = wt.w * s;
-            // Products of weights are clamped to MAX, not inf, so that a zero
-            // cross-entropy still gives 0.
-            wt.h_pos = (wt.h_pos * s).min(fmax);
-            wt.h_neg = (wt.h_neg * s).min(fmax);
+            scale_weights(&mut wt, s);
         }
         if valid < L::LANES {
             // Padding lanes get weight exactly 0 (a select: even an overflowed weight
@@ -350,15 +359,7 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         if job.count_positives {
             L::acc_add_t(&mut acc, t);
         }
-        match sink {
-            Sink::None => {}
-            Sink::Write(out, s) => (g * L::splat(*s)).store(&mut out[i..end]),
-            Sink::Add(out, s) => {
-                let dst = &mut out[i..end];
-                (L::load_or(dst, 0.0) + g * L::splat(*s)).store(dst);
-            }
-            Sink::Elementwise(out) => l.store(&mut out[i..end]),
-        }
+        emit(sink, i..end, l, g);
         i = end;
         c0 += step;
         row += row_step;
@@ -372,6 +373,20 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         loss,
         positives,
         bad: !L::all(ok),
+    }
+}
+
+/// `l` and `g` for the elements `range` written to `sink`.
+#[inline(always)]
+fn emit<L: Lane>(sink: &mut Sink<'_>, range: core::ops::Range<usize>, l: L, g: L) {
+    match sink {
+        Sink::None => {}
+        Sink::Write(out, s) => (g * L::splat(*s)).store(&mut out[range]),
+        Sink::Add(out, s) => {
+            let dst = &mut out[range];
+            (L::load_or(dst, 0.0) + g * L::splat(*s)).store(dst);
+        }
+        Sink::Elementwise(out) => l.store(&mut out[range]),
     }
 }
 
@@ -414,27 +429,43 @@ impl<L: Lane> Out<L> for LossOut<'_> {
     }
 }
 
-/// The hard-target weights `(h_pos, h_neg)` of the full vector at class `c0` of row `row`:
-/// per class, times the sample weight of each lane's row (lanes from `C - c0` on are in the
-/// next row; at least `L::LANES` classes), the products formed as on the general path.
+/// The sample weight of each lane of the full vector at class `c0` of row `row` (lanes from
+/// `C - c0` on are in the next row; at least `L::LANES` classes), or `None` without sample
+/// weights.
+#[inline(always)]
+fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize)) -> Option<L> {
+    let sw = job.sample_weights?;
+    let s = L::splat(sw[row]);
+    Some(if c0 + L::LANES <= job.classes {
+        s
+    } else {
+        let first = L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((job.classes - c0) as f32));
+        L::select(first, s, L::splat(sw[row + 1]))
+    })
+}
+
+/// `wt` times the sample weights `s`, the products formed as on the general path (clamped to
+/// MAX, not inf, so that a zero cross-entropy still gives 0).
+#[inline(always)]
+fn scale_weights<L: Lane>(wt: &mut Weights<L>, s: L) {
+    let fmax = L::splat(f32::MAX);
+    wt.w = wt.w * s;
+    wt.h_pos = (wt.h_pos * s).min(fmax);
+    wt.h_neg = (wt.h_neg * s).min(fmax);
+}
+
+/// The hard-target weights `(h_pos, h_neg)` of the full vector at class `c0` of row `row`,
+/// with the sample weights (see [`row_weights`]).
 #[inline(always)]
 fn hard_weights<L: Lane, T>(
     job: &Job<'_, T>,
     params: &ClassParams<'_>,
-    (c0, row): (usize, usize),
+    at: (usize, usize),
 ) -> (L, L) {
-    let (h_pos, h_neg) = params.hard::<L>(c0);
-    match job.sample_weights {
+    let (h_pos, h_neg) = params.hard::<L>(at.0);
+    match row_weights::<L, T>(job, at) {
         None => (h_pos, h_neg),
-        Some(sw) => {
-            let s = L::splat(sw[row]);
-            let s = if c0 + L::LANES <= job.classes {
-                s
-            } else {
-                let first =
-                    L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((job.classes - c0) as f32));
-                L::select(first, s, L::splat(sw[row + 1]))
-            };
+        Some(s) => {
             let fmax = L::splat(f32::MAX);
             ((h_pos * s).min(fmax), (h_neg * s).min(fmax))
         }
@@ -514,6 +545,70 @@ fn hard_run<L: Lane, T: Target>(
         out.emit(i, l, g);
         i += L::LANES;
         (c0, row) = advance((c0, row));
+    }
+    (*at.0, *at.1) = (c0, row);
+    *acc = acc_;
+    i
+}
+
+/// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
+/// and targets all in `[0, 1]`, through [`kernel::soft`] (and, without label smoothing, the
+/// lanes with targets 0 or 1 through [`kernel::hard`], as on the general path), each written to
+/// `sink`; returns where it stopped (the first other vector, the first one whose targets are
+/// all 0 or 1 when `hard_run` takes those, or the last full one). Advances the class offset
+/// and the row `at`. With sample weights, requires at least `L::LANES` classes; without label
+/// smoothing, `gamma <= FAST_GAMMA_MAX`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn soft_run<L: Lane, T: Target>(
+    job: &Job<'_, T>,
+    params: &ClassParams<'_>,
+    k: &Consts<L>,
+    mut i: usize,
+    at: (&mut usize, &mut usize),
+    acc: &mut L::Acc,
+    sink: &mut Sink<'_>,
+    hard_run_too: bool,
+) -> usize {
+    let (n, c) = (job.x.len(), job.classes);
+    let (step, row_step) = (L::LANES % c, L::LANES / c);
+    let (mut c0, mut row) = (*at.0, *at.1);
+    let mut acc_ = *acc;
+    let (zero, one, xmax) = (L::splat(0.0), L::splat(1.0), L::splat(kernel::FAST_X_MAX));
+    while i + L::LANES <= n {
+        let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
+        let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+        if !L::all(x.abs().lt(xmax) & t.ge(zero) & t.le(one)) {
+            break;
+        }
+        let y = t.eq(one);
+        let hard = y | t.eq(zero);
+        let hard = k.may_be_hard && L::any(hard);
+        if hard && hard_run_too && L::all(y | t.eq(zero)) {
+            break;
+        }
+        let mut wt = params.get::<L>(c0);
+        if let Some(s) = row_weights::<L, T>(job, (c0, row)) {
+            scale_weights(&mut wt, s);
+        }
+        let (mut l, mut g) = kernel::soft(x, t, &wt, k, job.modulator);
+        if hard {
+            let (lh, gh) = kernel::hard(x, y, wt.h_pos, wt.h_neg, k);
+            let hard = y | t.eq(zero);
+            (l, g) = (L::select(hard, lh, l), L::select(hard, gh, g));
+        }
+        L::acc_add(&mut acc_, l);
+        if job.count_positives {
+            L::acc_add_t(&mut acc_, t);
+        }
+        emit(sink, i..i + L::LANES, l, g);
+        i += L::LANES;
+        c0 += step;
+        row += row_step;
+        if c0 >= c {
+            c0 -= c;
+            row += 1;
+        }
     }
     (*at.0, *at.1) = (c0, row);
     *acc = acc_;

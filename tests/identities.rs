@@ -541,3 +541,86 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
         }
     }
 }
+
+#[test]
+fn the_soft_target_loop_gives_the_bits_of_the_general_path() {
+    // Full vectors of logits below 2^64 in magnitude and targets in [0, 1] take a loop of
+    // their own; a vector with a larger logit takes the general path. `far` puts 3e38 at every
+    // fourth element, so that every vector of every backend (4, 8 or 16 lanes) holds one: the
+    // other elements must keep their bits. Soft targets with some 0 and 1 among them, with and
+    // without label smoothing, the three modulators, gammas beyond the hard loop's bound,
+    // weights per class (periodic and direct) and per row.
+    let mut x = Vec::new();
+    for e in -30..40 {
+        let v = (2f32).powi(e) * 1.37;
+        x.extend([v, -v, v * 0.71, -v * 0.71]);
+    }
+    x.extend([0.0, -0.0, 1e-45, -1e-45, 1.8e19, -1.8e19, 88.5, -88.5]);
+    while x.len() % 672 != 0 {
+        let k = x.len() as f32;
+        x.push((k * 0.618).sin() * 9.0);
+    }
+    let far: Vec<f32> = (0..x.len())
+        .map(|i| if i % 4 == 0 { 3e38 } else { x[i] })
+        .collect();
+    let t: Vec<f32> = (0..x.len())
+        .map(|i| match i % 9 {
+            0 => 0.0,
+            1 => 1.0,
+            2 => 1e-30,
+            3 => 1.0 - f32::EPSILON / 2.0,
+            _ => ((i as f32) * 0.377).fract(),
+        })
+        .collect();
+    let w = |c: usize| -> Vec<f32> { (0..c).map(|j| 0.25 + (j % 5) as f32 * 0.5).collect() };
+    let (w24, w336) = (w(24), w(336));
+    let a336: Vec<f32> = (0..336).map(|j| (j % 5) as f32 * 0.25).collect();
+    let sw: Vec<f32> = (0..x.len() / 24).map(|r| 0.5 + (r % 3) as f32).collect();
+    let gammas = [
+        0.0f32,
+        0.5,
+        1.0,
+        2.0,
+        2.5,
+        5.0,
+        1e3,
+        1_048_576.0,
+        2_097_152.0,
+        1e30,
+    ];
+    for backend in Backend::available() {
+        for gamma in gammas {
+            for m in [
+                Modulator::Linear,
+                Modulator::Geometric,
+                Modulator::Separable,
+            ] {
+                for eps in [0.0, 0.1] {
+                    let f = Focal::new(gamma)
+                        .alpha(0.25)
+                        .modulator(m)
+                        .label_smoothing(eps)
+                        .backend(backend);
+                    let configs = [
+                        ("plain", f),
+                        ("periodic", f.class_weights(&w24).pos_weight(&w24)),
+                        ("per row", f.classes(24).sample_weights(&sw)),
+                        ("direct", f.alpha_per_class(&a336).class_weights(&w336)),
+                    ];
+                    for (what, f) in configs {
+                        let (l, g) = elementwise(&f, &x, &t);
+                        let (lf, gf) = elementwise(&f, &far, &t);
+                        for i in (0..x.len()).filter(|i| i % 4 != 0) {
+                            let ctx = format!(
+                                "{backend:?} {m:?} eps {eps} {what} gamma {gamma} x {} t {}",
+                                x[i], t[i]
+                            );
+                            let got = (l[i].to_bits(), g[i].to_bits());
+                            assert_eq!(got, (lf[i].to_bits(), gf[i].to_bits()), "{ctx}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
