@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# no_std builds: the library for two bare-metal targets (no `std` exists there, so a
-# dependency or a feature that needs it cannot compile), then ci/nostd-consumer, a
-# `#![no_std]` `#![no_main]` binary that calls `Focal::loss`, `Focal::loss_and_grad` and
-# `class_balanced_weights`, linked by rust-lld (an undefined symbol, e.g. a libc `fmaf`
+# no_std builds: ci/nostd-consumer for two bare-metal targets (no `std` exists there, so a
+# dependency or a feature that needs it cannot compile), a `#![no_std]` `#![no_main]`
+# binary that calls `Focal::loss`, `Focal::loss_and_grad` and `class_balanced_weights`,
+# built in release with the library, linked by rust-lld (an undefined symbol, e.g. a libc `fmaf`
 # that `core` does not have, fails the link). Finally the library for the host with
 # `--no-default-features`.
 #
@@ -19,11 +19,9 @@ SECONDS=0
 echo "== rustup targets: ${TARGETS[*]}"
 run rustup target add "${TARGETS[@]}"
 
-for t in "${TARGETS[@]}"; do
-    echo "== library for $t"
-    run cargo build --release --lib --target "$t"
-done
-
+# The consumer's release build compiles the library for each target (with panic = "abort",
+# as a bare-metal binary would): a separate build of the library alone would compile the same
+# code a second time.
 # The consumer is its own workspace (see its Cargo.toml); its build goes under the main
 # target directory, which .gitignore already covers.
 CONSUMER_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/nostd-consumer"

@@ -155,8 +155,15 @@ fn pass_any<T: Target>(backend: Backend, job: &Job<'_, T>, sink: &mut Sink<'_>) 
         Backend::Avx512 => crate::x86::pass_avx512(job, sink),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => crate::x86::pass_avx2(job, sink),
-        _ => pass::pass::<simd::Vector, T>(job, sink),
+        _ => pass_portable(job, sink),
     }
+}
+
+/// The portable pass, also the fallback of the x86 backends: one copy per target type (each
+/// caller that inlined it would compile the whole pass again).
+#[inline(never)]
+pub(crate) fn pass_portable<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<simd::Vector, T>(job, sink)
 }
 
 /// Validation and target sum on a resolved, available backend.
@@ -185,6 +192,12 @@ fn scan_any<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
         Backend::Avx512 => crate::x86::scan_avx512(x, t),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => crate::x86::scan_avx2(x, t),
-        _ => pass::scan::<simd::Vector, T>(x, t),
+        _ => scan_portable(x, t),
     }
+}
+
+/// The portable scan, also the fallback of the x86 backends (see [`pass_portable`]).
+#[inline(never)]
+pub(crate) fn scan_portable<T: Target>(x: &[f32], t: &[T]) -> Sums {
+    pass::scan::<simd::Vector, T>(x, t)
 }

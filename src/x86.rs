@@ -133,7 +133,7 @@ pub(crate) fn pass_avx512<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> S
         // SAFETY: the CPU and OS support AVX-512F (checked just above).
         unsafe { pass_avx512_tf::<T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, T>(job, sink)
+        crate::backend::pass_portable(job, sink)
     }
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn pass_avx2<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sum
         // SAFETY: the CPU and OS support AVX, AVX2 and FMA (checked just above).
         unsafe { pass_avx2_tf::<T>(job, sink) }
     } else {
-        pass::pass::<crate::simd::Vector, T>(job, sink)
+        crate::backend::pass_portable(job, sink)
     }
 }
 
@@ -152,7 +152,7 @@ pub(crate) fn scan_avx512<T: Target>(x: &[f32], t: &[T]) -> Sums {
         // SAFETY: the CPU and OS support AVX-512F (checked just above).
         unsafe { scan_avx512_tf(x, t) }
     } else {
-        pass::scan::<crate::simd::Vector, T>(x, t)
+        crate::backend::scan_portable(x, t)
     }
 }
 
@@ -161,7 +161,7 @@ pub(crate) fn scan_avx2<T: Target>(x: &[f32], t: &[T]) -> Sums {
         // SAFETY: the CPU and OS support AVX, AVX2 and FMA (checked just above).
         unsafe { scan_avx2_tf(x, t) }
     } else {
-        pass::scan::<crate::simd::Vector, T>(x, t)
+        crate::backend::scan_portable(x, t)
     }
 }
 
