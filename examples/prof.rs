@@ -6,6 +6,8 @@ fn main() {
     // "soft": targets 0, 0.1, ..., 0.9; "smooth": hard targets with label smoothing 0.1.
     let soft = args.get(2).is_some_and(|s| s == "soft");
     let smooth = args.get(2).is_some_and(|s| s == "smooth");
+    // "u8": hard targets given as bytes.
+    let bytes = args.get(2).is_some_and(|s| s == "u8");
     let n = args.get(3).map_or(65536, |s| s.parse().unwrap());
     let reps: usize = args.get(4).map_or(20000, |s| s.parse().unwrap());
     let x: Vec<f32> = (0..n)
@@ -20,6 +22,7 @@ fn main() {
             }
         })
         .collect();
+    let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
     let mut g = vec![0f32; n];
     let f = Focal::new(gamma).alpha(0.25);
     let f = if smooth { f.label_smoothing(0.1) } else { f };
@@ -44,6 +47,7 @@ fn main() {
                     f.loss_elementwise(&x, &t, &mut g).unwrap();
                     g[0]
                 }
+                _ if bytes => f.loss_and_grad(&x, &t8, &mut g, Reduction::Mean).unwrap(),
                 _ => f.loss_and_grad(&x, &t, &mut g, Reduction::Mean).unwrap(),
             };
         }

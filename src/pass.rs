@@ -1,4 +1,6 @@
-//! The loop that feeds the core, written once over [`Lane`]: every backend instantiates it.
+//! The loop that feeds the core, written once over [`Lane`]: every backend instantiates it
+//! once, as [`Body::body`], for `f32` targets; byte targets are widened into a stack buffer
+//! block by block and go through the same function.
 //!
 //! The batch is one flat stream of `L::LANES`-element vectors, whatever the number of classes:
 //! the per-class parameters of a vector that starts at class `c0` are read from a stack copy
@@ -86,6 +88,18 @@ pub(crate) enum Sink<'o> {
     Elementwise(&'o mut [f32]),
 }
 
+impl Sink<'_> {
+    /// The same output for the elements `r` alone.
+    fn part(&mut self, r: core::ops::Range<usize>) -> Sink<'_> {
+        match self {
+            Sink::None => Sink::None,
+            Sink::Write(out, s) => Sink::Write(&mut out[r], *s),
+            Sink::Add(out, s) => Sink::Add(&mut out[r], *s),
+            Sink::Elementwise(out) => Sink::Elementwise(&mut out[r]),
+        }
+    }
+}
+
 /// What a pass returns: the loss sum, the raw target sum, and whether any input was invalid
 /// (the outputs are then meaningless and the caller reports the first bad element).
 #[derive(Clone, Copy, Debug)]
@@ -113,7 +127,7 @@ fn class_weights(a_pos: f32, a_neg: f32, w_pos: f32, w: f32) -> [f32; 6] {
 /// class `c0`.
 // The periodic copy lives on the stack on purpose (no allocation).
 #[allow(clippy::large_enum_variant)]
-enum ClassParams<'a> {
+pub(crate) enum ClassParams<'a> {
     /// No per-class parameter: the same weights in every lane.
     Uniform([f32; 6]),
     /// Up to [`PERIODIC_MAX`] classes: `buf[k][j]` is weight `k` of class `j % C`, so that
@@ -269,21 +283,111 @@ pub(crate) fn load_targets<L: Lane, T: Target>(src: &[T]) -> L {
 /// Per-lane validity of the padded last vector.
 static ONES: [f32; MAX_LANES] = [1.0; MAX_LANES];
 
-/// The loss sum, target sum and validity of `job`, with `sink` written for every element.
+/// Where a pass is, between calls of [`Body::body`]: the accumulators, the validity so far, and
+/// the class offset and row of the next element.
+pub(crate) struct State<L: Lane> {
+    acc: L::Acc,
+    ok: L::Mask,
+    c0: usize,
+    row: usize,
+}
+
+/// Targets given as bytes are widened into a stack buffer of this many `f32` (a multiple of
+/// every backend's `LANES`, so that the vectors are the same as with `f32` targets).
+const BLOCK: usize = 512;
+
+/// A backend's compiled copy of [`body`]: one function per backend, not inlined, shared by
+/// every target type (the x86 backends compile theirs with their instruction set).
+pub(crate) trait Body: Lane {
+    /// [`body`] for this lane type.
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<Self>,
+    );
+}
+
+impl Body for f32 {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<f32>,
+    ) {
+        body(job, params, sink, st)
+    }
+}
+
+impl Body for crate::simd::Vector {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<Self>,
+    ) {
+        body(job, params, sink, st)
+    }
+}
+
+/// The loss sum, target sum and validity of `job`, with `sink` written for every element:
+/// [`Body::body`] on the whole job (`f32` targets), or block by block on the targets widened
+/// to `f32` (bytes), the state carried from block to block, so that both give the same bits.
 #[inline(always)]
-pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass<L: Body, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     let params = ClassParams::new(job);
+    let zero = L::splat(0.0);
+    let mut st = State::<L> {
+        acc: L::acc_zero(),
+        ok: zero.eq(zero), // all lanes true
+        c0: 0,
+        row: 0,
+    };
+    match T::as_f32(job.t) {
+        Some(t) => L::body(&job.with_targets(t), &params, sink, &mut st),
+        None => {
+            let mut buf = [0f32; BLOCK];
+            let n = job.x.len();
+            let mut s = 0;
+            while s < n {
+                let e = (s + BLOCK).min(n);
+                T::widen(&job.t[s..e], &mut buf[..e - s]);
+                let mut block = job.with_targets(&buf[..e - s]);
+                block.x = &job.x[s..e];
+                L::body(&block, &params, &mut sink.part(s..e), &mut st);
+                s = e;
+            }
+        }
+    }
+    let (loss, positives) = L::acc_total(st.acc);
+    Sums {
+        loss,
+        positives,
+        bad: !L::all(st.ok),
+    }
+}
+
+/// The elements of `job` (the whole batch, or a block of it that starts at a multiple of
+/// [`BLOCK`]), from the state `st` on, with `sink` written for every element.
+#[inline(always)]
+pub(crate) fn body<L: Lane>(
+    job: &Job<'_, f32>,
+    params: &ClassParams<'_>,
+    sink: &mut Sink<'_>,
+    st: &mut State<L>,
+) {
     let k = Consts::<L>::new(job.gamma, job.eps);
     let c = job.classes;
     let n = job.x.len();
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
 
-    let mut acc = L::acc_zero();
-    let mut ok = zero.eq(zero); // all lanes true
+    let (mut acc, mut ok) = (st.acc, st.ok);
     // A full vector advances the class offset by LANES mod C and the row by LANES / C.
     let (step, row_step) = (L::LANES % c, L::LANES / c);
-    let (mut c0, mut row) = (0, 0);
+    let (mut c0, mut row) = (st.c0, st.row);
     // Without label smoothing and for gamma up to 2^20, runs of full vectors whose logits are
     // all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy
     // per kind of output) with the hard-target formula alone: the function the general path
@@ -301,16 +405,16 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         if fast {
             let at = (&mut c0, &mut row);
             i = match sink {
-                Sink::None => hard_run(job, &params, &k, i, at, &mut acc, NoOut),
+                Sink::None => hard_run(job, params, &k, i, at, &mut acc, NoOut),
                 Sink::Write(out, s) => {
                     let out = WriteOut(out, L::splat(*s));
-                    hard_run(job, &params, &k, i, at, &mut acc, out)
+                    hard_run(job, params, &k, i, at, &mut acc, out)
                 }
                 Sink::Add(out, s) => {
                     let out = AddOut(out, L::splat(*s));
-                    hard_run(job, &params, &k, i, at, &mut acc, out)
+                    hard_run(job, params, &k, i, at, &mut acc, out)
                 }
-                Sink::Elementwise(out) => hard_run(job, &params, &k, i, at, &mut acc, LossOut(out)),
+                Sink::Elementwise(out) => hard_run(job, params, &k, i, at, &mut acc, LossOut(out)),
             };
             if i >= n {
                 break;
@@ -318,7 +422,7 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         }
         if soft {
             let at = (&mut c0, &mut row);
-            i = soft_run(job, &params, &k, i, at, &mut acc, sink, fast);
+            i = soft_run(job, params, &k, i, at, &mut acc, sink, fast);
             if i >= n {
                 break;
             }
@@ -327,7 +431,7 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         let end = (i + L::LANES).min(n);
         let valid = end - i;
         let x = L::load_or(&job.x[i..end], 0.0);
-        let t = load_targets::<L, T>(&job.t[i..end]);
+        let t = load_targets::<L, f32>(&job.t[i..end]);
         let mut wt = params.get::<L>(c0);
         if let Some(sw) = job.sample_weights {
             let s = if c0 + valid <= c {
@@ -368,12 +472,7 @@ pub(crate) fn pass<L: Lane, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
             row += 1;
         }
     }
-    let (loss, positives) = L::acc_total(acc);
-    Sums {
-        loss,
-        positives,
-        bad: !L::all(ok),
-    }
+    *st = State { acc, ok, c0, row };
 }
 
 /// `l` and `g` for the elements `range` written to `sink`.
@@ -503,33 +602,39 @@ fn hard_run<L: Lane, T: Target>(
         }
     };
     // Two vectors per iteration while both qualify: one accumulation for the pair, half the
-    // loop overhead.
-    while L::PAIRS && i + 2 * L::LANES <= n {
-        let (i1, at1) = (i + L::LANES, advance((c0, row)));
-        let x0 = L::load_or(&job.x[i..i1], 0.0);
-        let t0 = load_targets::<L, T>(&job.t[i..i1]);
-        let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
-        let t1 = load_targets::<L, T>(&job.t[i1..i1 + L::LANES]);
-        let (fast0, y0) = L::all_hard(x0, t0, kernel::FAST_X_MAX);
-        let (fast1, y1) = L::all_hard(x1, t1, kernel::FAST_X_MAX);
-        if !(fast0 && fast1) {
-            break;
+    // loop overhead. Pairs start at even vectors (counted from the start of the batch, or of
+    // a block of it, which is even too), so that which vectors are summed together depends
+    // only on the data, not on where a run or a block starts.
+    'run: while i + L::LANES <= n {
+        'pair: {
+            if !(L::PAIRS && (i / L::LANES).is_multiple_of(2) && i + 2 * L::LANES <= n) {
+                break 'pair;
+            }
+            let (i1, at1) = (i + L::LANES, advance((c0, row)));
+            let x0 = L::load_or(&job.x[i..i1], 0.0);
+            let t0 = load_targets::<L, T>(&job.t[i..i1]);
+            let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
+            let t1 = load_targets::<L, T>(&job.t[i1..i1 + L::LANES]);
+            let (fast0, y0) = L::all_hard(x0, t0, kernel::FAST_X_MAX);
+            let (fast1, y1) = L::all_hard(x1, t1, kernel::FAST_X_MAX);
+            if !(fast0 && fast1) {
+                break 'pair;
+            }
+            let (h_pos0, h_neg0) = hard_weights(job, params, (c0, row));
+            let (h_pos1, h_neg1) = hard_weights(job, params, at1);
+            let (l0, g0) = kernel::hard(x0, y0, h_pos0, h_neg0, k);
+            let (l1, g1) = kernel::hard(x1, y1, h_pos1, h_neg1, k);
+            L::acc_add2(&mut acc_, l0, l1);
+            if job.count_positives {
+                L::acc_add_t(&mut acc_, t0);
+                L::acc_add_t(&mut acc_, t1);
+            }
+            out.emit(i, l0, g0);
+            out.emit(i1, l1, g1);
+            i = i1 + L::LANES;
+            (c0, row) = advance(at1);
+            continue 'run;
         }
-        let (h_pos0, h_neg0) = hard_weights(job, params, (c0, row));
-        let (h_pos1, h_neg1) = hard_weights(job, params, at1);
-        let (l0, g0) = kernel::hard(x0, y0, h_pos0, h_neg0, k);
-        let (l1, g1) = kernel::hard(x1, y1, h_pos1, h_neg1, k);
-        L::acc_add2(&mut acc_, l0, l1);
-        if job.count_positives {
-            L::acc_add_t(&mut acc_, t0);
-            L::acc_add_t(&mut acc_, t1);
-        }
-        out.emit(i, l0, g0);
-        out.emit(i1, l1, g1);
-        i = i1 + L::LANES;
-        (c0, row) = advance(at1);
-    }
-    while i + L::LANES <= n {
         let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
         let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
         let (fast, y) = L::all_hard(x, t, kernel::FAST_X_MAX);

@@ -7,7 +7,8 @@
 //! Values of these types are created only inside [`pass_avx512`], [`pass_avx2`],
 //! [`scan_avx512`] and [`scan_avx2`] (the types are private to this module and to the
 //! generic code those functions instantiate), and each of these functions first checks, with
-//! CPUID and XGETBV, that the CPU and the operating system support the instruction set. Every
+//! CPUID and XGETBV, that the CPU and the operating system support the instruction set. The
+//! backends' [`Body`] functions need a `State` of these types, which only those passes create. Every
 //! `unsafe` block below that calls a non-memory intrinsic relies on that check and says so as
 //! `// SAFETY: invariant`. Memory intrinsics (`loadu`, `storeu`) additionally take pointers
 //! from references to arrays of exactly the register's size, so every access is in bounds;
@@ -19,7 +20,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::lane::Lane;
 use crate::math;
-use crate::pass::{self, Job, Sink, Sums};
+use crate::pass::{self, Body, ClassParams, Job, Sink, State, Sums};
 use crate::sum::Dd;
 use crate::target::Target;
 
@@ -125,6 +126,52 @@ fn scan_avx512_tf<T: Target>(x: &[f32], t: &[T]) -> Sums {
 #[target_feature(enable = "avx,avx2,fma")]
 fn scan_avx2_tf<T: Target>(x: &[f32], t: &[T]) -> Sums {
     pass::scan::<V256x2, T>(x, t)
+}
+
+#[target_feature(enable = "avx512f")]
+fn body_avx512(
+    job: &Job<'_, f32>,
+    params: &ClassParams<'_>,
+    sink: &mut Sink<'_>,
+    st: &mut State<V512>,
+) {
+    pass::body::<V512>(job, params, sink, st)
+}
+
+#[target_feature(enable = "avx,avx2,fma")]
+fn body_avx2(
+    job: &Job<'_, f32>,
+    params: &ClassParams<'_>,
+    sink: &mut Sink<'_>,
+    st: &mut State<V256x2>,
+) {
+    pass::body::<V256x2>(job, params, sink, st)
+}
+
+impl Body for V512 {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<V512>,
+    ) {
+        // SAFETY: invariant (a `State<V512>` holds `V512` accumulators).
+        unsafe { body_avx512(job, params, sink, st) }
+    }
+}
+
+impl Body for V256x2 {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<V256x2>,
+    ) {
+        // SAFETY: invariant (a `State<V256x2>` holds `V256x2` accumulators).
+        unsafe { body_avx2(job, params, sink, st) }
+    }
 }
 
 /// The pass on AVX-512F; the portable backend if the CPU lacks it (callers resolve first).

@@ -221,8 +221,17 @@ fn chunked_partials_combine_exactly() {
 
 #[test]
 fn u8_targets_equal_f32_targets_bit_for_bit() {
-    for n in [0usize, 1, 15, 16, 17, 50 * 7 + 3] {
-        let (x, t) = batch(n, 40 + n as u64, false);
+    // Byte targets are widened block by block: batches over several blocks, with logits
+    // beyond 2^64 (the general path; on the right side, so that their loss is 0 and the sums
+    // keep all their bits) that make runs of the hard-target loop start at odd vectors, so
+    // that its pairs would straddle a block boundary if they were counted from the run's start.
+    for n in [0usize, 1, 15, 16, 17, 50 * 7 + 3, 2000, 5003] {
+        let (mut x, mut t) = batch(n, 40 + n as u64, false);
+        for i in [37, 1100, 1530, 1555, 4000] {
+            if i < n {
+                (x[i], t[i]) = (1e20, 1.0);
+            }
+        }
         let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
         for b in Backend::available() {
             for f in [
