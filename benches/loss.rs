@@ -66,11 +66,17 @@ fn loss_and_grad(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("loss_and_grad[{backend}]/{n}"));
         group.throughput(Throughput::Elements(n as u64));
         let mut g = vec![0f32; n];
-        for soft in [false, true] {
-            let (x, t) = data(n, soft);
+        // Hard targets, soft ones, and hard ones with label smoothing 0.1 (all soft).
+        for kind in ["hard", "soft", "smooth"] {
+            let (x, t) = data(n, kind == "soft");
             for gamma in [0.0f32, 0.5, 2.0, 2.5] {
                 let f = Focal::new(gamma).alpha(0.25);
-                let id = format!("gamma{gamma}-{}", if soft { "soft" } else { "hard" });
+                let f = if kind == "smooth" {
+                    f.label_smoothing(0.1)
+                } else {
+                    f
+                };
+                let id = format!("gamma{gamma}-{kind}");
                 group.bench_function(BenchmarkId::from_parameter(id), |b| {
                     b.iter(|| {
                         f.loss_and_grad(black_box(&x), black_box(&t), &mut g, Reduction::Mean)
@@ -78,7 +84,7 @@ fn loss_and_grad(c: &mut Criterion) {
                     })
                 });
             }
-            if !soft {
+            if kind == "hard" {
                 let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
                 for gamma in [0.0f32, 0.5, 2.0, 2.5] {
                     let f = Focal::new(gamma).alpha(0.25);
