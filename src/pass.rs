@@ -297,30 +297,10 @@ pub(crate) struct State<L: Lane> {
 const BLOCK: usize = 512;
 
 /// A backend's compiled copy of [`body`]: one function per backend, not inlined, shared by
-/// every target type (the x86 backends compile theirs with their instruction set).
+/// every target type (the x86 backends override it to compile theirs with their instruction
+/// set).
 pub(crate) trait Body: Lane {
     /// [`body`] for this lane type.
-    fn body(
-        job: &Job<'_, f32>,
-        params: &ClassParams<'_>,
-        sink: &mut Sink<'_>,
-        st: &mut State<Self>,
-    );
-}
-
-impl Body for f32 {
-    #[inline(never)]
-    fn body(
-        job: &Job<'_, f32>,
-        params: &ClassParams<'_>,
-        sink: &mut Sink<'_>,
-        st: &mut State<f32>,
-    ) {
-        body(job, params, sink, st)
-    }
-}
-
-impl Body for crate::simd::Vector {
     #[inline(never)]
     fn body(
         job: &Job<'_, f32>,
@@ -331,6 +311,10 @@ impl Body for crate::simd::Vector {
         body(job, params, sink, st)
     }
 }
+
+impl Body for f32 {}
+
+impl Body for crate::simd::Vector {}
 
 /// The loss sum, target sum and validity of `job`, with `sink` written for every element:
 /// [`Body::body`] on the whole job (`f32` targets), or block by block on the targets widened

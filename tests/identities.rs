@@ -474,6 +474,54 @@ fn long_sums_are_accurate_and_deterministic() {
     assert!(((s as f64) - exact).abs() / exact <= 1e-6);
 }
 
+/// Gammas on both sides of the bound of the hard-target loop (2^20).
+const LOOP_GAMMAS: [f32; 10] = [
+    0.0,
+    0.5,
+    1.0,
+    2.0,
+    2.5,
+    5.0,
+    1e3,
+    1_048_576.0,
+    2_097_152.0,
+    1e30,
+];
+
+/// Weights in each layout the loops read: per class for 24 classes (a periodic copy) and for
+/// 336 (read in place, alpha too), and per row of 24.
+struct Layouts {
+    w24: Vec<f32>,
+    w336: Vec<f32>,
+    a336: Vec<f32>,
+    sw: Vec<f32>,
+}
+
+impl Layouts {
+    fn new(n: usize) -> Self {
+        let w = |c: usize| -> Vec<f32> { (0..c).map(|j| 0.25 + (j % 5) as f32 * 0.5).collect() };
+        Layouts {
+            w24: w(24),
+            w336: w(336),
+            a336: (0..336).map(|j| (j % 5) as f32 * 0.25).collect(),
+            sw: (0..n / 24).map(|r| 0.5 + (r % 3) as f32).collect(),
+        }
+    }
+
+    /// `f` alone and with each layout of weights.
+    fn configs<'a>(&'a self, f: Focal<'a>) -> [(&'static str, Focal<'a>); 4] {
+        [
+            ("plain", f),
+            ("periodic", f.class_weights(&self.w24).pos_weight(&self.w24)),
+            ("per row", f.classes(24).sample_weights(&self.sw)),
+            (
+                "direct",
+                f.alpha_per_class(&self.a336).class_weights(&self.w336),
+            ),
+        ]
+    }
+}
+
 #[test]
 fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     // Full vectors of finite logits and hard targets take a loop of their own (for gamma up
@@ -506,32 +554,12 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     for v in mixed.iter_mut().step_by(37) {
         *v = 0.5;
     }
-    let w = |c: usize| -> Vec<f32> { (0..c).map(|j| 0.25 + (j % 5) as f32 * 0.5).collect() };
-    let (w24, w336) = (w(24), w(336));
-    let a336: Vec<f32> = (0..336).map(|j| (j % 5) as f32 * 0.25).collect();
-    let sw: Vec<f32> = (0..x.len() / 24).map(|r| 0.5 + (r % 3) as f32).collect();
+    let layouts = Layouts::new(x.len());
     for backend in Backend::available() {
-        for gamma in [
-            0.0f32,
-            0.5,
-            1.0,
-            2.0,
-            2.5,
-            5.0,
-            1e3,
-            1_048_576.0,
-            2_097_152.0,
-            1e30,
-        ] {
+        for gamma in LOOP_GAMMAS {
             for m in [Modulator::Linear, Modulator::Geometric] {
                 let f = Focal::new(gamma).alpha(0.25).modulator(m).backend(backend);
-                let configs = [
-                    ("plain", f),
-                    ("periodic", f.class_weights(&w24).pos_weight(&w24)),
-                    ("per row", f.classes(24).sample_weights(&sw)),
-                    ("direct", f.alpha_per_class(&a336).class_weights(&w336)),
-                ];
-                for (what, f) in configs {
+                for (what, f) in layouts.configs(f) {
                     let (l, g) = elementwise(&f, &x, &t);
                     let (lm, gm) = elementwise(&f, &x, &mixed);
                     for i in 0..x.len() {
@@ -581,24 +609,9 @@ fn the_soft_target_loop_gives_the_bits_of_the_general_path() {
             _ => ((i as f32) * 0.377).fract(),
         })
         .collect();
-    let w = |c: usize| -> Vec<f32> { (0..c).map(|j| 0.25 + (j % 5) as f32 * 0.5).collect() };
-    let (w24, w336) = (w(24), w(336));
-    let a336: Vec<f32> = (0..336).map(|j| (j % 5) as f32 * 0.25).collect();
-    let sw: Vec<f32> = (0..x.len() / 24).map(|r| 0.5 + (r % 3) as f32).collect();
-    let gammas = [
-        0.0f32,
-        0.5,
-        1.0,
-        2.0,
-        2.5,
-        5.0,
-        1e3,
-        1_048_576.0,
-        2_097_152.0,
-        1e30,
-    ];
+    let layouts = Layouts::new(x.len());
     for backend in Backend::available() {
-        for gamma in gammas {
+        for gamma in LOOP_GAMMAS {
             for m in [
                 Modulator::Linear,
                 Modulator::Geometric,
@@ -610,13 +623,7 @@ fn the_soft_target_loop_gives_the_bits_of_the_general_path() {
                         .modulator(m)
                         .label_smoothing(eps)
                         .backend(backend);
-                    let configs = [
-                        ("plain", f),
-                        ("periodic", f.class_weights(&w24).pos_weight(&w24)),
-                        ("per row", f.classes(24).sample_weights(&sw)),
-                        ("direct", f.alpha_per_class(&a336).class_weights(&w336)),
-                    ];
-                    for (what, f) in configs {
+                    for (what, f) in layouts.configs(f) {
                         let (l, g) = elementwise(&f, &x, &t);
                         let (lf, gf) = elementwise(&f, &far, &t);
                         for i in (0..x.len()).filter(|i| i % 4 != 0) {
