@@ -370,7 +370,7 @@ pub(crate) fn body<L: Lane>(
 
     let (mut acc, mut ok) = (st.acc, st.ok);
     // A full vector advances the class offset by LANES mod C and the row by LANES / C.
-    let (step, row_step) = (L::LANES % c, L::LANES / c);
+    let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (st.c0, st.row);
     // Without label smoothing and for gamma up to 2^20, runs of full vectors whose logits are
     // all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy
@@ -449,14 +449,38 @@ pub(crate) fn body<L: Lane>(
         }
         emit(sink, i..end, l, g);
         i = end;
-        c0 += step;
-        row += row_step;
-        if c0 >= c {
-            c0 -= c;
-            row += 1;
-        }
+        (c0, row) = stride.next((c0, row));
     }
     *st = State { acc, ok, c0, row };
+}
+
+/// How a full vector moves the class offset and the row: by `LANES mod C` classes and
+/// `LANES / C` rows, one row more where the offset wraps.
+#[derive(Clone, Copy)]
+struct Stride {
+    classes: usize,
+    step: usize,
+    rows: usize,
+}
+
+impl Stride {
+    fn new<L: Lane>(classes: usize) -> Self {
+        Stride {
+            classes,
+            step: L::LANES % classes,
+            rows: L::LANES / classes,
+        }
+    }
+
+    /// The class offset and row of the vector after the one at `(c0, row)`.
+    #[inline(always)]
+    fn next(self, (c0, row): (usize, usize)) -> (usize, usize) {
+        if c0 + self.step >= self.classes {
+            (c0 + self.step - self.classes, row + self.rows + 1)
+        } else {
+            (c0 + self.step, row + self.rows)
+        }
+    }
 }
 
 /// `l` and `g` for the elements `range` written to `sink`.
@@ -575,16 +599,9 @@ fn hard_run<L: Lane, T: Target>(
     mut out: impl Out<L>,
 ) -> usize {
     let (n, c) = (job.x.len(), job.classes);
-    let (step, row_step) = (L::LANES % c, L::LANES / c);
+    let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
-    let advance = |(c0, row): (usize, usize)| {
-        if c0 + step >= c {
-            (c0 + step - c, row + row_step + 1)
-        } else {
-            (c0 + step, row + row_step)
-        }
-    };
     // Two vectors per iteration while both qualify: one accumulation for the pair, half the
     // loop overhead. Pairs start at even vectors (counted from the start of the batch, or of
     // a block of it, which is even too), so that which vectors are summed together depends
@@ -594,7 +611,7 @@ fn hard_run<L: Lane, T: Target>(
             if !(L::PAIRS && (i / L::LANES).is_multiple_of(2) && i + 2 * L::LANES <= n) {
                 break 'pair;
             }
-            let (i1, at1) = (i + L::LANES, advance((c0, row)));
+            let (i1, at1) = (i + L::LANES, stride.next((c0, row)));
             let x0 = L::load_or(&job.x[i..i1], 0.0);
             let t0 = load_targets::<L, T>(&job.t[i..i1]);
             let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
@@ -616,7 +633,7 @@ fn hard_run<L: Lane, T: Target>(
             out.emit(i, l0, g0);
             out.emit(i1, l1, g1);
             i = i1 + L::LANES;
-            (c0, row) = advance(at1);
+            (c0, row) = stride.next(at1);
             continue 'run;
         }
         let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
@@ -633,7 +650,7 @@ fn hard_run<L: Lane, T: Target>(
         }
         out.emit(i, l, g);
         i += L::LANES;
-        (c0, row) = advance((c0, row));
+        (c0, row) = stride.next((c0, row));
     }
     (*at.0, *at.1) = (c0, row);
     *acc = acc_;
@@ -660,7 +677,7 @@ fn soft_run<L: Lane, T: Target>(
     hard_run_too: bool,
 ) -> usize {
     let (n, c) = (job.x.len(), job.classes);
-    let (step, row_step) = (L::LANES % c, L::LANES / c);
+    let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
     let (zero, one, xmax) = (L::splat(0.0), L::splat(1.0), L::splat(kernel::FAST_X_MAX));
@@ -692,12 +709,7 @@ fn soft_run<L: Lane, T: Target>(
         }
         emit(sink, i..i + L::LANES, l, g);
         i += L::LANES;
-        c0 += step;
-        row += row_step;
-        if c0 >= c {
-            c0 -= c;
-            row += 1;
-        }
+        (c0, row) = stride.next((c0, row));
     }
     (*at.0, *at.1) = (c0, row);
     *acc = acc_;
