@@ -256,6 +256,18 @@ fn u8_targets_equal_f32_targets_bit_for_bit() {
                     f.partial(&x, &t8, Grad::Skip).unwrap(),
                 );
                 assert_eq!(p1, p2);
+                // Every kind of output, block by block: added to, and the elementwise loss.
+                let a = f
+                    .loss_and_grad_accumulate(&x, &t, &mut g1, Reduction::Sum)
+                    .unwrap();
+                let c = f
+                    .loss_and_grad_accumulate(&x, &t8, &mut g2, Reduction::Sum)
+                    .unwrap();
+                assert_eq!(a.to_bits(), c.to_bits(), "{b:?} n={n}");
+                assert_eq!(g1, g2, "{b:?} n={n}");
+                f.loss_elementwise(&x, &t, &mut g1).unwrap();
+                f.loss_elementwise(&x, &t8, &mut g2).unwrap();
+                assert_eq!(g1, g2, "{b:?} n={n}");
             }
         }
     }
