@@ -162,7 +162,16 @@ enum GradFactor {
 }
 
 fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
-    match w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+    // Finite and >= 0 (NaN fails both comparisons); whole chunks without an early exit, so
+    // that the check vectorizes (a weight per element is as long as the batch), and the first
+    // bad index only on failure.
+    let good = |v: f32| (v >= 0.0) & (v <= f32::MAX);
+    if w.chunks(256)
+        .all(|c| c.iter().fold(true, |all, &v| all & good(v)))
+    {
+        return Ok(());
+    }
+    match w.iter().position(|&v| !good(v)) {
         Some(i) => Err(Error::InvalidParameter {
             name,
             index: Some(i),

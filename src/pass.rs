@@ -15,10 +15,9 @@
 //! go through [`kernel::hard`] alone, two vectors per iteration where the backend has the
 //! registers, with one copy of the loop per kind of output. Runs of other full vectors whose
 //! logits are below `2^64` and targets in `[0, 1]` (soft targets, label smoothing) go through
-//! [`kernel::soft`]. With sample weights, both need at least `LANES` classes. Any other vector
-//! (the padded last one, huge or non-finite logits, invalid targets) takes the general path
-//! for itself, and the runs resume after it. All paths give the same bits for the same
-//! element (tests check it over every scale of `x`).
+//! [`kernel::soft`]. Any other vector (the padded last one, huge or non-finite logits, invalid
+//! targets) takes the general path for itself, and the runs resume after it. All paths give
+//! the same bits for the same element (tests check it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::Lane;
@@ -376,14 +375,11 @@ pub(crate) fn body<L: Lane>(
     // all below 2^64 in magnitude and targets all 0 or 1 take a loop of their own (one copy
     // per kind of output) with the hard-target formula alone: the function the general path
     // calls for such a vector, so the values are the same, in a short loop body that keeps
-    // its constants in registers. With sample weights, for vectors that span at most two rows.
-    let fast = (job.sample_weights.is_none() || c >= L::LANES)
-        && k.may_be_hard
-        && job.gamma <= kernel::FAST_GAMMA_MAX;
+    // its constants in registers.
+    let fast = k.may_be_hard && job.gamma <= kernel::FAST_GAMMA_MAX;
     // Any other run of full vectors whose logits are below 2^64 and targets in [0, 1] takes a
     // loop of its own too, through the function the general path calls for it.
-    let soft = (job.sample_weights.is_none() || c >= L::LANES)
-        && (!k.may_be_hard || job.gamma <= kernel::FAST_GAMMA_MAX);
+    let soft = !k.may_be_hard || job.gamma <= kernel::FAST_GAMMA_MAX;
     let mut i = 0;
     while i < n {
         if fast {
@@ -536,18 +532,32 @@ impl<L: Lane> Out<L> for LossOut<'_> {
     }
 }
 
-/// The sample weight of each lane of the full vector at class `c0` of row `row` (lanes from
-/// `C - c0` on are in the next row; at least `L::LANES` classes), or `None` without sample
-/// weights.
+/// The sample weight of each lane of the full vector at class `c0` of row `row`, or `None`
+/// without sample weights. Lane `j` is in row `row + (c0 + j) / C`: one row, or two (lanes
+/// from `C - c0` on in the next) for at least `L::LANES` classes, consecutive rows for one
+/// class, else gathered lane by lane.
 #[inline(always)]
 fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize)) -> Option<L> {
     let sw = job.sample_weights?;
-    let s = L::splat(sw[row]);
-    Some(if c0 + L::LANES <= job.classes {
-        s
+    let c = job.classes;
+    Some(if c0 + L::LANES <= c {
+        L::splat(sw[row])
+    } else if c >= L::LANES {
+        let first = L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((c - c0) as f32));
+        L::select(first, L::splat(sw[row]), L::splat(sw[row + 1]))
+    } else if c == 1 {
+        L::load_or(&sw[row..row + L::LANES], 0.0)
     } else {
-        let first = L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((job.classes - c0) as f32));
-        L::select(first, s, L::splat(sw[row + 1]))
+        let mut tmp = [0.0; MAX_LANES];
+        let (mut r, mut cj) = (row, c0);
+        for v in tmp.iter_mut().take(L::LANES) {
+            *v = sw[r];
+            cj += 1;
+            if cj == c {
+                (r, cj) = (r + 1, 0);
+            }
+        }
+        L::load_or(&tmp[..L::LANES], 0.0)
     })
 }
 
@@ -587,7 +597,7 @@ static IOTA: [f32; MAX_LANES] = [
 /// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
 /// and targets all 0 or 1, through [`kernel::hard`], each written to `out`;
 /// returns where it stopped (the first other vector, or the last full one). Advances the class
-/// offset and the row `at`. With sample weights, requires at least `L::LANES` classes.
+/// offset and the row `at`.
 #[inline(always)]
 fn hard_run<L: Lane, T: Target>(
     job: &Job<'_, T>,
@@ -662,8 +672,7 @@ fn hard_run<L: Lane, T: Target>(
 /// lanes with targets 0 or 1 through [`kernel::hard`], as on the general path), each written to
 /// `sink`; returns where it stopped (the first other vector, the first one whose targets are
 /// all 0 or 1 when `hard_run` takes those, or the last full one). Advances the class offset
-/// and the row `at`. With sample weights, requires at least `L::LANES` classes; without label
-/// smoothing, `gamma <= FAST_GAMMA_MAX`.
+/// and the row `at`. Without label smoothing, requires `gamma <= FAST_GAMMA_MAX`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn soft_run<L: Lane, T: Target>(

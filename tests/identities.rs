@@ -501,12 +501,15 @@ const LOOP_GAMMAS: [f32; 10] = [
 ];
 
 /// Weights in each layout the loops read: per class for 24 classes (a periodic copy) and for
-/// 336 (read in place, alpha too), and per row of 24.
+/// 336 (read in place, alpha too), and per row of 24, of 3 and of 1 element (a vector spans
+/// at most two rows, several, or one row per lane).
 struct Layouts {
     w24: Vec<f32>,
     w336: Vec<f32>,
     a336: Vec<f32>,
     sw: Vec<f32>,
+    sw3: Vec<f32>,
+    sw1: Vec<f32>,
 }
 
 impl Layouts {
@@ -517,15 +520,19 @@ impl Layouts {
             w336: w(336),
             a336: (0..336).map(|j| (j % 5) as f32 * 0.25).collect(),
             sw: (0..n / 24).map(|r| 0.5 + (r % 3) as f32).collect(),
+            sw3: (0..n / 3).map(|r| 0.5 + (r % 5) as f32).collect(),
+            sw1: (0..n).map(|r| 0.25 + (r % 7) as f32).collect(),
         }
     }
 
     /// `f` alone and with each layout of weights.
-    fn configs<'a>(&'a self, f: Focal<'a>) -> [(&'static str, Focal<'a>); 4] {
+    fn configs<'a>(&'a self, f: Focal<'a>) -> [(&'static str, Focal<'a>); 6] {
         [
             ("plain", f),
             ("periodic", f.class_weights(&self.w24).pos_weight(&self.w24)),
             ("per row", f.classes(24).sample_weights(&self.sw)),
+            ("per row of 3", f.classes(3).sample_weights(&self.sw3)),
+            ("per element", f.classes(1).sample_weights(&self.sw1)),
             (
                 "direct",
                 f.alpha_per_class(&self.a336).class_weights(&self.w336),
@@ -537,9 +544,11 @@ impl Layouts {
 #[test]
 fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     // Full vectors of finite logits and hard targets take a loop of their own (for gamma up
-    // to 2^20 and |x| below 2^64); one element alone, or a vector with a soft target, takes
-    // the general path. Logits over every scale, gammas beyond both bounds, weights per class
-    // (periodic and direct) and per row.
+    // to 2^20 and |x| below 2^64); a vector with a soft target takes the soft-target loop,
+    // whose hard lanes must give the same bits; one element alone, or a vector with a logit
+    // beyond 2^64 (`far`: 3e38 at every fourth element, in every vector of every backend),
+    // takes the general path. Logits over every scale, gammas beyond both bounds, weights per
+    // class (periodic and direct), per row and per element.
     let mut x = Vec::new();
     for e in -30..40 {
         let v = (2f32).powi(e) * 1.37;
@@ -566,6 +575,9 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     for v in mixed.iter_mut().step_by(37) {
         *v = 0.5;
     }
+    let far: Vec<f32> = (0..x.len())
+        .map(|i| if i % 4 == 0 { 3e38 } else { x[i] })
+        .collect();
     let layouts = Layouts::new(x.len());
     for backend in Backend::available() {
         for gamma in LOOP_GAMMAS {
@@ -574,11 +586,15 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
                 for (what, f) in layouts.configs(f) {
                     let (l, g) = elementwise(&f, &x, &t);
                     let (lm, gm) = elementwise(&f, &x, &mixed);
+                    let (lf, gf) = elementwise(&f, &far, &t);
                     for i in 0..x.len() {
                         let ctx = format!("{backend:?} {m:?} {what} gamma {gamma} x {}", x[i]);
                         let got = (l[i].to_bits(), g[i].to_bits());
                         if i % 37 != 0 {
                             assert_eq!(got, (lm[i].to_bits(), gm[i].to_bits()), "{ctx}");
+                        }
+                        if i % 4 != 0 {
+                            assert_eq!(got, (lf[i].to_bits(), gf[i].to_bits()), "{ctx}");
                         }
                         if what == "plain" {
                             let (l1, g1) = elementwise(&f, &x[i..i + 1], &t[i..i + 1]);
