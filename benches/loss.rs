@@ -4,7 +4,9 @@
 //! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench loss` for the native build.
 //! Each group reports elements per second; the `stream` entry of a group reads the same
 //! logits and targets and writes the same gradient bytes (`g = x * t`), so the ratio of the
-//! medians is the distance to the memory limit. `FOCAL_BENCH_QUICK=1` measures only 64K.
+//! medians is the distance to the memory limit. `FOCAL_BENCH_QUICK=1` measures only 64K;
+//! `FOCAL_BENCH_BACKEND=avx2` (or `scalar`, `portable`, `avx512`) runs the `loss_and_grad`
+//! group on that backend.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -60,8 +62,23 @@ fn configure() -> Criterion {
         .sample_size(20)
 }
 
+/// The backend of the `loss_and_grad` group: `FOCAL_BENCH_BACKEND=scalar|portable|avx2|avx512`
+/// forces one (to measure it at every size), else the run-time choice.
+fn group_backend() -> Backend {
+    let b = match std::env::var("FOCAL_BENCH_BACKEND").as_deref() {
+        Ok("scalar") => Backend::Scalar,
+        Ok("portable") => Backend::Portable,
+        Ok("avx2") => Backend::Avx2,
+        Ok("avx512") => Backend::Avx512,
+        _ => Backend::Auto,
+    };
+    b.resolve()
+        .expect("FOCAL_BENCH_BACKEND: not available on this CPU")
+}
+
 fn loss_and_grad(c: &mut Criterion) {
-    let backend = Backend::Auto.resolve().unwrap().name();
+    let chosen = group_backend();
+    let backend = chosen.name();
     for n in sizes() {
         let mut group = c.benchmark_group(format!("loss_and_grad[{backend}]/{n}"));
         group.throughput(Throughput::Elements(n as u64));
@@ -70,7 +87,7 @@ fn loss_and_grad(c: &mut Criterion) {
         for kind in ["hard", "soft", "smooth"] {
             let (x, t) = data(n, kind == "soft");
             for gamma in [0.0f32, 0.5, 2.0, 2.5] {
-                let f = Focal::new(gamma).alpha(0.25);
+                let f = Focal::new(gamma).alpha(0.25).backend(chosen);
                 let f = if kind == "smooth" {
                     f.label_smoothing(0.1)
                 } else {
@@ -87,7 +104,7 @@ fn loss_and_grad(c: &mut Criterion) {
             if kind == "hard" {
                 let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
                 for gamma in [0.0f32, 0.5, 2.0, 2.5] {
-                    let f = Focal::new(gamma).alpha(0.25);
+                    let f = Focal::new(gamma).alpha(0.25).backend(chosen);
                     group.bench_function(
                         BenchmarkId::from_parameter(format!("gamma{gamma}-u8")),
                         |b| {

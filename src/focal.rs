@@ -165,7 +165,7 @@ fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
     // Finite and >= 0 (NaN fails both comparisons); whole chunks without an early exit, so
     // that the check vectorizes (a weight per element is as long as the batch), and the first
     // bad index only on failure.
-    let good = |v: f32| (v >= 0.0) & (v <= f32::MAX);
+    let good = |v: f32| (0.0..=f32::MAX).contains(&v);
     if w.chunks(256)
         .all(|c| c.iter().fold(true, |all, &v| all & good(v)))
     {
