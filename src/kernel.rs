@@ -4,8 +4,10 @@
 //! `r = 1/(1+e)`; for `x >= 0`, `p = r`, `q = e r`, and the other way round for `x < 0`.
 //! `sp(x) = max(x, 0) + l`, `sp(-x) = max(-x, 0) + l`. Nothing is ever formed as `1 - p`.
 //!
-//! Every modulator is computed in log space as `m = exp(-gamma (A + B))` with `A` an exact
-//! f32 (`|x|`, `0`, or `u |x|`) and `B` a value of order one. The product `gamma * A` is split
+//! For gamma 0, 1 and 2, the modulators of hard targets, and the Linear and Separable ones of
+//! soft targets, are products of `p`, `q` or `1 - p_t`. Every other modulator is computed in
+//! log space as `m = exp(-gamma (A + B))` with `A` an exact f32 (`|x|`, `0`, or `u |x|`) and
+//! `B` a value of order one. The product `gamma * A` is split
 //! into `hi + lo` exactly, so `m` carries the error of `exp` and of `gamma * B` only (a few
 //! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
 

@@ -15,9 +15,10 @@
 //! go through [`kernel::hard`] alone, two vectors per iteration where the backend has the
 //! registers, with one copy of the loop per kind of output. Runs of other full vectors whose
 //! logits are below `2^64` and targets in `[0, 1]` (soft targets, label smoothing) go through
-//! [`kernel::soft`]. Any other vector (the padded last one, huge or non-finite logits, invalid
-//! targets) takes the general path for itself, and the runs resume after it. All paths give
-//! the same bits for the same element (tests check it over every scale of `x`).
+//! [`kernel::soft`]. Each loop stops at the first vector it does not take, and the other one
+//! goes on from there; a vector that neither takes (the padded last one, huge or non-finite
+//! logits, invalid targets) goes through the general path for itself. All paths give the same
+//! bits for the same element (tests check it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::Lane;
@@ -52,8 +53,8 @@ pub(crate) struct Job<'a, T> {
     /// Sum the targets (for `PerPositive` and [`Partial`](crate::Partial)); else 0.
     pub count_positives: bool,
     /// The modulator convention: [`kernel::LINEAR`], [`kernel::GEOMETRIC`] or
-    /// [`kernel::SEPARABLE`] (a run-time value: only the general path depends on it, so the
-    /// hard-target loop is compiled once for all three).
+    /// [`kernel::SEPARABLE`] (a run-time value: the hard-target loop does not depend on it,
+    /// and is compiled once for all three).
     pub modulator: u8,
 }
 
@@ -291,9 +292,11 @@ pub(crate) struct State<L: Lane> {
     row: usize,
 }
 
-/// Targets given as bytes are widened into a stack buffer of this many `f32` (a multiple of
-/// every backend's `LANES`, so that the vectors are the same as with `f32` targets).
+/// Targets given as bytes are widened into a stack buffer of this many `f32`: an even multiple
+/// of every backend's `LANES`, so that the vectors, and the pairs of the hard-target loop, are
+/// the same as with `f32` targets.
 const BLOCK: usize = 512;
+const _: () = assert!(BLOCK.is_multiple_of(2 * MAX_LANES));
 
 /// A backend's compiled copy of [`body`]: one function per backend, not inlined, shared by
 /// every target type (the x86 backends override it to compile theirs with their instruction
@@ -382,6 +385,7 @@ pub(crate) fn body<L: Lane>(
     let soft = !k.may_be_hard || job.gamma <= kernel::FAST_GAMMA_MAX;
     let mut i = 0;
     while i < n {
+        let start = i;
         if fast {
             let at = (&mut c0, &mut row);
             i = match sink {
@@ -406,6 +410,11 @@ pub(crate) fn body<L: Lane>(
             if i >= n {
                 break;
             }
+        }
+        if i != start {
+            // A loop took vectors: the next one may be for the other loop (a soft-target run
+            // stops at a vector of hard targets).
+            continue;
         }
         // One vector through the general path.
         let end = (i + L::LANES).min(n);

@@ -8,11 +8,11 @@
 //! [`scan_avx512`] and [`scan_avx2`] (the types are private to this module and to the
 //! generic code those functions instantiate), and each of these functions first checks, with
 //! CPUID and XGETBV, that the CPU and the operating system support the instruction set. The
-//! backends' [`Body`] functions need a `State` of these types, which only those passes create. Every
-//! `unsafe` block below that calls a non-memory intrinsic relies on that check and says so as
-//! `// SAFETY: invariant`. Memory intrinsics (`loadu`, `storeu`) additionally take pointers
-//! from references to arrays of exactly the register's size, so every access is in bounds;
-//! unaligned access is what `loadu`/`storeu` are for.
+//! backends' [`Body`] functions need a `State` of these types, which only those passes create.
+//! Every `unsafe` block below that calls a non-memory intrinsic relies on that check and says
+//! so as `// SAFETY: invariant`. Memory intrinsics (`loadu`, `storeu`) additionally take
+//! pointers from references to arrays of exactly the register's size, so every access is in
+//! bounds; unaligned access is what `loadu`/`storeu` are for.
 
 use core::arch::x86_64::*;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
@@ -156,7 +156,8 @@ impl Body for V512 {
         sink: &mut Sink<'_>,
         st: &mut State<V512>,
     ) {
-        // SAFETY: invariant (a `State<V512>` holds `V512` accumulators).
+        // SAFETY: invariant. A `State<V512>` exists only inside `pass_avx512_tf`, which runs
+        // after the check: its fields are private to `pass`, whose `pass()` alone creates one.
         unsafe { body_avx512(job, params, sink, st) }
     }
 }
@@ -169,7 +170,8 @@ impl Body for V256x2 {
         sink: &mut Sink<'_>,
         st: &mut State<V256x2>,
     ) {
-        // SAFETY: invariant (a `State<V256x2>` holds `V256x2` accumulators).
+        // SAFETY: invariant. A `State<V256x2>` exists only inside `pass_avx2_tf`, which runs
+        // after the check: its fields are private to `pass`, whose `pass()` alone creates one.
         unsafe { body_avx2(job, params, sink, st) }
     }
 }

@@ -233,6 +233,11 @@ fn u8_targets_equal_f32_targets_bit_for_bit() {
             }
         }
         let t8: Vec<u8> = t.iter().map(|&v| v as u8).collect();
+        // Weights per class and per row, so that the class offset and the row must be carried
+        // from block to block (50 classes where they divide n, else one).
+        let c = if n % 50 == 0 { 50 } else { 1 };
+        let cw: Vec<f32> = (0..c).map(|j| 0.5 + (j % 7) as f32 * 0.25).collect();
+        let sw: Vec<f32> = (0..n / c).map(|r| 0.25 + (r % 5) as f32 * 0.5).collect();
         for b in Backend::available() {
             for f in [
                 Focal::new(2.0).alpha(0.25),
@@ -240,6 +245,10 @@ fn u8_targets_equal_f32_targets_bit_for_bit() {
                 Focal::new(2.5)
                     .modulator(Modulator::Separable)
                     .label_smoothing(0.1),
+                Focal::new(2.0)
+                    .classes(c)
+                    .class_weights(&cw)
+                    .sample_weights(&sw),
             ] {
                 let f = f.backend(b);
                 let (mut g1, mut g2) = (vec![0f32; n], vec![0f32; n]);
@@ -548,7 +557,8 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
     // whose hard lanes must give the same bits; one element alone, or a vector with a logit
     // beyond 2^64 (`far`: 3e38 at every fourth element, in every vector of every backend),
     // takes the general path. Logits over every scale, gammas beyond both bounds, weights per
-    // class (periodic and direct), per row and per element.
+    // class (periodic and direct), per row and per element. (On the one-lane scalar backend
+    // every vector is one element, which only ever takes one path: nothing to compare there.)
     let mut x = Vec::new();
     for e in -30..40 {
         let v = (2f32).powi(e) * 1.37;
@@ -611,8 +621,9 @@ fn the_hard_target_loop_gives_the_bits_of_the_general_path() {
 fn the_soft_target_loop_gives_the_bits_of_the_general_path() {
     // Full vectors of logits below 2^64 in magnitude and targets in [0, 1] take a loop of
     // their own; a vector with a larger logit takes the general path. `far` puts 3e38 at every
-    // fourth element, so that every vector of every backend (4, 8 or 16 lanes) holds one: the
-    // other elements must keep their bits. Soft targets with some 0 and 1 among them, with and
+    // fourth element, so that every vector of every vector backend (4, 8 or 16 lanes) holds
+    // one: the other elements must keep their bits. (Vacuous on the one-lane scalar backend,
+    // whose elements each take one path only.) Soft targets with some 0 and 1 among them, with and
     // without label smoothing, the three modulators, gammas beyond the hard loop's bound,
     // weights per class (periodic and direct) and per row.
     let mut x = Vec::new();
