@@ -150,13 +150,20 @@ fn pass_u8(backend: Backend, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
 #[inline(always)]
 fn pass_any<T: Target>(backend: Backend, job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
     match backend {
-        Backend::Scalar => pass::pass::<f32, T>(job, sink),
+        Backend::Scalar => pass_scalar(job, sink),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx512 => crate::x86::pass_avx512(job, sink),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => crate::x86::pass_avx2(job, sink),
         _ => pass_portable(job, sink),
     }
+}
+
+/// The scalar pass, in a frame of its own (inlined into the dispatch, its stack frame would be
+/// taken by every call, whichever backend runs it).
+#[inline(never)]
+fn pass_scalar<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    pass::pass::<f32, T>(job, sink)
 }
 
 /// The portable pass, also the fallback of the x86 backends: one copy per target type (each
