@@ -39,6 +39,9 @@ pub(crate) struct Consts<L> {
     /// measured for the hard gradient at 2, 4.6 for the soft loss): 3 and above take the
     /// exact-argument `exp`.
     pub int_gamma: u32,
+    /// `gamma = 0.5`: the modulator of a hard target is then `sqrt(b)`, correctly rounded, so
+    /// its error is half that of `b` plus half an ULP (no `exp`).
+    pub half_gamma: bool,
 }
 
 impl<L: Lane> Consts<L> {
@@ -53,6 +56,7 @@ impl<L: Lane> Consts<L> {
             } else {
                 u32::MAX
             },
+            half_gamma: gamma == 0.5,
         }
     }
 }
@@ -418,7 +422,8 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 /// `L = w alpha_t b^gamma CE`,  `dL/dx = -+ w alpha_t b^gamma (w+) (b + gamma (1 - b) sp(z))`
 ///
 /// (minus where `t = 1`): two terms of the same sign, no cancellation. `b^gamma` is a product
-/// for `gamma` in {0, 1, 2} (no second `exp`) and `exp(-gamma (max(-z, 0) + l))` otherwise.
+/// for `gamma` in {0, 1, 2} (no second `exp`), `sqrt(b)` for `gamma = 0.5`, and
+/// `exp(-gamma (max(-z, 0) + l))` otherwise.
 #[inline(always)]
 fn element_hard<L: Lane>(
     x: L,
@@ -503,6 +508,8 @@ fn hard_core<L: Lane, const CHECK: bool>(
             m = m * b;
         }
         m
+    } else if k.half_gamma {
+        b.sqrt()
     } else {
         // max(-z, 0): |x| on the right side (z < 0), else 0.
         modulator::<L, CHECK>(L::select(wrong, zero, ax), l, k)

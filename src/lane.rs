@@ -95,6 +95,8 @@ pub(crate) trait Lane:
     /// `(k, m)` with `self = m * 2^k`, `m` in `[1, 2)`, for a positive normal `self`.
     fn frexp(self) -> (Self, Self);
 
+    /// `sqrt(self)` for `self >= 0`, correctly rounded (IEEE 754).
+    fn sqrt(self) -> Self;
     /// `e^self` within 1.1 ULP for `self <= 88.72` (`-inf` gives 0).
     fn exp(self) -> Self;
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP.
@@ -195,6 +197,10 @@ impl Lane for f32 {
         let b = self.to_bits();
         let k = ((b >> 23) as i32 - 127) as f32;
         (k, f32::from_bits((b & 0x007f_ffff) | 0x3f80_0000))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        libm::sqrtf(self)
     }
     #[inline(always)]
     fn exp(self) -> Self {

@@ -139,6 +139,25 @@ impl Lane for f32x8 {
         (k, f32x8::from_bits(wide::bytemuck::cast(m)))
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        // sqrtps on x86, fsqrt on aarch64: correctly rounded. Elsewhere `wide` falls back to
+        // a software routine without that guarantee: libm's, lane by lane.
+        #[cfg(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon")
+        ))]
+        {
+            f32x8::sqrt(self)
+        }
+        #[cfg(not(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )))]
+        {
+            f32x8::new(self.to_array().map(libm::sqrtf))
+        }
+    }
+    #[inline(always)]
     fn exp(self) -> Self {
         math::exp(self)
     }

@@ -493,6 +493,11 @@ impl Lane for V512 {
         math::ln_1p_unit(self)
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: invariant (AVX-512F). vsqrtps: correctly rounded.
+        V512(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
     fn acc_zero() -> Acc512 {
         // SAFETY: invariant (AVX-512F).
         let z = unsafe { _mm512_setzero_pd() };
@@ -805,6 +810,13 @@ impl Lane for V256x2 {
     #[inline(always)]
     fn ln_1p(self) -> Self {
         math::ln_1p_unit(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // vsqrtps: correctly rounded.
+        let x = self.0;
+        // SAFETY: invariant (AVX).
+        V256x2(unsafe { [_mm256_sqrt_ps(x[0]), _mm256_sqrt_ps(x[1])] })
     }
     #[inline(always)]
     fn acc_zero() -> Acc256 {
