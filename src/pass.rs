@@ -422,16 +422,7 @@ pub(crate) fn body<L: Lane>(
         let x = L::load_or(&job.x[i..end], 0.0);
         let t = load_targets::<L, f32>(&job.t[i..end]);
         let mut wt = params.get::<L>(c0);
-        if let Some(sw) = job.sample_weights {
-            let s = if c0 + valid <= c {
-                L::splat(sw[row])
-            } else {
-                let mut tmp = [0.0; MAX_LANES];
-                for (j, v) in tmp.iter_mut().enumerate().take(valid) {
-                    *v = sw[row + (c0 + j) / c];
-                }
-                L::load_or(&tmp[..L::LANES], 0.0)
-            };
+        if let Some(s) = row_weights::<L, f32>(job, (c0, row), valid) {
             scale_weights(&mut wt, s);
         }
         if valid < L::LANES {
@@ -541,25 +532,25 @@ impl<L: Lane> Out<L> for LossOut<'_> {
     }
 }
 
-/// The sample weight of each lane of the full vector at class `c0` of row `row`, or `None`
-/// without sample weights. Lane `j` is in row `row + (c0 + j) / C`: one row, or two (lanes
-/// from `C - c0` on in the next) for at least `L::LANES` classes, consecutive rows for one
-/// class, else gathered lane by lane.
+/// The sample weight of each of the first `valid` lanes of the vector at class `c0` of row
+/// `row` (the others 0), or `None` without sample weights. Lane `j` is in row
+/// `row + (c0 + j) / C`: one row, or two (lanes from `C - c0` on in the next) for at least
+/// `L::LANES` classes, consecutive rows for one class, else gathered lane by lane.
 #[inline(always)]
-fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize)) -> Option<L> {
+fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize), valid: usize) -> Option<L> {
     let sw = job.sample_weights?;
     let c = job.classes;
-    Some(if c0 + L::LANES <= c {
+    Some(if c0 + valid <= c {
         L::splat(sw[row])
     } else if c >= L::LANES {
         let first = L::load_or(&IOTA[..L::LANES], 0.0).lt(L::splat((c - c0) as f32));
         L::select(first, L::splat(sw[row]), L::splat(sw[row + 1]))
     } else if c == 1 {
-        L::load_or(&sw[row..row + L::LANES], 0.0)
+        L::load_or(&sw[row..row + valid], 0.0)
     } else {
         let mut tmp = [0.0; MAX_LANES];
         let (mut r, mut cj) = (row, c0);
-        for v in tmp.iter_mut().take(L::LANES) {
+        for v in tmp.iter_mut().take(valid) {
             *v = sw[r];
             cj += 1;
             if cj == c {
@@ -570,14 +561,19 @@ fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize)) -> Optio
     })
 }
 
-/// `wt` times the sample weights `s`, the products formed as on the general path (clamped to
-/// MAX, not inf, so that a zero cross-entropy still gives 0).
+/// The hard-target weights times the sample weights `s`: clamped to MAX, not inf, so that a
+/// zero cross-entropy still gives 0.
+#[inline(always)]
+fn scale_hard<L: Lane>((h_pos, h_neg): (L, L), s: L) -> (L, L) {
+    let fmax = L::splat(f32::MAX);
+    ((h_pos * s).min(fmax), (h_neg * s).min(fmax))
+}
+
+/// `wt` times the sample weights `s`.
 #[inline(always)]
 fn scale_weights<L: Lane>(wt: &mut Weights<L>, s: L) {
-    let fmax = L::splat(f32::MAX);
     wt.w = wt.w * s;
-    wt.h_pos = (wt.h_pos * s).min(fmax);
-    wt.h_neg = (wt.h_neg * s).min(fmax);
+    (wt.h_pos, wt.h_neg) = scale_hard((wt.h_pos, wt.h_neg), s);
 }
 
 /// The hard-target weights `(h_pos, h_neg)` of the full vector at class `c0` of row `row`,
@@ -588,13 +584,10 @@ fn hard_weights<L: Lane, T>(
     params: &ClassParams<'_>,
     at: (usize, usize),
 ) -> (L, L) {
-    let (h_pos, h_neg) = params.hard::<L>(at.0);
-    match row_weights::<L, T>(job, at) {
-        None => (h_pos, h_neg),
-        Some(s) => {
-            let fmax = L::splat(f32::MAX);
-            ((h_pos * s).min(fmax), (h_neg * s).min(fmax))
-        }
+    let h = params.hard::<L>(at.0);
+    match row_weights::<L, T>(job, at, L::LANES) {
+        None => h,
+        Some(s) => scale_hard(h, s),
     }
 }
 
@@ -707,18 +700,17 @@ fn soft_run<L: Lane, T: Target>(
         }
         let y = t.eq(one);
         let hard = y | t.eq(zero);
-        let hard = k.may_be_hard && L::any(hard);
-        if hard && hard_run_too && L::all(y | t.eq(zero)) {
+        let any_hard = k.may_be_hard && L::any(hard);
+        if any_hard && hard_run_too && L::all(hard) {
             break;
         }
         let mut wt = params.get::<L>(c0);
-        if let Some(s) = row_weights::<L, T>(job, (c0, row)) {
+        if let Some(s) = row_weights::<L, T>(job, (c0, row), L::LANES) {
             scale_weights(&mut wt, s);
         }
         let (mut l, mut g) = kernel::soft(x, t, &wt, k, job.modulator);
-        if hard {
+        if any_hard {
             let (lh, gh) = kernel::hard(x, y, wt.h_pos, wt.h_neg, k);
-            let hard = y | t.eq(zero);
             (l, g) = (L::select(hard, lh, l), L::select(hard, gh, g));
         }
         L::acc_add(&mut acc_, l);
