@@ -5,7 +5,8 @@
 //! `sp(x) = max(x, 0) + l`, `sp(-x) = max(-x, 0) + l`. Nothing is ever formed as `1 - p`.
 //!
 //! For gamma 0, 1 and 2, the modulators of hard targets, and the Linear and Separable ones of
-//! soft targets, are products of `p`, `q` or `1 - p_t`. Every other modulator is computed in
+//! soft targets, are products of `p`, `q` or `1 - p_t`, and for gamma 0.5 their correctly
+//! rounded square roots. Every other modulator is computed in
 //! log space as `m = exp(-gamma (A + B))` with `A` an exact f32 (`|x|`, `0`, or `u |x|`) and
 //! `B` a value of order one. The product `gamma * A` is split
 //! into `hi + lo` exactly, so `m` carries the error of `exp` and of `gamma * B` only (a few
@@ -39,8 +40,9 @@ pub(crate) struct Consts<L> {
     /// measured for the hard gradient at 2, 4.6 for the soft loss): 3 and above take the
     /// exact-argument `exp`.
     pub int_gamma: u32,
-    /// `gamma = 0.5`: the modulator of a hard target is then `sqrt(b)`, correctly rounded, so
-    /// its error is half that of `b` plus half an ULP (no `exp`).
+    /// `gamma = 0.5`: the modulator of a hard target, and the Linear and Separable ones of a
+    /// soft target, are then `sqrt(b)`, correctly rounded, so their error is half that of `b`
+    /// plus half an ULP (no `exp`).
     pub half_gamma: bool,
 }
 
@@ -58,6 +60,13 @@ impl<L: Lane> Consts<L> {
             },
             half_gamma: gamma == 0.5,
         }
+    }
+
+    /// The modulator of a hard target, and the Linear and Separable ones of a soft target,
+    /// are powers of their base ([`power_split`]), not an `exp`.
+    #[inline(always)]
+    pub fn power(&self) -> bool {
+        self.int_gamma <= 2 || self.half_gamma
     }
 }
 
@@ -167,15 +176,22 @@ fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     (m, L::select(tiny, m, L::splat(1.0)))
 }
 
-/// `b^n` for `n` in {0, 1, 2} and `b` in `[0, 1]`, as `(m', k, h)` with `b^n = m' k` split as
-/// in [`modulator_split`] (`k = b` when `b^2 < 2^-92`, else 1), and `h = b^(n-1) / k` (the
-/// factor of the derivative `d b^n = n h k db`; 0 for `n = 0`). Each product of `b`'s adds
-/// its error once: `n` times that of `b`, plus half an ULP.
+/// `b^gamma` for `gamma` in {0, 0.5, 1, 2} (see [`Consts::power`]) and `b` in `[0, 1]`, as
+/// `(m', k, h)` with `b^gamma = m' k` split as in [`modulator_split`] (`k = b` when
+/// `gamma = 2` and `b^2 < 2^-92`, else 1), and `h = b^(gamma-1) / k` (the factor of the
+/// derivative `d b^gamma = gamma h k db`; 0 for `gamma = 0`). Each product of `b`'s adds its
+/// error once: `gamma` times that of `b`, plus half an ULP; the square root (correctly
+/// rounded) half that of `b` plus half an ULP, and its `h = 1 / sqrt(b)` one ULP more. At
+/// `b = 0`, `h` is 0, not infinite: the callers' `b` is 0 only where `db` is 0 too.
 #[inline(always)]
-fn power_split<L: Lane>(b: L, n: u32) -> (L, L, L) {
-    let one = L::splat(1.0);
-    match n {
-        0 => (one, one, L::splat(0.0)),
+fn power_split<L: Lane>(b: L, k: &Consts<L>) -> (L, L, L) {
+    let (zero, one) = (L::splat(0.0), L::splat(1.0));
+    if k.half_gamma {
+        let m = b.sqrt();
+        return (m, one, L::select(b.eq(zero), zero, one / m));
+    }
+    match k.int_gamma {
+        0 => (one, one, zero),
         1 => (b, one, one),
         _ => {
             let tiny = b.lt(L::splat(TWO_M46));
@@ -320,10 +336,11 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     if MOD == SEPARABLE {
         // L = a+ w+ t q^g sp(-x) + a- (1-t) p^g sp(x)
         let g_pos = zero.lt(k.gamma);
-        // q^gamma = mq kq, p^gamma = mp kp: products for gamma in {0, 1, 2}.
-        let ((mq, kq), (mp, kp)) = if k.int_gamma <= 2 {
-            let (mq, kq, _) = power_split(q, k.int_gamma);
-            let (mp, kp, _) = power_split(p, k.int_gamma);
+        // q^gamma = mq kq, p^gamma = mp kp: products (or square roots) for gamma in
+        // {0, 0.5, 1, 2}.
+        let ((mq, kq), (mp, kp)) = if k.power() {
+            let (mq, kq, _) = power_split(q, k);
+            let (mp, kp, _) = power_split(p, k);
             ((mq, kq), (mp, kp))
         } else {
             (
@@ -353,12 +370,13 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     let alpha_t = wt.a_pos * t + wt.a_neg * omt;
 
     // The modulator is `m scale`; its derivative is given either in log space (`dlogm = d ln m
-    // / dx`, as `m dlogm`) or, for Linear with gamma in {0, 1, 2}, as `dprod scale`.
-    let (m, scale, dlogm, dprod) = if MOD == LINEAR && k.int_gamma <= 2 {
+    // / dx`, as `m dlogm`) or, for Linear with gamma in {0, 0.5, 1, 2}, as `dprod scale`.
+    let (m, scale, dlogm, dprod) = if MOD == LINEAR && k.power() {
         // 1 - p_t = t q + (1 - t) p = (u e + v) r: nonnegative terms, no cancellation.
         // m = (1 - p_t)^gamma, dm/dx = gamma (1 - p_t)^(gamma - 1) (1 - 2t) p q.
+        // (b = 0 only where v = 0, so u = 1, and e = 0: there p q = 0 too.)
         let b = u.mul_add(e, v) * r;
-        let (m, scale, h) = power_split(b, k.int_gamma);
+        let (m, scale, h) = power_split(b, k);
         let pq = er * r;
         let omtt = L::splat(-2.0).mul_add(t, one);
         (m, scale, zero, Some(k.gamma * omtt * pq * h))

@@ -30,7 +30,7 @@ fn target() -> impl Strategy<Value = f32> {
     prop_oneof![
         4 => prop::sample::select(vec![0.0f32, 1.0]),
         2 => 0.0f32..=1.0,
-        1 => prop::sample::select(vec![1e-30f32, 1e-7, 0.5, 1.0 - 6e-8, 0.999]),
+        1 => prop::sample::select(vec![1e-30f32, 1e-40, 1e-45, 1e-7, 0.5, 1.0 - 6e-8, 0.999]),
     ]
 }
 
