@@ -12,7 +12,7 @@
 //! into `hi + lo` exactly, so `m` carries the error of `exp` and of `gamma * B` only (a few
 //! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
 
-use crate::lane::Lane;
+use crate::lane::{Lane, Two};
 
 /// The three modulator conventions, as const-generic tags of [`element`].
 pub(crate) const LINEAR: u8 = 0;
@@ -62,6 +62,20 @@ impl<L: Lane> Consts<L> {
         }
     }
 
+    /// The same parameters for [`Two`] lanes.
+    #[inline(always)]
+    pub fn two(&self) -> Consts<Two<L>> {
+        let two = |v: L| Two(v, v);
+        Consts {
+            gamma: two(self.gamma),
+            keep: two(self.keep),
+            half_eps: two(self.half_eps),
+            may_be_hard: self.may_be_hard,
+            int_gamma: self.int_gamma,
+            half_gamma: self.half_gamma,
+        }
+    }
+
     /// The modulator of a hard target, and the Linear and Separable ones of a soft target,
     /// are powers of their base ([`power_split`]), not an `exp`.
     #[inline(always)]
@@ -85,6 +99,21 @@ pub(crate) struct Weights<L> {
     /// `min(w a_neg, MAX)` where `t = 0` (formed once per class, 0 in padding lanes).
     pub h_pos: L,
     pub h_neg: L,
+}
+
+impl<L: Lane> Weights<L> {
+    /// The weights of two vectors as those of one [`Two`].
+    #[inline(always)]
+    pub fn two(a: &Self, b: &Self) -> Weights<Two<L>> {
+        Weights {
+            a_pos: Two(a.a_pos, b.a_pos),
+            a_neg: Two(a.a_neg, b.a_neg),
+            w_pos: Two(a.w_pos, b.w_pos),
+            w: Two(a.w, b.w),
+            h_pos: Two(a.h_pos, b.h_pos),
+            h_neg: Two(a.h_neg, b.h_neg),
+        }
+    }
 }
 
 /// `1 / (1 + e)` for `e` in `[0, 1]`, within 0.5 ULP plus `2^-27` relative, although

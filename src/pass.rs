@@ -21,7 +21,7 @@
 //! bits for the same element (tests check it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
-use crate::lane::Lane;
+use crate::lane::{Lane, Two, TwoMask};
 use crate::sum::Dd;
 use crate::target::Target;
 
@@ -596,9 +596,35 @@ static IOTA: [f32; MAX_LANES] = [
     0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
 ];
 
+/// The logits and targets of the two vectors at `i` and `i + L::LANES`.
+#[inline(always)]
+fn load_pair<L: Lane, T: Target>(job: &Job<'_, T>, i: usize) -> (Two<L>, Two<L>) {
+    let (i1, i2) = (i + L::LANES, i + 2 * L::LANES);
+    let x = Two(
+        L::load_or(&job.x[i..i1], 0.0),
+        L::load_or(&job.x[i1..i2], 0.0),
+    );
+    let t = Two(
+        load_targets::<L, T>(&job.t[i..i1]),
+        load_targets::<L, T>(&job.t[i1..i2]),
+    );
+    (x, t)
+}
+
+/// Whether the fast loops take vectors two at a time from `i`: on the vector backends, from
+/// an even vector (counted from the start of the batch, or of a block of it, which is even
+/// too), so that which vectors are summed together depends only on the data, not on where a
+/// run or a block starts. A vector those loops leave (an odd one, the last one) takes the
+/// general path, which gives the same bits.
+#[inline(always)]
+fn pair_at<L: Lane>(i: usize, n: usize) -> bool {
+    (i / L::LANES).is_multiple_of(2) && i + 2 * L::LANES <= n
+}
+
 /// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
-/// and targets all 0 or 1, through [`kernel::hard`], each written to `out`;
-/// returns where it stopped (the first other vector, or the last full one). Advances the class
+/// and targets all 0 or 1, through [`kernel::hard`], each written to `out`; returns where it
+/// stopped (the first other vector, or the last full one; on the vector backends, which take
+/// pairs of vectors (see [`pair_at`]), the first of the first other pair). Advances the class
 /// offset and the row `at`.
 #[inline(always)]
 fn hard_run<L: Lane, T: Target>(
@@ -614,67 +640,108 @@ fn hard_run<L: Lane, T: Target>(
     let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
-    // Two vectors per iteration while both qualify: one accumulation for the pair, half the
-    // loop overhead. Pairs start at even vectors (counted from the start of the batch, or of
-    // a block of it, which is even too), so that which vectors are summed together depends
-    // only on the data, not on where a run or a block starts.
-    'run: while i + L::LANES <= n {
-        'pair: {
-            if !(L::PAIRS && (i / L::LANES).is_multiple_of(2) && i + 2 * L::LANES <= n) {
-                break 'pair;
+    if L::PAIRS {
+        // Two vectors per iteration as one `Two`: their operations interleave, and one
+        // accumulation serves both.
+        let k2 = k.two();
+        while pair_at::<L>(i, n) {
+            let (x, t) = load_pair::<L, T>(job, i);
+            let (fast, y) = Two::all_hard(x, t, kernel::FAST_X_MAX);
+            if !fast {
+                break;
             }
             let (i1, at1) = (i + L::LANES, stride.next((c0, row)));
-            let x0 = L::load_or(&job.x[i..i1], 0.0);
-            let t0 = load_targets::<L, T>(&job.t[i..i1]);
-            let x1 = L::load_or(&job.x[i1..i1 + L::LANES], 0.0);
-            let t1 = load_targets::<L, T>(&job.t[i1..i1 + L::LANES]);
-            let (fast0, y0) = L::all_hard(x0, t0, kernel::FAST_X_MAX);
-            let (fast1, y1) = L::all_hard(x1, t1, kernel::FAST_X_MAX);
-            if !(fast0 && fast1) {
-                break 'pair;
-            }
             let (h_pos0, h_neg0) = hard_weights(job, params, (c0, row));
             let (h_pos1, h_neg1) = hard_weights(job, params, at1);
-            let (l0, g0) = kernel::hard(x0, y0, h_pos0, h_neg0, k);
-            let (l1, g1) = kernel::hard(x1, y1, h_pos1, h_neg1, k);
-            L::acc_add2(&mut acc_, l0, l1);
+            let h = (Two(h_pos0, h_pos1), Two(h_neg0, h_neg1));
+            let (l, g) = kernel::hard(x, y, h.0, h.1, &k2);
+            Two::acc_add(&mut acc_, l);
             if job.count_positives {
-                L::acc_add_t(&mut acc_, t0);
-                L::acc_add_t(&mut acc_, t1);
+                Two::acc_add_t(&mut acc_, t);
             }
-            out.emit(i, l0, g0);
-            out.emit(i1, l1, g1);
+            out.emit(i, l.0, g.0);
+            out.emit(i1, l.1, g.1);
             i = i1 + L::LANES;
             (c0, row) = stride.next(at1);
-            continue 'run;
         }
-        let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
-        let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
-        let (fast, y) = L::all_hard(x, t, kernel::FAST_X_MAX);
-        if !fast {
-            break;
+    } else {
+        while i + L::LANES <= n {
+            let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
+            let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+            let (fast, y) = L::all_hard(x, t, kernel::FAST_X_MAX);
+            if !fast {
+                break;
+            }
+            let (h_pos, h_neg) = hard_weights(job, params, (c0, row));
+            let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
+            L::acc_add(&mut acc_, l);
+            if job.count_positives {
+                L::acc_add_t(&mut acc_, t);
+            }
+            out.emit(i, l, g);
+            i += L::LANES;
+            (c0, row) = stride.next((c0, row));
         }
-        let (h_pos, h_neg) = hard_weights(job, params, (c0, row));
-        let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
-        L::acc_add(&mut acc_, l);
-        if job.count_positives {
-            L::acc_add_t(&mut acc_, t);
-        }
-        out.emit(i, l, g);
-        i += L::LANES;
-        (c0, row) = stride.next((c0, row));
     }
     (*at.0, *at.1) = (c0, row);
     *acc = acc_;
     i
 }
 
+/// The weights of the full vector at class `c0` of row `row`, with the sample weights.
+#[inline(always)]
+fn vector_weights<L: Lane, T>(
+    job: &Job<'_, T>,
+    params: &ClassParams<'_>,
+    at: (usize, usize),
+) -> Weights<L> {
+    let mut wt = params.get::<L>(at.0);
+    if let Some(s) = row_weights::<L, T>(job, at, L::LANES) {
+        scale_weights(&mut wt, s);
+    }
+    wt
+}
+
+/// One step of [`soft_run`] on `V` (a vector, or a pair of them as [`Two`]): the loss and
+/// gradient of `x`, `t`, or `None` when the step does not qualify (a logit beyond
+/// [`kernel::FAST_X_MAX`], a target outside `[0, 1]`, or, when `hard_run_too`, a vector of
+/// `V` whose targets are all 0 or 1: `all_hard` tells).
+#[inline(always)]
+fn soft_step<V: Lane>(
+    x: V,
+    t: V,
+    wt: impl FnOnce() -> Weights<V>,
+    k: &Consts<V>,
+    modulator: u8,
+    all_hard: impl FnOnce(V::Mask) -> bool,
+) -> Option<(V, V)> {
+    let (zero, one) = (V::splat(0.0), V::splat(1.0));
+    if !V::all(x.abs().lt(V::splat(kernel::FAST_X_MAX)) & t.ge(zero) & t.le(one)) {
+        return None;
+    }
+    let y = t.eq(one);
+    let hard = y | t.eq(zero);
+    let any_hard = k.may_be_hard && V::any(hard);
+    if any_hard && all_hard(hard) {
+        return None;
+    }
+    let wt = wt();
+    let (l, g) = kernel::soft(x, t, &wt, k, modulator);
+    if !any_hard {
+        return Some((l, g));
+    }
+    let (lh, gh) = kernel::hard(x, y, wt.h_pos, wt.h_neg, k);
+    Some((V::select(hard, lh, l), V::select(hard, gh, g)))
+}
+
 /// The full vectors from `i` on whose logits are all below [`kernel::FAST_X_MAX`] in magnitude
 /// and targets all in `[0, 1]`, through [`kernel::soft`] (and, without label smoothing, the
 /// lanes with targets 0 or 1 through [`kernel::hard`], as on the general path), each written to
 /// `sink`; returns where it stopped (the first other vector, the first one whose targets are
-/// all 0 or 1 when `hard_run` takes those, or the last full one). Advances the class offset
-/// and the row `at`. Without label smoothing, requires `gamma <= FAST_GAMMA_MAX`.
+/// all 0 or 1 when `hard_run` takes those, or the last full one; on the vector backends, which
+/// take pairs of vectors (see [`pair_at`]), the first of the first other pair). Advances the
+/// class offset and the row `at`. Without label smoothing, requires
+/// `gamma <= FAST_GAMMA_MAX`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn soft_run<L: Lane, T: Target>(
@@ -691,35 +758,48 @@ fn soft_run<L: Lane, T: Target>(
     let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
-    let (zero, one, xmax) = (L::splat(0.0), L::splat(1.0), L::splat(kernel::FAST_X_MAX));
-    while i + L::LANES <= n {
-        let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
-        let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
-        if !L::all(x.abs().lt(xmax) & t.ge(zero) & t.le(one)) {
-            break;
+    if L::PAIRS {
+        let k2 = k.two();
+        while pair_at::<L>(i, n) {
+            let (x, t) = load_pair::<L, T>(job, i);
+            let (i1, at1) = (i + L::LANES, stride.next((c0, row)));
+            let wt = || {
+                let (w0, w1) = (
+                    vector_weights(job, params, (c0, row)),
+                    vector_weights(job, params, at1),
+                );
+                Weights::two(&w0, &w1)
+            };
+            let all_hard = |h: TwoMask<L::Mask>| hard_run_too && (L::all(h.0) || L::all(h.1));
+            let Some((l, g)) = soft_step(x, t, wt, &k2, job.modulator, all_hard) else {
+                break;
+            };
+            Two::acc_add(&mut acc_, l);
+            if job.count_positives {
+                Two::acc_add_t(&mut acc_, t);
+            }
+            emit(sink, i..i1, l.0, g.0);
+            emit(sink, i1..i1 + L::LANES, l.1, g.1);
+            i = i1 + L::LANES;
+            (c0, row) = stride.next(at1);
         }
-        let y = t.eq(one);
-        let hard = y | t.eq(zero);
-        let any_hard = k.may_be_hard && L::any(hard);
-        if any_hard && hard_run_too && L::all(hard) {
-            break;
+    } else {
+        while i + L::LANES <= n {
+            let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
+            let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+            let wt = || vector_weights(job, params, (c0, row));
+            let all_hard = |h: L::Mask| hard_run_too && L::all(h);
+            let Some((l, g)) = soft_step(x, t, wt, k, job.modulator, all_hard) else {
+                break;
+            };
+            L::acc_add(&mut acc_, l);
+            if job.count_positives {
+                L::acc_add_t(&mut acc_, t);
+            }
+            emit(sink, i..i + L::LANES, l, g);
+            i += L::LANES;
+            (c0, row) = stride.next((c0, row));
         }
-        let mut wt = params.get::<L>(c0);
-        if let Some(s) = row_weights::<L, T>(job, (c0, row), L::LANES) {
-            scale_weights(&mut wt, s);
-        }
-        let (mut l, mut g) = kernel::soft(x, t, &wt, k, job.modulator);
-        if any_hard {
-            let (lh, gh) = kernel::hard(x, y, wt.h_pos, wt.h_neg, k);
-            (l, g) = (L::select(hard, lh, l), L::select(hard, gh, g));
-        }
-        L::acc_add(&mut acc_, l);
-        if job.count_positives {
-            L::acc_add_t(&mut acc_, t);
-        }
-        emit(sink, i..i + L::LANES, l, g);
-        i += L::LANES;
-        (c0, row) = stride.next((c0, row));
     }
     (*at.0, *at.1) = (c0, row);
     *acc = acc_;

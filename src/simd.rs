@@ -43,6 +43,8 @@ fn two_sum(a: f64x4, b: f64x4) -> (f64x4, f64x4) {
 
 impl Lane for f32x8 {
     const LANES: usize = 8;
+    const POLY: bool = true;
+    const PAIRS: bool = true;
     // `wide` fuses with FMA on x86-64, and always on aarch64 (NEON `vfmaq_f32`).
     const FMA: bool =
         cfg!(target_feature = "fma") || cfg!(all(target_arch = "aarch64", target_feature = "neon"));

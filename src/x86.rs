@@ -326,6 +326,7 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 
 impl Lane for V512 {
     const LANES: usize = 16;
+    const POLY: bool = true;
     const FMA: bool = true;
     // 32 vector registers hold two elements' working sets.
     const PAIRS: bool = true;
@@ -666,6 +667,8 @@ fn widen256(v: [__m256; 2]) -> [__m256d; 4] {
 
 impl Lane for V256x2 {
     const LANES: usize = 16;
+    const POLY: bool = true;
+    const PAIRS: bool = true;
     const FMA: bool = true;
     type Mask = M256x2;
     type Acc = Acc256;
