@@ -173,7 +173,8 @@ pub(crate) fn pass_portable<T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
     pass::pass::<simd::Vector, T>(job, sink)
 }
 
-/// Validation and target sum on a resolved, available backend.
+/// Validation and target sum on a resolved, available backend (`x` empty: the targets alone,
+/// see [`pass::scan`]).
 pub(crate) fn scan<T: Target>(backend: Backend, x: &[f32], t: &[T]) -> Sums {
     match T::slice(t) {
         Slice::F32(t) => scan_f32(backend, x, t),

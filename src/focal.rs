@@ -682,7 +682,15 @@ impl<'a> Focal<'a> {
         let mut positives = 0.0;
         job.count_positives = count_positives;
         if needs_scan {
-            let s = backend::scan(backend, x, t);
+            // Accumulating must leave the gradient untouched on error: every input is checked
+            // first. Scaling by the positives needs their count first: the targets alone
+            // (the pass checks the logits).
+            let checked = if matches!(out, Some(Out::Add(_))) {
+                x
+            } else {
+                &[]
+            };
+            let s = backend::scan(backend, checked, t);
             if s.bad {
                 return Err(first_bad(x, t));
             }

@@ -807,13 +807,22 @@ fn soft_run<L: Lane, T: Target>(
 }
 
 /// Validation and the target sum alone, for calls that must know them before writing (a
-/// gradient accumulated into, or scaled by the number of positives).
+/// gradient accumulated into, or scaled by the number of positives). `x` is the logits, or
+/// empty to validate and sum the targets alone (when only the sum must come first: the pass
+/// checks the logits itself).
 #[inline(always)]
 pub(crate) fn scan<L: Lane, T: Target>(x: &[f32], t: &[T]) -> Sums {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let mut acc = L::acc_zero();
     let mut ok = zero.eq(zero);
+    if x.is_empty() {
+        for ts in t.chunks(L::LANES) {
+            let tv = load_targets::<L, T>(ts);
+            ok = ok & tv.ge(zero) & tv.le(one);
+            L::acc_add_t(&mut acc, tv);
+        }
+    }
     for (xs, ts) in x.chunks(L::LANES).zip(t.chunks(L::LANES)) {
         let xv = L::load_or(xs, 0.0);
         let tv = load_targets::<L, T>(ts);

@@ -23,6 +23,12 @@ fn all_fail(f: Focal<'_>, x: &[f32], t: &[f32], want: Error) {
         f.loss_and_grad(x, t, &mut g, Reduction::Mean),
         "loss_and_grad",
     );
+    // (The positives are counted before the pass: the targets checked then, the logits by
+    // the pass.)
+    same(
+        f.loss_and_grad(x, t, &mut g, Reduction::PerPositive),
+        "loss_and_grad per positive",
+    );
     let mut out = vec![0.0f32; n];
     same(
         f.loss_elementwise(x, t, &mut out).map(|_| 0.0),
