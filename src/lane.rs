@@ -27,7 +27,7 @@ pub(crate) trait Lane:
     /// Whether [`Lane::mul_add`] is fused (rounded once).
     const FMA: bool;
     /// Whether the fast loops take two vectors at a time, as one [`Two`] (the vector
-    /// backends: two interleaved dependency chains keep more of the core busy, 10-35%
+    /// backends: two interleaved dependency chains keep more of the core busy, 10-27%
     /// measured; the scalar one has nothing to gain).
     const PAIRS: bool = false;
     /// Whether [`Lane::exp`], [`Lane::ln`] and [`Lane::ln_1p`] are the polynomials of
