@@ -2,7 +2,8 @@
 //! of two builds (alternate the binaries; this machine is noisy).
 //!
 //! `prof <gamma> <kind> <n> <reps> <mode> [scalar|portable|avx2]`, `MOD=geometric|separable`
-//! for another modulator. `kind`: `hard` (1 in 7 positive), `soft` (0, 0.1, ..., 0.9), `smooth`
+//! for another modulator. `kind`: `hard` (1 in 7 positive), `soft` (0, 0.1, ..., 0.9), `mix`
+//! (hard, and one target in 37 soft: about 40% of the vectors mixed), `smooth`
 //! (hard, label smoothing 0.1), `u8` (hard, as bytes), `vidhoi` (the preset: 50 class weights,
 //! `PerPositive`), `cw` (50 class weights), `sw1` / `sw4` / `sw24` (1, 4 or 24 classes and a
 //! weight per row; `n` a multiple of the class count). `mode`: `grad` (`loss_and_grad`,
@@ -22,6 +23,7 @@ fn main() {
     let t: Vec<f32> = (0..n)
         .map(|i| match kind {
             "soft" => (i % 10) as f32 / 10.0,
+            "mix" if i % 37 == 5 => 0.3,
             _ => (i % 7 == 0) as u8 as f32,
         })
         .collect();

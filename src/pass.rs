@@ -770,7 +770,9 @@ fn soft_run<L: Lane, T: Target>(
                 );
                 Weights::two(&w0, &w1)
             };
-            let all_hard = |h: TwoMask<L::Mask>| hard_run_too && (L::all(h.0) || L::all(h.1));
+            // A pair with one vector of hard targets stays here (its hard lanes take the
+            // hard formula all the same); only a pair of them is for `hard_run`.
+            let all_hard = |h: TwoMask<L::Mask>| hard_run_too && Two::<L>::all(h);
             let Some((l, g)) = soft_step(x, t, wt, &k2, job.modulator, all_hard) else {
                 break;
             };
