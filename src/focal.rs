@@ -509,8 +509,10 @@ impl<'a> Focal<'a> {
     ///
     /// # Errors
     /// Those listed on [`Focal`]; `targets` and `grad` must have the length of `logits`.
-    /// On error `grad` is unspecified (it is in fact untouched, but a future fused validation
-    /// may write it).
+    /// On error `grad` is unspecified: an invalid logit is found by the pass itself, after
+    /// the vectors before it (and its own) have been written. Use
+    /// [`loss_and_grad_accumulate`](Self::loss_and_grad_accumulate) to leave a gradient
+    /// untouched on error.
     ///
     /// # Example
     /// ```

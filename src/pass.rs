@@ -12,13 +12,15 @@
 //!
 //! The common cases have loops of their own. Runs of full vectors whose targets are all 0 or 1
 //! and logits all below `2^64` in magnitude (without label smoothing, gamma up to `2^20`)
-//! go through [`kernel::hard`] alone, two vectors per iteration where the backend has the
-//! registers, with one copy of the loop per kind of output. Runs of other full vectors whose
-//! logits are below `2^64` and targets in `[0, 1]` (soft targets, label smoothing) go through
-//! [`kernel::soft`]. Each loop stops at the first vector it does not take, and the other one
-//! goes on from there; a vector that neither takes (the padded last one, huge or non-finite
-//! logits, invalid targets) goes through the general path for itself. All paths give the same
-//! bits for the same element (tests check it over every scale of `x`).
+//! go through [`kernel::hard`] alone, with one copy of the loop per kind of output. Runs of
+//! other full vectors whose logits are below `2^64` and targets in `[0, 1]` (soft targets,
+//! label smoothing) go through [`kernel::soft`]. On the vector backends both loops take two
+//! vectors at a time, from an even vector, as one [`Two`]; the scalar one takes one. Each loop
+//! stops at the first vector (or pair) it does not take, and the other one goes on from there;
+//! a vector that neither takes (the padded last one, huge or non-finite logits, invalid
+//! targets; on the vector backends also an odd one, the last full one of an odd count, and the
+//! partner of a vector that does not qualify) goes through the general path for itself. All
+//! paths give the same bits for the same element (tests check it over every scale of `x`).
 
 use crate::kernel::{self, Consts, Weights};
 use crate::lane::{Lane, Two, TwoMask};
@@ -293,8 +295,8 @@ pub(crate) struct State<L: Lane> {
 }
 
 /// Targets given as bytes are widened into a stack buffer of this many `f32`: an even multiple
-/// of every backend's `LANES`, so that the vectors, and the pairs of the hard-target loop, are
-/// the same as with `f32` targets.
+/// of every backend's `LANES`, so that the vectors, and the pairs of the fast loops, are the
+/// same as with `f32` targets.
 const BLOCK: usize = 512;
 const _: () = assert!(BLOCK.is_multiple_of(2 * MAX_LANES));
 
@@ -412,8 +414,8 @@ pub(crate) fn body<L: Lane>(
             }
         }
         if i != start {
-            // A loop took vectors: the next one may be for the other loop (a soft-target run
-            // stops at a vector of hard targets).
+            // A loop took vectors: the next ones may be for the other loop (a soft-target run
+            // stops at a vector, or a pair of vectors, of hard targets).
             continue;
         }
         // One vector through the general path.
@@ -704,8 +706,8 @@ fn vector_weights<L: Lane, T>(
 
 /// One step of [`soft_run`] on `V` (a vector, or a pair of them as [`Two`]): the loss and
 /// gradient of `x`, `t`, or `None` when the step does not qualify (a logit beyond
-/// [`kernel::FAST_X_MAX`], a target outside `[0, 1]`, or, when `hard_run_too`, a vector of
-/// `V` whose targets are all 0 or 1: `all_hard` tells).
+/// [`kernel::FAST_X_MAX`], a target outside `[0, 1]`, or hard targets that `all_hard` gives
+/// to [`hard_run`]: for a pair, both vectors' targets all 0 or 1).
 #[inline(always)]
 fn soft_step<V: Lane>(
     x: V,

@@ -328,7 +328,6 @@ impl Lane for V512 {
     const LANES: usize = 16;
     const POLY: bool = true;
     const FMA: bool = true;
-    // 32 vector registers hold two elements' working sets.
     const PAIRS: bool = true;
     type Mask = u16;
     type Acc = Acc512;

@@ -265,6 +265,44 @@ fn u8_targets_must_be_0_or_1() {
     assert_eq!(acc, [0.5; 6]);
 }
 
+/// A bad element inside long batches: in the first or second vector of a pair of the fast
+/// loops (on every vector width), with hard, soft and smoothed targets, f32 and byte ones.
+#[test]
+fn bad_elements_in_long_batches_are_found() {
+    let n = 200;
+    let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+    let hard: Vec<f32> = (0..n).map(|i| (i % 5 == 0) as u8 as f32).collect();
+    let soft: Vec<f32> = (0..n).map(|i| (i % 10) as f32 / 9.0).collect();
+    for at in [0, 5, 8, 17, 33, 40, 63, 70, 129, 199] {
+        for gamma in [0.5f32, 2.0, 2.5] {
+            let plain = Focal::new(gamma).alpha(0.25);
+            let smoothed = plain.label_smoothing(0.1);
+            for (f, t) in [(plain, &hard), (plain, &soft), (smoothed, &hard)] {
+                let mut bad_x = x.clone();
+                bad_x[at] = f32::NAN;
+                all_fail(f, &bad_x, t, Error::NanLogit { index: at });
+                let mut bad_t = t.clone();
+                bad_t[at] = 1.5;
+                let want = Error::TargetOutOfRange {
+                    index: at,
+                    value: 1.5,
+                };
+                all_fail(f, &x, &bad_t, want);
+            }
+            let t8: Vec<u8> = hard.iter().map(|&v| v as u8).collect();
+            let mut bad_x = x.clone();
+            bad_x[at] = f32::NAN;
+            let mut g = vec![0.0f32; n];
+            for r in [Reduction::Mean, Reduction::PerPositive] {
+                assert_eq!(
+                    plain.loss_and_grad(&bad_x, &t8, &mut g, r),
+                    Err(Error::NanLogit { index: at })
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn data_must_be_valid() {
     let f = Focal::new(2.0);

@@ -148,28 +148,66 @@ fn class_balanced_weights_are_exact_near_one() {
 
 #[test]
 fn mean_is_sum_over_n_and_per_positive_over_positives() {
-    let (x, t) = batch(1000, 4, false);
-    let f = Focal::new(2.0).alpha(0.25);
-    let (mut gs, mut gm, mut gp) = (vec![0f32; 1000], vec![0f32; 1000], vec![0f32; 1000]);
-    let sum = f.loss_and_grad(&x, &t, &mut gs, Reduction::Sum).unwrap() as f64;
-    let p = f.partial(&x, &t, Grad::Skip).unwrap();
-    let mean = f.loss_and_grad(&x, &t, &mut gm, Reduction::Mean).unwrap();
-    let per = f
-        .loss_and_grad(&x, &t, &mut gp, Reduction::PerPositive)
-        .unwrap();
-    let pos: f64 = t.iter().map(|&v| v as f64).sum();
-    assert_eq!(p.positives(), pos);
-    assert_eq!(mean, (p.loss_sum() / 1000.0) as f32);
-    assert_eq!(per, (p.loss_sum() / pos) as f32);
-    assert!(((mean as f64) - sum / 1000.0).abs() <= 1e-7 * sum / 1000.0);
-    for i in 0..1000 {
-        assert_eq!(gm[i], gs[i] * (1.0f32 / 1000.0));
-        assert_eq!(gp[i], gs[i] * ((1.0 / pos) as f32));
+    // Hard and soft targets: the positives are counted by the fast loops of each (for
+    // `partial`) and by the scan of the targets (for the PerPositive gradient).
+    for soft in [false, true] {
+        let (x, t) = batch(1000, 4, soft);
+        let f = Focal::new(2.0).alpha(0.25);
+        let (mut gs, mut gm, mut gp) = (vec![0f32; 1000], vec![0f32; 1000], vec![0f32; 1000]);
+        let sum = f.loss_and_grad(&x, &t, &mut gs, Reduction::Sum).unwrap() as f64;
+        let p = f.partial(&x, &t, Grad::Skip).unwrap();
+        let mean = f.loss_and_grad(&x, &t, &mut gm, Reduction::Mean).unwrap();
+        let per = f
+            .loss_and_grad(&x, &t, &mut gp, Reduction::PerPositive)
+            .unwrap();
+        // Hard targets sum exactly in any order; soft ones to within f64 roundings.
+        let pos: f64 = t.iter().map(|&v| v as f64).sum();
+        assert!((p.positives() - pos).abs() <= 1e-13 * pos, "soft {soft}");
+        if !soft {
+            assert_eq!(p.positives(), pos);
+        }
+        assert_eq!(mean, (p.loss_sum() / 1000.0) as f32);
+        assert_eq!(per, (p.loss_sum() / p.positives()) as f32);
+        assert!(((mean as f64) - sum / 1000.0).abs() <= 1e-7 * sum / 1000.0);
+        for i in 0..1000 {
+            assert_eq!(gm[i], gs[i] * (1.0f32 / 1000.0));
+            assert_eq!(gp[i], gs[i] * ((1.0 / p.positives()) as f32), "soft {soft}");
+        }
     }
     // No positives: PerPositive divides by 1.
+    let (x, _) = batch(1000, 4, false);
+    let f = Focal::new(2.0).alpha(0.25);
     let zeros = vec![0f32; 1000];
     let s = f.loss(&x, &zeros, Reduction::Sum).unwrap();
     assert_eq!(f.loss(&x, &zeros, Reduction::PerPositive).unwrap(), s);
+}
+
+/// Label smoothing so small that half of it rounds to 0: hard targets then take the soft
+/// formula with a modulator base of exactly 0 on the right side beyond |x| = 104, where the
+/// square root's derivative factor 1/sqrt(b) must not turn into 0 * inf.
+#[test]
+fn vanishing_label_smoothing_gives_the_hard_limits() {
+    let x = [
+        105.0f32,
+        1e4,
+        f32::INFINITY,
+        -105.0,
+        -1e4,
+        f32::NEG_INFINITY,
+    ];
+    let t = [1.0f32, 1.0, 1.0, 0.0, 0.0, 0.0];
+    for gamma in [0.5f32, 1.0, 2.0] {
+        for m in [Modulator::Linear, Modulator::Separable] {
+            let f = Focal::new(gamma)
+                .alpha(0.25)
+                .label_smoothing(1e-45)
+                .modulator(m);
+            let (l, g) = elementwise(&f, &x, &t);
+            for i in 0..x.len() {
+                assert_eq!((l[i], g[i]), (0.0, 0.0), "gamma {gamma} {m:?} x {}", x[i]);
+            }
+        }
+    }
 }
 
 #[test]
