@@ -441,10 +441,7 @@ pub(crate) fn body<L: Lane>(
             _ => kernel::element::<L, { kernel::SEPARABLE }>(x, t, &wt, &k),
         };
         ok = ok & valid_lanes;
-        L::acc_add(&mut acc, l);
-        if job.count_positives {
-            L::acc_add_t(&mut acc, t);
-        }
+        add_sums::<L>(&mut acc, l, t, job.count_positives);
         emit(sink, i..end, l, g);
         i = end;
         (c0, row) = stride.next((c0, row));
@@ -598,6 +595,16 @@ static IOTA: [f32; MAX_LANES] = [
     0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
 ];
 
+/// Adds the losses `l` to the loss sum, and the targets `t` to the target sum when
+/// `count_positives`.
+#[inline(always)]
+fn add_sums<V: Lane>(acc: &mut V::Acc, l: V, t: V, count_positives: bool) {
+    V::acc_add(acc, l);
+    if count_positives {
+        V::acc_add_t(acc, t);
+    }
+}
+
 /// The logits and targets of the two vectors at `i` and `i + L::LANES`.
 #[inline(always)]
 fn load_pair<L: Lane, T: Target>(job: &Job<'_, T>, i: usize) -> (Two<L>, Two<L>) {
@@ -657,10 +664,7 @@ fn hard_run<L: Lane, T: Target>(
             let (h_pos1, h_neg1) = hard_weights(job, params, at1);
             let h = (Two(h_pos0, h_pos1), Two(h_neg0, h_neg1));
             let (l, g) = kernel::hard(x, y, h.0, h.1, &k2);
-            Two::acc_add(&mut acc_, l);
-            if job.count_positives {
-                Two::acc_add_t(&mut acc_, t);
-            }
+            add_sums::<Two<L>>(&mut acc_, l, t, job.count_positives);
             out.emit(i, l.0, g.0);
             out.emit(i1, l.1, g.1);
             i = i1 + L::LANES;
@@ -676,10 +680,7 @@ fn hard_run<L: Lane, T: Target>(
             }
             let (h_pos, h_neg) = hard_weights(job, params, (c0, row));
             let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
-            L::acc_add(&mut acc_, l);
-            if job.count_positives {
-                L::acc_add_t(&mut acc_, t);
-            }
+            add_sums::<L>(&mut acc_, l, t, job.count_positives);
             out.emit(i, l, g);
             i += L::LANES;
             (c0, row) = stride.next((c0, row));
@@ -778,10 +779,7 @@ fn soft_run<L: Lane, T: Target>(
             let Some((l, g)) = soft_step(x, t, wt, &k2, job.modulator, all_hard) else {
                 break;
             };
-            Two::acc_add(&mut acc_, l);
-            if job.count_positives {
-                Two::acc_add_t(&mut acc_, t);
-            }
+            add_sums::<Two<L>>(&mut acc_, l, t, job.count_positives);
             emit(sink, i..i1, l.0, g.0);
             emit(sink, i1..i1 + L::LANES, l.1, g.1);
             i = i1 + L::LANES;
@@ -796,10 +794,7 @@ fn soft_run<L: Lane, T: Target>(
             let Some((l, g)) = soft_step(x, t, wt, k, job.modulator, all_hard) else {
                 break;
             };
-            L::acc_add(&mut acc_, l);
-            if job.count_positives {
-                L::acc_add_t(&mut acc_, t);
-            }
+            add_sums::<L>(&mut acc_, l, t, job.count_positives);
             emit(sink, i..i + L::LANES, l, g);
             i += L::LANES;
             (c0, row) = stride.next((c0, row));
