@@ -106,7 +106,7 @@ pub enum Grad<'g> {
 /// Measured against an f64 oracle over the whole f32 range (`tests/oracle.rs`,
 /// `tests/properties.rs`), for hard targets and normal results: loss and gradient within
 /// 6 ULP on every backend (declared bound: 8, plus 2 when alpha or weights multiply), every
-/// finite logit and `gamma` in `[0, 5]`; soft targets within `8 (1 + kappa)` ULP, `kappa` the
+/// finite logit and `gamma` in `[0, 5]`; soft targets within `8 (1 + kappa) + 2 gamma` ULP, `kappa` the
 /// condition number of the result in `x` and `t`. `x = +-inf` gives the limits: loss `+inf`
 /// or 0, a finite gradient. The guarantee covers weights that are 0 or in `[2^-30, 2^30]`
 /// (products of four such weights stay normal). Reduced values are compensated f64 sums
@@ -703,9 +703,16 @@ impl<'a> Focal<'a> {
             GradFactor::Given(s) => s,
             GradFactor::Of(r) => r.factor(x.len() as u64, positives)? as f32,
         };
+        // A zero factor gives a zero gradient, even where an element's derivative overflowed
+        // (weights beyond the documented range): 0, not `0 * inf`.
         let mut sink = match out {
             None => Sink::None,
             Some(Out::Elementwise(o)) => Sink::Elementwise(o),
+            Some(Out::Write(g)) if scale == 0.0 => {
+                g.fill(0.0);
+                Sink::None
+            }
+            Some(Out::Add(_)) if scale == 0.0 => Sink::None,
             Some(Out::Write(g)) => Sink::Write(g, scale),
             Some(Out::Add(g)) => Sink::Add(g, scale),
         };

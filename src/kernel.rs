@@ -196,6 +196,12 @@ fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> L {
 #[inline(always)]
 fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let (s, d, dead) = log_modulator::<L, true>(a, b, k);
+    split_exp(s, d, dead)
+}
+
+/// `exp(s) (1 + d)` as `(m', k)`, see [`modulator_split`]; 0 on the lanes `dead`.
+#[inline(always)]
+fn split_exp<L: Lane>(s: L, d: L, dead: L::Mask) -> (L, L) {
     let tiny = s.lt(L::splat(-64.0));
     let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
     // Halving is exact.
@@ -203,6 +209,23 @@ fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let m = s.exp();
     let m = L::select(dead, L::splat(0.0), m.mul_add(d, m));
     (m, L::select(tiny, m, L::splat(1.0)))
+}
+
+/// [`modulator_split`] of `exp(-gamma (a + b + b_lo))`, `b_lo` a correction of `b` below
+/// its rounding (`-gamma b_lo` joins the correction `d`).
+#[inline(always)]
+fn modulator_split_lo<L: Lane>(a: L, b: L, b_lo: L, k: &Consts<L>) -> (L, L) {
+    let (s, d, dead) = log_modulator::<L, true>(a, b, k);
+    let d = (-k.gamma).mul_add(b_lo, d);
+    split_exp(s, d, dead)
+}
+
+/// The rounding error of `s = fl(a + b)` (Knuth's TwoSum: exact, any order of magnitude,
+/// finite operands).
+#[inline(always)]
+fn two_sum_err<L: Lane>(a: L, b: L, s: L) -> L {
+    let bb = s - a;
+    (a - (s - bb)) + (b - bb)
 }
 
 /// `b^gamma` for `gamma` in {0, 0.5, 1, 2} (see [`Consts::power`]) and `b` in `[0, 1]`, as
@@ -336,7 +359,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 
     let ax = x.abs();
     let e = (-ax).exp();
-    let l = e.ln_1p();
+    let (l, l_lo) = e.ln_1p_lo();
     let r = inv_1p(e);
     let er = e * r;
     let pos = x.ge(zero);
@@ -381,17 +404,24 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         let mp = vanish::<L>(inf, g_pos & !pos, mp);
         // Weight products clamped to MAX as below: an overflow times a zero term stays 0.
         let (wp, wn) = ((wt.w * wt.a_pos).min(fmax), (wt.w * wt.a_neg).min(fmax));
-        let lpos = (mq * spn * wpt) * wp * kq * up;
+        // A zero weight gives 0 even where the product before it overflowed (`pos_weight`
+        // near MAX): 0, as for the other weights, not `0 * inf`.
+        let wp_zero = wp.eq(zero);
+        let lpos = L::select(wp_zero, zero, (mq * spn * wpt) * wp * kq * up);
         let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
         // (The brackets are clamped to MAX: a huge gamma times a vanishing modulator is 0.)
         let gpos = (mq * k.gamma.mul_add(p * spn * up, q).min(fmax) * wpt) * wp * kq;
+        let gpos = L::select(wp_zero, zero, gpos);
         let gneg = (mp * k.gamma.mul_add(q * spx * up, p).min(fmax) * omt) * wn * kp;
         // At +inf the negative term grows (p^gamma -> 1), at -inf the positive one.
         let w_pos = zero.lt(wt.w);
         let grows = (pos & w_pos & zero.lt(wt.a_neg) & zero.lt(omt))
             | (!pos & w_pos & zero.lt(wt.a_pos) & zero.lt(wt.w_pos) & zero.lt(t));
-        return (limit::<L>(inf, grows, lpos + lneg), gneg - gpos, valid);
+        // (Both terms clamped: with weights beyond the documented range both may overflow,
+        // and `inf - inf` is NaN.)
+        let grad = gneg.min(fmax) - gpos.min(fmax);
+        return (limit::<L>(inf, grows, lpos + lneg), grad, valid);
     }
 
     // dCE/dx = (1 - t) p - w+ t q: the small one of p and q carries the small absolute error.
@@ -414,19 +444,33 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         // ln(1 - p_t) proportional to |x| stays out of the logarithm:
         //   v >= u e:  ln(1 - p_t) = ln(v + u e) - l           (A = 0)
         //   v <  u e:  ln(1 - p_t) = -|x| + ln(u + v / e) - l  (A = |x|)
+        // `c` is carried with its rounding error `c_lo` (`c + c_lo` exact but for the
+        // rounding of `l` and `e`), `ln(c + c_lo) = ln c + c_lo / c`, and `B = l - ln c` with
+        // its own rounding error: each would otherwise add half an ULP of `c` or `B`, times
+        // `gamma`, to the modulator (3.5 ULP of the loss at gamma 5 near x = 0).
         let zv = v.eq(zero);
-        let far = v.lt(u * e) | zv;
+        let ue = u * e;
+        let far = v.lt(ue) | zv;
         let v_over_e = L::select(zv, zero, v / e);
-        let c = L::select(far, u + v_over_e, v + u * e);
+        // The exact remainders: `u e = ue + ue_lo`, `v = (v / e) e + rem`.
+        let ue_lo = L::mul_err(u, e, ue);
+        let rem = (-v_over_e).mul_add(e, v);
+        let (c1, c2) = (L::select(far, u, v), L::select(far, v_over_e, ue));
+        let c = c1 + c2;
+        let c2_lo = L::select(far, L::select(zv, zero, rem / e), ue_lo);
+        let c_lo = two_sum_err(c1, c2, c) + c2_lo;
+        let lnc = c.ln();
+        let b = l - lnc;
+        let b_lo = (two_sum_err(l, -lnc, b) + l_lo) - c_lo / c;
         let a = L::select(far, ax, zero);
-        let m = modulator_split(a, l - c.ln(), k);
+        let m = modulator_split_lo(a, b, b_lo, k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
         let pqb = L::select(far, r, er) / c;
         (m.0, m.1, k.gamma * (omt - t) * pqb, None)
     } else {
         // m = q^(gamma t) p^(gamma (1-t)) = exp(-gamma (u |x| + l)),
         // d ln m / dx = gamma ((1 - t) - p) = gamma ((1 - t) q - t p).
-        let (m, scale) = modulator_split(u * ax, l, k);
+        let (m, scale) = modulator_split_lo(u * ax, l, l_lo, k);
         let m = vanish::<L>(inf, zero.lt(k.gamma) & zero.lt(u), m);
         (m, scale, k.gamma * (omt * q - t * p), None)
     };
@@ -436,8 +480,12 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     // Weights beyond the documented range may overflow in their product: MAX, not inf, so
     // that a zero cross-entropy still gives 0.
     let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
-    let mce = (m * spn) * wpt + (m * spx) * omt;
-    let loss = w * mce * scale * up;
+    // (`m l_lo (w+ t + 1 - t)`: the rounding error of `l` in both softplus values.)
+    let mce = (m * spn) * wpt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt));
+    // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
+    // the other weights, not `0 * inf`.
+    let w_zero = w.eq(zero);
+    let loss = L::select(w_zero, zero, w * mce * scale * up);
     let dm = match dprod {
         // (Finite factors: a zero dprod gives 0.)
         Some(d) => ((d * spn) * wpt + (d * spx) * omt) * up,
@@ -448,7 +496,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
             L::select(dlogm.eq(zero), zero, dlogm * mce * up)
         }
     };
-    let grad = w * m.mul_add(dce, dm) * scale;
+    let grad = L::select(w_zero, zero, w * m.mul_add(dce, dm) * scale);
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
     // t^gamma (positive with the coefficient); Geometric's vanishes unless gamma u = 0.

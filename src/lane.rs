@@ -112,6 +112,13 @@ pub(crate) trait Lane:
     fn ln(self) -> Self;
     /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.5 ULP.
     fn ln_1p(self) -> Self;
+    /// `ln(1 + self)` for `self` in `[0, 1]` as `(l, lo)`: `l` has the bits of
+    /// [`Lane::ln_1p`], and `l + lo` is within 1 ULP of the truth, where `l` alone is within
+    /// 1.5 (the polynomials of [`crate::math`] by default; `libm` in f64 for the scalar lane).
+    #[inline(always)]
+    fn ln_1p_lo(self) -> (Self, Self) {
+        math::ln_1p_unit_lo(self)
+    }
 
     fn acc_zero() -> Self::Acc;
     /// Adds every lane of `loss` to the double-word loss sum.
@@ -222,6 +229,11 @@ impl Lane for f32 {
     #[inline(always)]
     fn ln_1p(self) -> Self {
         libm::log1pf(self)
+    }
+    #[inline(always)]
+    fn ln_1p_lo(self) -> (Self, Self) {
+        let l = libm::log1pf(self);
+        (l, (libm::log1p(self as f64) - l as f64) as f32)
     }
     #[inline(always)]
     fn acc_zero() -> (Dd, f64) {
@@ -427,6 +439,15 @@ impl<L: Lane> Lane for Two<L> {
             math::ln_1p_unit(self)
         } else {
             Two(self.0.ln_1p(), self.1.ln_1p())
+        }
+    }
+    #[inline(always)]
+    fn ln_1p_lo(self) -> (Self, Self) {
+        if L::POLY {
+            math::ln_1p_unit_lo(self)
+        } else {
+            let (a, b) = (self.0.ln_1p_lo(), self.1.ln_1p_lo());
+            (Two(a.0, b.0), Two(a.1, b.1))
         }
     }
     #[inline(always)]

@@ -571,7 +571,9 @@ fn scale_hard<L: Lane>((h_pos, h_neg): (L, L), s: L) -> (L, L) {
 /// `wt` times the sample weights `s`.
 #[inline(always)]
 fn scale_weights<L: Lane>(wt: &mut Weights<L>, s: L) {
-    wt.w = wt.w * s;
+    // Clamped as the hard-target weights: a class weight and a sample weight near MAX give
+    // MAX, not inf, which a zero alpha would turn into NaN.
+    wt.w = (wt.w * s).min(L::splat(f32::MAX));
     (wt.h_pos, wt.h_neg) = scale_hard((wt.h_pos, wt.h_neg), s);
 }
 

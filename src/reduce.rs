@@ -112,8 +112,9 @@ impl Partial {
     };
 
     /// The combination of two disjoint chunks: loss sums added in double-word arithmetic
-    /// (renormalised, error below `2^-104` relative), targets and counts added. Commutative;
-    /// associative to within that error.
+    /// (renormalised, error below `2^-104` relative), targets and counts added (the count
+    /// saturates at `u64::MAX`). Commutative bit for bit (`a.merge(b) == b.merge(a)`, each
+    /// step symmetric in its operands); associative to within that error.
     ///
     /// # Example
     /// ```
@@ -131,7 +132,9 @@ impl Partial {
         Partial {
             loss: self.loss.add(other.loss),
             positives: self.positives + other.positives,
-            elements: self.elements + other.elements,
+            // Saturates: 2^64 elements are not a batch, but merging a partial with itself
+            // 64 times must neither panic nor wrap to 0.
+            elements: self.elements.saturating_add(other.elements),
         }
     }
 

@@ -39,8 +39,10 @@ impl Dd {
     /// The sum of two accumulators, renormalised (`|lo| <= ulp(hi) / 2`).
     #[inline(always)]
     pub(crate) fn add(self, o: Dd) -> Dd {
+        // Every step symmetric in `self` and `o` (TwoSum's `s` and `e` are; the low words
+        // are added together first), so that the merge is commutative bit for bit.
         let (s, e) = two_sum(self.hi, o.hi);
-        let (hi, lo) = two_sum(s, e + self.lo + o.lo);
+        let (hi, lo) = two_sum(s, e + (self.lo + o.lo));
         Dd { hi, lo }
     }
 

@@ -415,15 +415,18 @@ fn backends_agree_lane_for_lane_at_every_length() {
                             // Each within the table of the truth, hence within twice of each other.
                             for (a, b, w, k) in [(ls[i], lv[i], wl, kl), (gs[i], gv[i], wg, kg)] {
                                 assert!(
-                                    common::within(a, w, k, !soft, 1.0),
+                                    common::within(a, w, k, gamma as f64, !soft, 1.0),
                                     "n={n} i={i} scalar {a} vs {w}"
                                 );
                                 assert!(
-                                    common::within(b, w, k, !soft, 1.0),
+                                    common::within(b, w, k, gamma as f64, !soft, 1.0),
                                     "n={n} i={i} vector {b} vs {w}"
                                 );
-                                let tol =
-                                    2.0 * common::HARD_ULP * (1.0 + k) * common::ulp(w) + 1e-44;
+                                let tol = 2.0
+                                    * common::tolerance(k, gamma as f64, !soft)
+                                        .max(common::HARD_ULP * (1.0 + k))
+                                    * common::ulp(w)
+                                    + 1e-44;
                                 assert!(
                                     ((a - b) as f64).abs() <= tol,
                                     "{b:?} n={n} i={i}: {a} vs {b}"

@@ -85,8 +85,8 @@ fn sweep_error_by_range() {
                                 let s = if hard { 0 } else { 2 };
                                 by_gamma[gi][s] = by_gamma[gi][s].max(el / (1.0 + kl));
                                 by_gamma[gi][s + 1] = by_gamma[gi][s + 1].max(eg / (1.0 + kg));
-                                if !within(l[i], wl, kl, hard, 1.0)
-                                    || !within(g[i], wg, kg, hard, 1.0)
+                                if !within(l[i], wl, kl, gamma as f64, hard, 1.0)
+                                    || !within(g[i], wg, kg, gamma as f64, hard, 1.0)
                                 {
                                     failures.push(format!(
                                         "{b:?} {m:?} gamma={gamma} x={} t={t}: loss {} vs {wl:e} ({el:.1} ulp, kappa {kl:.1}), grad {} vs {wg:e} ({eg:.1} ulp, kappa {kg:.1})",

@@ -12,6 +12,8 @@ use proptest::prelude::*;
 fn logit() -> impl Strategy<Value = f32> {
     prop_oneof![
         3 => -6.0f32..6.0,
+        // Near 0 with a soft target and gamma near 5: where the modulator's error is largest.
+        1 => -0.05f32..0.05,
         2 => -30.0f32..30.0,
         1 => 15.0f32..19.0,
         1 => -19.0f32..-15.0,
@@ -46,6 +48,7 @@ fn gamma() -> impl Strategy<Value = f32> {
     prop_oneof![
         prop::sample::select(vec![0.0f32, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0]),
         0.0f32..5.0,
+        4.5f32..5.0,
     ]
 }
 
@@ -193,10 +196,41 @@ fn check(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Where a soft target's modulator error peaks: gamma near 5, logits near 0, soft targets
+/// (64 elements a case, plain options: nothing else to blame).
+fn near_zero_case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec(-0.05f32..0.05, 64),
+        prop::collection::vec(0.0f32..=1.0, 64),
+        4.0f32..5.0,
+        modulator(),
+    )
+        .prop_map(|(x, t, gamma, modulator)| Case {
+            classes: 1,
+            x,
+            t,
+            gamma,
+            modulator,
+            alpha_kind: 0,
+            alpha: vec![0.0],
+            class_w: None,
+            pos_w: None,
+            sample_w: None,
+            eps: 0.0,
+        })
+}
+
 proptest! {
     // Case count: proptest's default (256) or the PROPTEST_CASES environment variable.
     #[test]
     fn every_option_matches_the_oracle(c in case()) {
+        for b in Backend::available() {
+            check(&c, b)?;
+        }
+    }
+
+    #[test]
+    fn soft_targets_near_zero_at_high_gamma(c in near_zero_case()) {
         for b in Backend::available() {
             check(&c, b)?;
         }

@@ -1,0 +1,303 @@
+//! Reproducers of defects found by adversarial testing, each failing before its fix, and the
+//! searches for more of the same class:
+//! 1. a zero factor times an overflowed term (weights beyond the documented range) gave NaN;
+//! 2. the soft-target modulator near `x = 0` at gamma near 5 exceeded the tolerance table;
+//! 3. `Partial::merge` was not commutative bit for bit;
+//! 4. `Partial::merge` overflowed its element count.
+
+mod common;
+
+use common::{Opts, kappas, loss_grad, ulps, within};
+use focal_loss::{Backend, Focal, Grad, Modulator, Partial, Reduction};
+use proptest::prelude::*;
+
+const REDUCTIONS: [Reduction; 5] = [
+    Reduction::Sum,
+    Reduction::Mean,
+    Reduction::PerPositive,
+    Reduction::Scale(0.5),
+    Reduction::Scale(0.0),
+];
+
+/// Every entry point of `f` on every backend: no NaN anywhere, and each value `want` where
+/// given (loss of the reduction `Sum`, and the element losses, all equal to it when one
+/// element).
+fn no_nan(f: Focal<'_>, x: &[f32], t: &[f32], want: Option<f32>) {
+    let n = x.len();
+    for b in Backend::available() {
+        let f = f.backend(b);
+        for r in REDUCTIONS {
+            let l = f.loss(x, t, r).unwrap();
+            assert!(!l.is_nan(), "{b:?} {r:?} loss NaN");
+            if let (Some(w), Reduction::Sum) = (want, r) {
+                assert_eq!(l, w, "{b:?} loss");
+            }
+            let mut g = vec![0f32; n];
+            let l = f.loss_and_grad(x, t, &mut g, r).unwrap();
+            assert!(!l.is_nan(), "{b:?} {r:?} loss_and_grad NaN");
+            assert!(g.iter().all(|v| !v.is_nan()), "{b:?} {r:?} grad {g:?}");
+            let mut acc = vec![1f32; n];
+            f.loss_and_grad_accumulate(x, t, &mut acc, r).unwrap();
+            assert!(acc.iter().all(|v| !v.is_nan()), "{b:?} {r:?} acc {acc:?}");
+        }
+        let mut out = vec![0f32; n];
+        f.loss_elementwise(x, t, &mut out).unwrap();
+        assert!(out.iter().all(|v| !v.is_nan()), "{b:?} elementwise {out:?}");
+        let mut g = vec![0f32; n];
+        for s in [1.0, 0.0] {
+            let p = f.partial(x, t, Grad::Write(&mut g, s)).unwrap();
+            assert!(!p.loss_sum().is_nan(), "{b:?} partial");
+            assert!(g.iter().all(|v| !v.is_nan()), "{b:?} partial grad {g:?}");
+        }
+    }
+}
+
+#[test]
+fn zero_weight_times_overflowed_term_is_zero() {
+    let (x, t) = ([-3.0f32], [0.5f32]);
+    // The four reproducers: each returned Ok(NaN).
+    no_nan(
+        Focal::new(0.0)
+            .pos_weight(&[f32::MAX])
+            .class_weights(&[0.0]),
+        &x,
+        &t,
+        Some(0.0),
+    );
+    no_nan(
+        Focal::new(2.0).pos_weight(&[1e30]).class_weights(&[0.0]),
+        &[-1e30],
+        &t,
+        Some(0.0),
+    );
+    // alpha = 0: the positive term is 0, the negative one (1 - t) sp(x) = 0.5 ln(1 + e^-3).
+    let neg = (0.5 * (1.0 + (-3.0f64).exp()).ln()) as f32;
+    for b in Backend::available() {
+        let l = Focal::kornia(0.0, 0.0)
+            .pos_weight(&[f32::MAX])
+            .backend(b)
+            .loss(&x, &t, Reduction::Sum)
+            .unwrap();
+        assert!(ulps(l, neg as f64) <= 1.0, "{b:?}: {l} vs {neg}");
+    }
+    no_nan(
+        Focal::kornia(0.0, 0.0).pos_weight(&[f32::MAX]),
+        &x,
+        &t,
+        None,
+    );
+    no_nan(
+        Focal::new(0.0)
+            .classes(1)
+            .pos_weight(&[f32::MAX])
+            .sample_weights(&[0.0]),
+        &x,
+        &t,
+        Some(0.0),
+    );
+}
+
+/// The same class elsewhere: every zero factor (class, sample, alpha, the reduction's) with
+/// every overflowing one (pos_weight, class x sample weight, gamma), on soft, smoothed and
+/// hard targets, every modulator, at logits from 0 to beyond 2^64, in batches long enough
+/// for the fast loops.
+#[test]
+fn no_zero_times_overflow_anywhere() {
+    let xs = [
+        -3.0f32, 3.0, 0.0, -1e30, 1e30, -40.0, 40.0, 1e-3, -1e-3, -20.0, 20.0, 0.5, -0.5, 5.0,
+        -5.0, 1e19, -1e19,
+    ];
+    let n = 64;
+    let x: Vec<f32> = (0..n).map(|i| xs[i % xs.len()]).collect();
+    let soft: Vec<f32> = (0..n).map(|i| [0.5f32, 0.1, 0.9, 1e-30][i % 4]).collect();
+    let hard: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
+    let big = [f32::MAX, 1e30, 2.3e20];
+    for m in [
+        Modulator::Linear,
+        Modulator::Geometric,
+        Modulator::Separable,
+    ] {
+        for gamma in [0.0f32, 0.5, 2.0, 2.5, 1e6] {
+            for &pw in &big {
+                for zero in 0..4 {
+                    let base = Focal::new(gamma).modulator(m).classes(1);
+                    let pwv = [pw];
+                    let (cw, sw) = ([0.0f32], vec![0.0f32; n]);
+                    let cwb = [f32::MAX];
+                    let swb = vec![pw; n];
+                    let f = match zero {
+                        0 => base.pos_weight(&pwv).class_weights(&cw),
+                        1 => base.pos_weight(&pwv).sample_weights(&sw),
+                        2 => base.pos_weight(&pwv).alpha(0.0),
+                        // Class x sample weights overflow; alpha 0 zeroes the positive term.
+                        _ => base
+                            .pos_weight(&pwv)
+                            .class_weights(&cwb)
+                            .sample_weights(&swb)
+                            .alpha(0.0),
+                    };
+                    for (t, eps) in [(&soft, 0.0f32), (&hard, 0.1), (&hard, 0.0), (&soft, 1e-8)] {
+                        no_nan(f.label_smoothing(eps), &x, t, None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A zero factor of the reduction times an overflowed element gradient (the gradient of a
+/// class weight and pos_weight near MAX at gamma 2 is beyond MAX) gave a NaN gradient.
+#[test]
+fn zero_reduction_factor_gives_zero_gradient() {
+    let f = Focal::new(2.0)
+        .class_weights(&[f32::MAX])
+        .pos_weight(&[f32::MAX]);
+    let (x, t) = ([-3.0f32], [1.0f32]);
+    for b in Backend::available() {
+        let f = f.backend(b);
+        let mut g = [0f32];
+        f.loss_and_grad(&x, &t, &mut g, Reduction::Sum).unwrap();
+        assert_eq!(g[0], f32::NEG_INFINITY, "{b:?}: the overflow this needs");
+        let mut g = [7f32];
+        assert_eq!(
+            f.loss_and_grad(&x, &t, &mut g, Reduction::Scale(0.0)),
+            Ok(0.0)
+        );
+        assert_eq!(g, [0.0], "{b:?}");
+        let mut g = [7f32];
+        f.loss_and_grad_accumulate(&x, &t, &mut g, Reduction::Scale(0.0))
+            .unwrap();
+        assert_eq!(g, [7.0], "{b:?}");
+        let mut g = [7f32];
+        f.partial(&x, &t, Grad::Write(&mut g, 0.0)).unwrap();
+        assert_eq!(g, [0.0], "{b:?}");
+    }
+}
+
+/// The two points, and the worst of a search near them, within the tolerance table.
+#[test]
+fn soft_modulator_near_zero_at_gamma_five() {
+    let points = [
+        (4.991307f32, -0.012259459f32, 0.43318483f32),
+        (4.797102, -0.014419485, 0.1),
+        (4.4720736, -0.008910089, 0.44637522),
+        (4.5339165, -0.00084509695, 0.4104323),
+    ];
+    for (gamma, x, t) in points {
+        for m in [
+            Modulator::Linear,
+            Modulator::Geometric,
+            Modulator::Separable,
+        ] {
+            let o = Opts {
+                modulator: m,
+                ..Opts::plain(gamma as f64)
+            };
+            let (wl, wg) = loss_grad(x as f64, t as f64, &o);
+            let (kl, kg) = kappas(x as f64, t as f64, &o);
+            for b in Backend::available() {
+                let f = Focal::new(gamma).modulator(m).backend(b);
+                let mut g = [0f32];
+                let l = f.loss_and_grad(&[x], &[t], &mut g, Reduction::Sum).unwrap();
+                assert!(
+                    within(l, wl, kl, gamma as f64, false, 1.0),
+                    "{b:?} {m:?} {gamma} {x} {t}: loss {l} vs {wl:e}, {} ULP",
+                    ulps(l, wl)
+                );
+                assert!(
+                    within(g[0], wg, kg, gamma as f64, false, 1.0),
+                    "{b:?} {m:?}: grad {} vs {wg:e}",
+                    g[0]
+                );
+                // The points (Linear) are now within the gamma-free part of the bound.
+                if m == Modulator::Linear && gamma > 4.79 {
+                    assert!(ulps(l, wl) <= 8.0, "{b:?}: {} ULP", ulps(l, wl));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn merge_is_commutative_bit_for_bit() {
+    let f = Focal::new(2.0);
+    let p = f
+        .partial(&[124.67059f32, 21.829416], &[0.0f32, 1.0], Grad::Skip)
+        .unwrap();
+    let q = f
+        .partial(&[-12.550992f32, -0.0035665464], &[0.0f32, 1.0], Grad::Skip)
+        .unwrap();
+    assert_eq!(p.merge(q), q.merge(p));
+}
+
+#[test]
+fn merge_count_saturates() {
+    let f = Focal::new(2.0).classes(2);
+    let x = [0.5f32, -1.0, 2.0, 0.25];
+    let t = [1.0f32, 0.0, 0.0, 1.0];
+    let mut p = f.partial(&x, &t, Grad::Skip).unwrap();
+    let mut last = p.elements();
+    for _ in 0..70 {
+        p = p.merge(p);
+        assert!(p.elements() >= last);
+        last = p.elements();
+    }
+    assert_eq!(p.elements(), u64::MAX);
+    // Mean divides by the (saturated) count, not by 0 after a wrap.
+    let mean = p.reduce(Reduction::Mean).unwrap();
+    let sum = p.reduce(Reduction::Sum).unwrap();
+    assert!(mean < sum, "{mean} vs {sum}");
+    assert!(mean.is_finite() && mean > 0.0);
+}
+
+fn partial_of(v: &[(f32, f32)]) -> Partial {
+    let x: Vec<f32> = v.iter().map(|p| p.0).collect();
+    let t: Vec<f32> = v.iter().map(|p| p.1).collect();
+    Focal::new(2.0)
+        .alpha(0.25)
+        .partial(&x, &t, Grad::Skip)
+        .unwrap()
+}
+
+fn chunk() -> impl Strategy<Value = Vec<(f32, f32)>> {
+    prop::collection::vec(
+        (
+            // Losses of every magnitude, so that the low words of the sums are not 0.
+            (-1.0f32..1.0, -20i32..30).prop_map(|(m, k)| m * (2f32).powi(k)),
+            prop_oneof![Just(0.0f32), Just(1.0), 0.0f32..=1.0],
+        ),
+        0..40,
+    )
+}
+
+proptest! {
+    /// Pairs: `a.merge(b) == b.merge(a)`, every field, bit for bit.
+    #[test]
+    fn merge_pairs_commute(a in chunk(), b in chunk()) {
+        let (p, q) = (partial_of(&a), partial_of(&b));
+        let (pq, qp) = (p.merge(q), q.merge(p));
+        prop_assert_eq!(pq, qp);
+        prop_assert_eq!(pq.loss_sum().to_bits(), qp.loss_sum().to_bits());
+        prop_assert_eq!(pq.positives().to_bits(), qp.positives().to_bits());
+        prop_assert_eq!(pq.elements(), qp.elements());
+    }
+
+    /// Triples: every order of merging three chunks gives the same reduced f32 (the merge is
+    /// associative to within 2^-104 relative, far below an f32 rounding except at a tie), and
+    /// commuting inside any grouping changes no bit.
+    #[test]
+    fn merge_triples_agree(a in chunk(), b in chunk(), c in chunk()) {
+        let (p, q, r) = (partial_of(&a), partial_of(&b), partial_of(&c));
+        prop_assert_eq!(p.merge(q).merge(r), q.merge(p).merge(r));
+        prop_assert_eq!(p.merge(q.merge(r)), p.merge(r.merge(q)));
+        prop_assert_eq!(r.merge(p.merge(q)), p.merge(q).merge(r));
+        let whole = p.merge(q).merge(r).loss_sum();
+        for v in [
+            p.merge(q.merge(r)).loss_sum(),
+            q.merge(r).merge(p).loss_sum(),
+            r.merge(p).merge(q).loss_sum(),
+        ] {
+            prop_assert!((v - whole).abs() <= whole.abs() * 1e-15, "{} vs {}", v, whole);
+        }
+    }
+}
