@@ -480,8 +480,14 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     // Weights beyond the documented range may overflow in their product: MAX, not inf, so
     // that a zero cross-entropy still gives 0.
     let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
-    // (`m l_lo (w+ t + 1 - t)`: the rounding error of `l` in both softplus values.)
-    let mce = (m * spn) * wpt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt));
+    // With a log-space modulator (whose error budget grows with gamma) the rounding error of
+    // `l` in both softplus values is added back, `m l_lo (w+ t + 1 - t)`; products and
+    // square roots have room to spare without it.
+    let mce = if MOD == GEOMETRIC || !k.power() {
+        (m * spn) * wpt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt))
+    } else {
+        (m * spn) * wpt + (m * spx) * omt
+    };
     // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
     // the other weights, not `0 * inf`.
     let w_zero = w.eq(zero);
