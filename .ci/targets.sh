@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# no_std builds: ci/nostd-consumer for two bare-metal targets (no `std` exists there, so a
+# no_std builds: .ci/nostd-consumer for two bare-metal targets (no `std` exists there, so a
 # dependency or a feature that needs it cannot compile), a `#![no_std]` `#![no_main]`
 # binary that calls `Focal::loss`, `Focal::loss_and_grad` and `class_balanced_weights`,
 # built in release with the library, linked by rust-lld (an undefined symbol, e.g. a libc `fmaf`
@@ -26,8 +26,8 @@ run rustup target add "${TARGETS[@]}"
 # target directory, which .gitignore already covers.
 CONSUMER_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/nostd-consumer"
 for t in "${TARGETS[@]}"; do
-    echo "== ci/nostd-consumer for $t (no_std, no_main binary, linked by rust-lld)"
-    run cargo build --release --manifest-path ci/nostd-consumer/Cargo.toml \
+    echo "== .ci/nostd-consumer for $t (no_std, no_main binary, linked by rust-lld)"
+    run cargo build --release --manifest-path .ci/nostd-consumer/Cargo.toml \
         --target "$t" --target-dir "$CONSUMER_TARGET_DIR"
     bin="$CONSUMER_TARGET_DIR/$t/release/nostd-consumer"
     [[ -s "$bin" ]] || { echo "error: $bin was not produced" >&2; exit 1; }
