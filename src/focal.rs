@@ -251,7 +251,7 @@ impl<'a> Focal<'a> {
         Focal::new(gamma).modulator(Modulator::Geometric)
     }
 
-    /// The VidHOI setting of the seed study: `gamma = 0.5`, [`Modulator::Geometric`] (its
+    /// The setting used to train on VidHOI (video human-object interaction): `gamma = 0.5`, [`Modulator::Geometric`] (its
     /// PyTorch focal class follows the original TF formula), and class-balanced weights, one
     /// per predicate class, from [`class_balanced_weights`](crate::class_balanced_weights)
     /// with `beta = 0.9999`; reduce with [`Reduction::PerPositive`]. Per element:

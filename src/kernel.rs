@@ -1,6 +1,6 @@
 //! The numeric core: one element's weighted loss and its derivative, written once over [`Lane`].
 //!
-//! Notation (see `math.md` beside the repository): `e = exp(-|x|)`, `l = ln(1+e)`,
+//! Notation (see `docs/numerics.md`): `e = exp(-|x|)`, `l = ln(1+e)`,
 //! `r = 1/(1+e)`; for `x >= 0`, `p = r`, `q = e r`, and the other way round for `x < 0`.
 //! `sp(x) = max(x, 0) + l`, `sp(-x) = max(-x, 0) + l`. Nothing is ever formed as `1 - p`.
 //!

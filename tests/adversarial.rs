@@ -55,7 +55,7 @@ fn no_nan(f: Focal<'_>, x: &[f32], t: &[f32], want: Option<f32>) {
 #[test]
 fn zero_weight_times_overflowed_term_is_zero() {
     let (x, t) = ([-3.0f32], [0.5f32]);
-    // The four reproducers: each returned Ok(NaN).
+    // The probe's four reproducers: each returned Ok(NaN).
     no_nan(
         Focal::new(0.0)
             .pos_weight(&[f32::MAX])
@@ -174,7 +174,7 @@ fn zero_reduction_factor_gives_zero_gradient() {
     }
 }
 
-/// The two points, and the worst of a search near them, within the tolerance table.
+/// The probe's two points, and the worst of a search near them, within the tolerance table.
 #[test]
 fn soft_modulator_near_zero_at_gamma_five() {
     let points = [
@@ -209,7 +209,7 @@ fn soft_modulator_near_zero_at_gamma_five() {
                     "{b:?} {m:?}: grad {} vs {wg:e}",
                     g[0]
                 );
-                // The points (Linear) are now within the gamma-free part of the bound.
+                // The probe's points (Linear) are now within the gamma-free part of the bound.
                 if m == Modulator::Linear && gamma > 4.79 {
                     assert!(ulps(l, wl) <= 8.0, "{b:?}: {} ULP", ulps(l, wl));
                 }

@@ -1,4 +1,4 @@
-//! The oracle's analytic gradients (the formulas of `math.md`) against f64 finite differences
+//! The oracle's analytic gradients (the formulas of `docs/numerics.md`) against f64 finite differences
 //! of the oracle's loss, and the crate's gradients against the same differences.
 
 mod common;

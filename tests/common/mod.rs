@@ -1,4 +1,4 @@
-//! The f64 oracle, written from `math.md` (not from `src/`), and the one tolerance table.
+//! The f64 oracle, written from the formulas of `docs/numerics.md` (not from `src/`), and the one tolerance table.
 #![allow(dead_code)]
 
 use focal_loss::Modulator;
@@ -41,7 +41,7 @@ pub fn pq(x: f64) -> (f64, f64) {
     if x >= 0.0 { (big, small) } else { (small, big) }
 }
 
-/// Loss and derivative of one element, straight from the formulas of `math.md`:
+/// Loss and derivative of one element, straight from the formulas of `docs/numerics.md`:
 /// `L = w alpha_t m CE` (Linear, Geometric) or the Separable sum of two terms.
 pub fn loss_grad(x: f64, t_raw: f64, o: &Opts) -> (f64, f64) {
     let t = t_raw * (1.0 - o.eps) + o.eps / 2.0;
