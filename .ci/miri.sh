@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Miri (undefined-behaviour checker) on the tests that reach the crate's `unsafe` code,
-# src/x86.rs: run-time dispatch and the AVX2 + FMA backend (every intrinsic, the unaligned
+# src/backend/x86/: run-time dispatch and the AVX2 + FMA backend (every intrinsic, the unaligned
 # loads and stores of full and padded vectors, the `#[target_feature]` calls).
 #
 # What Miri can and cannot do here:
-# - It cannot execute inline assembly, so not CPUID or XGETBV: the crate's detection must
-#   have a `cfg(miri)` path that reports the features enabled at compile time (as `std`'s
-#   `is_x86_feature_detected!` does under Miri). Without it every test stops at
-#   `x86::detect` with "unsupported operation: inline assembly is not supported".
+# - It cannot execute inline assembly, so not CPUID or XGETBV: the detection (`cpufeatures`)
+#   has a `cfg(miri)` path that reports the features enabled at compile time (as `std`'s
+#   `is_x86_feature_detected!` does under Miri). Without it every test would stop at the
+#   detection with "unsupported operation: inline assembly is not supported".
 # - libm 0.2 (default feature "arch") also detects the CPU by CPUID and inline assembly in
 #   `fmaf`, which the Scalar backend calls; `--features libm/force-soft-floats` makes it use
 #   its portable code under Miri (the same correctly rounded results).
@@ -25,7 +25,7 @@
 #   baseline: no AVX at compile time, so detection reports neither AVX2 nor AVX-512:
 #             `Auto` resolves to Portable (`wide` on SSE2), `Avx2`/`Avx512` are unavailable.
 #   avx2:     `-C target-feature=+avx2,+fma`: `Auto` resolves to the AVX2 backend of
-#             src/x86.rs, and every test below runs it.
+#             src/backend/x86/avx2.rs, and every test below runs it.
 #
 # Idempotent; installs a nightly toolchain if none is there, and its miri and rust-src
 # components. Usage: bash .ci/miri.sh   (MIRI_TOOLCHAIN=nightly-YYYY-MM-DD pins a nightly)
@@ -71,8 +71,8 @@ miri_test() {
     shift 2
     echo "== [$CONFIG] $name"
     if ! run cargo "+$TOOLCHAIN" miri test --features libm/force-soft-floats "$@" 2>&1 | tee "$LOG"; then
-        if grep -q "inline assembly is not supported" "$LOG" && grep -q "x86::detect" "$LOG"; then
-            echo "error: Miri cannot execute CPUID: src/x86.rs needs a cfg(miri) detect() that" \
+        if grep -q "inline assembly is not supported" "$LOG"; then
+            echo "error: Miri cannot execute CPUID: the detection needs a cfg(miri) path that" \
                 "reports the compile-time target features (see the header of .ci/miri.sh)" >&2
         fi
         return 1

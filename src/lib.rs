@@ -40,24 +40,17 @@
 mod backend;
 mod class_balanced;
 mod error;
-mod focal;
-mod kernel;
-mod lane;
 mod math;
-mod pass;
 mod reduce;
-mod simd;
+mod sigmoid;
 mod sum;
 mod target;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod x86;
 
 pub use backend::Backend;
 pub use class_balanced::class_balanced_weights;
 pub use error::Error;
-pub use focal::{Focal, Grad, Modulator};
 pub use reduce::{Partial, Reduction};
+pub use sigmoid::{Focal, Grad, Modulator};
 pub use target::Target;
 
 /// The README's examples, compiled and run as doctests.

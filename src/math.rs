@@ -1,13 +1,18 @@
 //! `exp`, `ln` and `ln(1+e)` in f32, written once over [`Lane`]: the vector backends use these,
 //! the scalar backend uses `libm` and the tests compare the two.
 //!
-//! Each function reduces its argument exactly, then evaluates a Taylor polynomial whose
-//! truncation error is stated next to it; the remaining error is that of a few f32 roundings.
+//! Each function reduces its argument exactly, then evaluates a polynomial: for `ln` a
+//! truncated Taylor series (of `atanh`), for `exp` and `ln_1p_unit` a near-minimax fit (least
+//! squares weighted toward the relative error of the result, with Lawson iterations). Next to
+//! each: its domain, the function it approximates, the bits of every f32 coefficient and its
+//! truncation error (the polynomial with these f32 coefficients, evaluated in f64 over 2^21
+//! points of the domain); `python3 tools/fit_polynomials.py` refits and re-measures them (see
+//! "Polynomials" in docs/numerics.md). The remaining error is that of a few f32 roundings.
 //! Measured against f64 over 2^22 arguments spread over each domain (unit tests below):
-//! `exp` 1.02 ULP, `ln` below 1 ULP, `ln_1p_unit` on `[0, 1]` 1.49 ULP (with FMA; the tests
+//! `exp` 1.02 ULP, `ln` 0.85 ULP, `ln_1p_unit` on `[0, 1]` 1.49 ULP (with FMA; the tests
 //! assert 1.1, 1.0 and 1.5).
 
-use crate::lane::Lane;
+use crate::backend::lane::Lane;
 
 /// `ln 2 = LN2_HI + LN2_LO`. `LN2_HI = 0x3f317200` has 15 significant bits, so `n * LN2_HI`
 /// is exact for every integral `|n| <= 2^9` even without a fused multiply-add;
@@ -20,19 +25,24 @@ const LOG2_E: f32 = core::f32::consts::LOG2_E;
 /// arguments are `-|x|` and `ln` of a modulator, at most 0 up to rounding).
 ///
 /// `n = round(x / ln 2)` (from the fused `x log2(e) + 1.5 2^23`), `r = x - n ln 2`
-/// (Cody-Waite, exact), `|r| <= ln 2 / 2` plus a rounding; `e^r = 1 + r + r^2 P(r)` with `P` the
-/// degree-4 polynomial fitted (weighted least squares, Lawson iterations) to the relative error
-/// of `e^r` on `|r| <= 1.002 ln 2 / 2`: at most 4.2e-9 (0.07 ULP) with the f32 coefficients
-/// below, evaluated by Estrin's scheme; `e^x = e^r 2^n` scaled by [`Lane::scale2`], so results
-/// in the subnormal range round once. Inputs below -104, whose f32 result is 0, are clamped.
+/// (Cody-Waite, exact), `|r| <= ln 2 / 2` plus a rounding; `e^r = 1 + r + r^2 P(r)`, `P`
+/// evaluated by Estrin's scheme; `e^x = e^r 2^n` scaled by [`Lane::scale2`], so results in the
+/// subnormal range round once. Inputs below -104, whose f32 result is 0, are clamped.
+///
+/// `P`, degree 4, approximates `(e^r - 1 - r) / r^2` on `|r| <= 1.002 ln 2 / 2 = 0.34727`: least
+/// squares weighted by `r^2 e^-r` (the residual is the relative error of `e^r`), 200 Lawson
+/// iterations on 20001 uniform points, rounded to the nearest f32 (the script reproduces these
+/// bits). Relative error of `1 + r + r^2 P(r)` (f64, 2^21 points): 3.10e-9 with the f64 fit,
+/// 4.16e-9 (0.070 x 2^-24) with the f32 coefficients below. In f32: within 1.1 ULP (unit test;
+/// measured 1.02).
 #[inline(always)]
 pub(crate) fn exp<L: Lane>(x: L) -> L {
     const P: [f32; 5] = [
-        0.499_999_94,
-        0.166_665_2,
-        0.041_668_4,
-        0.008_368_85,
-        0.001_381_430_1,
+        0.499_999_94,    // 0x3eff_fffe
+        0.166_665_2,     // 0x3e2a_aa48
+        0.041_668_4,     // 0x3d2a_ac7c
+        0.008_368_85,    // 0x3c09_1d80
+        0.001_381_430_1, // 0x3ab5_111a
     ];
     // 1.5 * 2^23: adding and subtracting it rounds to an integer in the default mode.
     let shift = L::splat(12_582_912.0);
@@ -54,9 +64,15 @@ pub(crate) fn exp<L: Lane>(x: L) -> L {
 /// `ln y` for `y > 0` (subnormals included; `+inf` is not an input of the crate's core).
 ///
 /// `y = m 2^k` with `m` in `[sqrt(1/2), sqrt 2)`, `f = m - 1` (exact), `s = f / (2 + f)`;
-/// `ln(1 + f) = 2 atanh s = f - f^2/2 + s (f^2/2 + R)` with
-/// `R = sum_{j=1..5} 2 s^(2j) / (2j + 1)`; `|s| <= 0.1716`, truncation
-/// `<= 2 s^13 / 13 / ln(1+f) < 3e-11` relative.
+/// `ln(1 + f) = 2 atanh s = f - f^2/2 + s (f^2/2 + R)`.
+///
+/// `R = sum_{j=1..5} 2 z^j / (2j + 1)` in `z = s^2`, `|s| <= 0.17158`: not a fit but the Taylor
+/// series of `2 atanh(s) / s - 2` truncated after `j = 5`, its coefficients `2/(2j+1)` rounded
+/// to the nearest f32 (bits next to them). Truncation: the tail
+/// `2 sum_{j>=6} |s|^(2j+1) / (2j+1) <= 2 |s|^13 / (13 (1 - s^2))`, relative to
+/// `|ln(1 + f)| >= 2 |s|` at most `s^12 / (13 (1 - s^2)) <= 5.2e-11`. Relative error of
+/// `ln(1 + f)` so computed (f64, 2^21 points): 5.09e-11 with the exact `2/(2j+1)`, 2.41e-10
+/// (0.004 x 2^-24) with the f32 ones. In f32: below 1 ULP (unit test; measured 0.85).
 #[inline(always)]
 pub(crate) fn ln<L: Lane>(y: L) -> L {
     let tiny = y.lt(L::splat(f32::MIN_POSITIVE));
@@ -69,23 +85,28 @@ pub(crate) fn ln<L: Lane>(y: L) -> L {
     let f = m - L::splat(1.0);
     let s = f / (L::splat(2.0) + f);
     let z = s * s;
-    // 2/(2j+1) for j = 5 down to 1.
-    let mut r = L::splat(2.0 / 11.0);
-    r = r.mul_add(z, L::splat(2.0 / 9.0));
-    r = r.mul_add(z, L::splat(2.0 / 7.0));
-    r = r.mul_add(z, L::splat(2.0 / 5.0));
-    r = r.mul_add(z, L::splat(2.0 / 3.0));
+    // 2/(2j+1) for j = 5 down to 1, each one correctly rounded f32 division.
+    let mut r = L::splat(2.0 / 11.0); // 0x3e3a_2e8c
+    r = r.mul_add(z, L::splat(2.0 / 9.0)); // 0x3e63_8e39
+    r = r.mul_add(z, L::splat(2.0 / 7.0)); // 0x3e92_4925
+    r = r.mul_add(z, L::splat(2.0 / 5.0)); // 0x3ecc_cccd
+    r = r.mul_add(z, L::splat(2.0 / 3.0)); // 0x3f2a_aaab
     let r = r * z;
     let hfsq = L::splat(0.5) * f * f;
     let lnm = f - (hfsq - s * (hfsq + r));
     k.mul_add(L::splat(LN2_HI), k.mul_add(L::splat(LN2_LO), lnm))
 }
 
-/// `ln(1 + e)` for `e` in `[0, 1]`, without a division: `e + e^2 R(e)`, `R` the degree-8
-/// polynomial fitted (weighted least squares, Lawson iterations) to `(ln(1+e) - e) / e^2` so
-/// that the relative error of the result is at most 5.1e-9 before rounding; the f32
-/// coefficients and evaluation give 1.49 ULP with FMA (measured, unit test below; Horner's
-/// scheme throughout gave 1.4, at a dependency chain 8 operations longer).
+/// `ln(1 + e)` for `e` in `[0, 1]`, without a division: `e + e^2 R(e)`.
+///
+/// `R`, degree 8, approximates `(ln(1 + e) - e) / e^2` on `[0, 1]`: least squares weighted by
+/// `e^2 / ln(1 + e)` (the residual is the relative error of the result), Lawson iterations,
+/// rounded to the nearest f32. The script's 200 iterations on 20001 uniform points do not
+/// reproduce these bits (the last five differ by 1 to 38 f32 ULPs; the exact procedure is not
+/// known). Relative error of `e + e^2 R(e)` (f64, 2^21 points): 5.12e-9 with the f64 fit,
+/// 3.55e-8 (0.59 x 2^-24) with the f32 coefficients below, whose rounding dominates (the
+/// script's own rounded fit: 3.74e-8). In f32: within 1.5 ULP with FMA (unit test; measured
+/// 1.49; Horner's scheme throughout gave 1.4, at a dependency chain 8 operations longer).
 #[inline(always)]
 pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
     ln_1p_unit_lo(e).0
@@ -93,22 +114,23 @@ pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
 
 /// [`ln_1p_unit`] as `(l, lo)`, `l` its bits and `lo` the rounding errors of its last step
 /// (`l = e + e^2 R`: the product `e^2`, and the final multiply-add, both exact residuals), so
-/// that `l + lo` carries only the error of `R` (its f32 coefficients' rounding, damped by
-/// `e^2 / l <= 0.45`) and the fit's 5.1e-9: within 0.94 ULP of `ln(1 + e)` where `l` alone
-/// is within 1.49 (measured with FMA, unit test below). The caller that uses
+/// that `l + lo` carries only the error of `R`: the polynomial's own 3.55e-8 relative (with its
+/// f32 coefficients, above), and the roundings of its evaluation, whose relative error in `R`
+/// is damped by `e^2 |R| / l <= (1 - ln 2) / ln 2 < 0.45`: within 0.94 ULP of `ln(1 + e)`
+/// where `l` alone is within 1.49 (measured with FMA, unit test below). The caller that uses
 /// `l` alone pays nothing for `lo`.
 #[inline(always)]
 pub(crate) fn ln_1p_unit_lo<L: Lane>(e: L) -> (L, L) {
     const R: [f32; 9] = [
-        -0.499_999_3,
-        0.333_305_12,
-        -0.249_585_87,
-        0.196_953_95,
-        -0.153_553_81,
-        0.106_805_31,
-        -0.057_664_2,
-        0.020_204_456,
-        -0.003_318_444,
+        -0.499_999_3,   // 0xbeff_ffe9
+        0.333_305_12,   // 0x3eaa_a6f8
+        -0.249_585_87,  // 0xbe7f_9370
+        0.196_953_95,   // 0x3e49_ae4c
+        -0.153_553_81,  // 0xbe1d_3d36
+        0.106_805_31,   // 0x3dda_bcbe
+        -0.057_664_2,   // 0xbd6c_314c
+        0.020_204_456,  // 0x3ca5_83d1
+        -0.003_318_444, // 0xbb59_7a40
     ];
     // R(e) = R0 + e (R1 + e T(e)): the last two steps as Horner's scheme (the rounding
     // errors of T are damped by e^2), T = R2 + ... + R8 e^6 by Estrin's scheme, for a
@@ -179,7 +201,8 @@ pub(crate) fn mul_err_dekker<L: Lane>(a: L, b: L, p: L) -> L {
 #[cfg(test)]
 mod tests {
     //! The polynomials instantiated on the scalar lane, against f64 (`std`) on 2^22 arguments
-    //! per function spread over each domain, and at the domain edges.
+    //! per function spread over each domain, and at the domain edges (`cargo test --release
+    //! --lib math -- --nocapture` prints the worst errors); and the documented coefficient bits.
     extern crate std;
     use super::*;
 
@@ -207,6 +230,7 @@ mod tests {
             let e = ulp_err(exp(x), (x as f64).exp());
             worst = worst.max(e);
         }
+        std::println!("exp: {worst:.3} ULP");
         assert!(worst < 1.1, "exp: {worst} ULP");
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp(-200.0f32), 0.0);
@@ -228,6 +252,7 @@ mod tests {
         for y in grid(0.5, 2.0, 1 << 20) {
             worst = worst.max(ulp_err(ln(y), (y as f64).ln()));
         }
+        std::println!("ln: {worst:.3} ULP");
         assert!(worst < 1.0, "ln: {worst} ULP");
         assert_eq!(ln(1.0f32), 0.0);
     }
@@ -242,6 +267,7 @@ mod tests {
         for x in grid(0.0, 1.0, 1 << 21) {
             worst = worst.max(ulp_err(ln_1p_unit(x), (x as f64).ln_1p()));
         }
+        std::println!("ln_1p_unit: {worst:.3} ULP");
         assert!(worst < 1.5, "ln_1p_unit: {worst} ULP");
         assert_eq!(ln_1p_unit(0.0f32), 0.0);
         assert_eq!(ln_1p_unit(1e-45f32), 1e-45);
@@ -263,7 +289,36 @@ mod tests {
         for x in grid(0.0, 1.0, 1 << 21) {
             worst = worst.max(err(x));
         }
+        std::println!("ln_1p_unit_lo: {worst:.3} ULP");
         assert!(worst < 1.0, "ln_1p_unit_lo: {worst} ULP");
+    }
+
+    #[test]
+    fn coefficient_comments_are_their_bits() {
+        // Every code line above the tests that ends in `// 0x<hex>` is an f32 coefficient with
+        // those bits: a literal `<decimal>,` (P of exp, R of ln_1p_unit_lo) or
+        // `L::splat(a / b)` (the 2/(2j+1) of ln, one f32 division as the compiler folds it).
+        let src = include_str!("math.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        let mut n = 0;
+        for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+            let Some((expr, hex)) = line.split_once("// 0x") else {
+                continue;
+            };
+            let want = u32::from_str_radix(&hex.trim().replace('_', ""), 16).unwrap();
+            let expr = expr.trim().trim_end_matches([',', ';']);
+            let got: f32 = match expr.split_once("L::splat(") {
+                Some((_, q)) => {
+                    let (a, b) = q.trim_end_matches(')').split_once(" / ").unwrap();
+                    a.parse::<f32>().unwrap() / b.parse::<f32>().unwrap()
+                }
+                None => expr.replace('_', "").parse().unwrap(),
+            };
+            let bits = got.to_bits();
+            assert_eq!(bits, want, "{line}: the bits are {bits:#010x}");
+            n += 1;
+        }
+        assert_eq!(n, 5 + 5 + 9, "coefficient lines found");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The small lane trait the numeric core is written against, its scalar instantiation, and
-//! [`Two`], two lanes in lock step.
+//! The small lane trait the numeric core is written against, and [`Two`], two lanes in lock
+//! step.
 //!
 //! A `Lane` is `LANES` independent `f32` values with IEEE arithmetic (`+ - * /` correctly
 //! rounded, `mul_add` fused or not), compare/select, and three elementary functions.
-//! The core in [`crate::kernel`] only ever calls these; the scalar `f32` below (on `libm`) and
-//! the vector types (`wide`'s in [`crate::simd`], the intrinsics' in `x86`) instantiate it.
+//! The core in [`crate::sigmoid::kernel`] only ever calls these; the scalar `f32` (on
+//! `libm`, [`super::scalar`]) and the vector types (`wide`'s in [`super::portable`], the
+//! intrinsics' in `x86`) instantiate it.
 //! The fast loops of the vector backends run the core on [`Two`] of their vectors: the same
 //! operations on each half, hence the same bits, issued side by side.
 
@@ -133,124 +134,6 @@ pub(crate) trait Lane:
     fn acc_add_t(acc: &mut Self::Acc, t: Self);
     /// The sums over all lanes: loss, targets.
     fn acc_total(acc: Self::Acc) -> (Dd, f64);
-}
-
-impl Lane for f32 {
-    const LANES: usize = 1;
-    const FMA: bool = true;
-    type Mask = bool;
-    type Acc = (Dd, f64);
-
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn load_or(src: &[f32], fill: f32) -> Self {
-        src.first().copied().unwrap_or(fill)
-    }
-    #[inline(always)]
-    fn store(self, dst: &mut [f32]) {
-        if let Some(d) = dst.first_mut() {
-            *d = self;
-        }
-    }
-    #[inline(always)]
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        libm::fmaf(self, a, b)
-    }
-    #[inline(always)]
-    fn mul_err(a: Self, b: Self, p: Self) -> Self {
-        // A product of two f32 is exact in f64 (24 + 24 <= 53 bits), and so is the difference.
-        ((a as f64) * (b as f64) - p as f64) as f32
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        libm::fabsf(self)
-    }
-    #[inline(always)]
-    fn max(self, o: Self) -> Self {
-        if self >= o { self } else { o }
-    }
-    #[inline(always)]
-    fn min(self, o: Self) -> Self {
-        if self <= o { self } else { o }
-    }
-    #[inline(always)]
-    fn lt(self, o: Self) -> bool {
-        self < o
-    }
-    #[inline(always)]
-    fn ge(self, o: Self) -> bool {
-        self >= o
-    }
-    #[inline(always)]
-    fn le(self, o: Self) -> bool {
-        self <= o
-    }
-    #[inline(always)]
-    fn eq(self, o: Self) -> bool {
-        self == o
-    }
-    #[inline(always)]
-    fn select(m: bool, a: Self, b: Self) -> Self {
-        if m { a } else { b }
-    }
-    #[inline(always)]
-    fn all(m: bool) -> bool {
-        m
-    }
-    #[inline(always)]
-    fn any(m: bool) -> bool {
-        m
-    }
-    #[inline(always)]
-    fn pow2i(n: Self) -> Self {
-        f32::from_bits((((n as i32) + 127) as u32) << 23)
-    }
-    #[inline(always)]
-    fn frexp(self) -> (Self, Self) {
-        let b = self.to_bits();
-        let k = ((b >> 23) as i32 - 127) as f32;
-        (k, f32::from_bits((b & 0x007f_ffff) | 0x3f80_0000))
-    }
-    #[inline(always)]
-    fn sqrt(self) -> Self {
-        libm::sqrtf(self)
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        libm::expf(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        libm::logf(self)
-    }
-    #[inline(always)]
-    fn ln_1p(self) -> Self {
-        libm::log1pf(self)
-    }
-    #[inline(always)]
-    fn ln_1p_lo(self) -> (Self, Self) {
-        let l = libm::log1pf(self);
-        (l, (libm::log1p(self as f64) - l as f64) as f32)
-    }
-    #[inline(always)]
-    fn acc_zero() -> (Dd, f64) {
-        (Dd::ZERO, 0.0)
-    }
-    #[inline(always)]
-    fn acc_add(acc: &mut (Dd, f64), loss: Self) {
-        acc.0.add_f64(loss as f64);
-    }
-    #[inline(always)]
-    fn acc_add_t(acc: &mut (Dd, f64), t: Self) {
-        acc.1 += t as f64;
-    }
-    #[inline(always)]
-    fn acc_total(acc: (Dd, f64)) -> (Dd, f64) {
-        acc
-    }
 }
 
 /// Two lanes in lock step, `2 * L::LANES` values: every operation is issued for both halves

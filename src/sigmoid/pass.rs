@@ -22,13 +22,12 @@
 //! partner of a vector that does not qualify) goes through the general path for itself. All
 //! paths give the same bits for the same element (tests check it over every scale of `x`).
 
-use crate::kernel::{self, Consts, Weights};
-use crate::lane::{Lane, Two, TwoMask};
+use super::kernel::{self, Consts, Weights};
+use crate::backend::lane::{Lane, Two, TwoMask};
+use crate::backend::{Isa, Kernel, MAX_LANES, select};
 use crate::sum::Dd;
 use crate::target::Target;
-
-/// The widest vector of any backend.
-pub(crate) const MAX_LANES: usize = 16;
+use crate::target::sealed::Slice;
 /// Up to this many classes, per-class parameters go through a periodic stack buffer.
 const PERIODIC_MAX: usize = 256;
 
@@ -316,10 +315,6 @@ pub(crate) trait Body: Lane {
     }
 }
 
-impl Body for f32 {}
-
-impl Body for crate::simd::Vector {}
-
 /// The loss sum, target sum and validity of `job`, with `sink` written for every element:
 /// [`Body::body`] on the whole job (`f32` targets), or block by block on the targets widened
 /// to `f32` (bytes), the state carried from block to block, so that both give the same bits.
@@ -592,10 +587,16 @@ fn hard_weights<L: Lane, T>(
     }
 }
 
-/// `0, 1, ..., 15`: lane indices.
-static IOTA: [f32; MAX_LANES] = [
-    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
-];
+/// `0, 1, ..., MAX_LANES - 1`: lane indices.
+static IOTA: [f32; MAX_LANES] = {
+    let mut a = [0.0; MAX_LANES];
+    let mut i = 0;
+    while i < MAX_LANES {
+        a[i] = i as f32;
+        i += 1;
+    }
+    a
+};
 
 /// Adds the losses `l` to the loss sum, and the targets `t` to the target sum when
 /// `count_positives`.
@@ -836,4 +837,69 @@ pub(crate) fn scan<L: Lane, T: Target>(x: &[f32], t: &[T]) -> Sums {
         positives,
         bad: !L::all(ok),
     }
+}
+
+/// [`pass`] as work for [`select`].
+struct Pass<'r, 'd, 'o, T> {
+    job: &'r Job<'d, T>,
+    sink: &'r mut Sink<'o>,
+}
+
+impl<T: Target> Kernel for Pass<'_, '_, '_, T> {
+    type Output = Sums;
+    #[inline(always)]
+    fn run<L: Body>(self) -> Sums {
+        pass::<L, T>(self.job, self.sink)
+    }
+}
+
+/// [`scan`] as work for [`select`].
+struct Scan<'d, T> {
+    x: &'d [f32],
+    t: &'d [T],
+}
+
+impl<T: Target> Kernel for Scan<'_, T> {
+    type Output = Sums;
+    #[inline(always)]
+    fn run<L: Body>(self) -> Sums {
+        scan::<L, T>(self.x, self.t)
+    }
+}
+
+/// One pass of `job` on `isa`, writing `sink`: compiled here, once per target type, not in
+/// the crates that call the generic entry points.
+pub(crate) fn run<T: Target>(isa: Isa, job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+    match T::slice(job.t) {
+        Slice::F32(t) => run_f32(isa, &job.with_targets(t), sink),
+        Slice::U8(t) => run_u8(isa, &job.with_targets(t), sink),
+    }
+}
+
+#[inline(never)]
+fn run_f32(isa: Isa, job: &Job<'_, f32>, sink: &mut Sink<'_>) -> Sums {
+    select(isa, Pass { job, sink })
+}
+
+#[inline(never)]
+fn run_u8(isa: Isa, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
+    select(isa, Pass { job, sink })
+}
+
+/// Validation and target sum on `isa` (`x` empty: the targets alone, see [`scan`]).
+pub(crate) fn run_scan<T: Target>(isa: Isa, x: &[f32], t: &[T]) -> Sums {
+    match T::slice(t) {
+        Slice::F32(t) => scan_f32(isa, x, t),
+        Slice::U8(t) => scan_u8(isa, x, t),
+    }
+}
+
+#[inline(never)]
+fn scan_f32(isa: Isa, x: &[f32], t: &[f32]) -> Sums {
+    select(isa, Scan { x, t })
+}
+
+#[inline(never)]
+fn scan_u8(isa: Isa, x: &[f32], t: &[u8]) -> Sums {
+    select(isa, Scan { x, t })
 }

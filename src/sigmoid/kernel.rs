@@ -12,7 +12,7 @@
 //! into `hi + lo` exactly, so `m` carries the error of `exp` and of `gamma * B` only (a few
 //! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
 
-use crate::lane::{Lane, Two};
+use crate::backend::lane::{Lane, Two};
 
 /// The three modulator conventions, as const-generic tags of [`element`].
 pub(crate) const LINEAR: u8 = 0;

@@ -6,12 +6,23 @@
 
 use wide::{f32x8, f64x4, i32x8};
 
-use crate::lane::Lane;
+use crate::backend::Kernel;
+use crate::backend::lane::Lane;
 use crate::math;
+use crate::sigmoid::pass::Body;
 use crate::sum::Dd;
 
 /// Eight f32 lanes.
-pub(crate) type Vector = f32x8;
+pub(crate) const LANES: usize = 8;
+
+/// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that inlined it would
+/// compile the whole pass again).
+#[inline(never)]
+pub(crate) fn run<K: Kernel>(k: K) -> K::Output {
+    k.run::<f32x8>()
+}
+
+impl Body for f32x8 {}
 
 /// Per-lane double-word loss sums and target sums, lanes 0..4 and 4..8.
 #[derive(Clone, Copy)]
@@ -42,7 +53,7 @@ fn two_sum(a: f64x4, b: f64x4) -> (f64x4, f64x4) {
 }
 
 impl Lane for f32x8 {
-    const LANES: usize = 8;
+    const LANES: usize = LANES;
     const POLY: bool = true;
     const PAIRS: bool = true;
     // `wide` fuses with FMA on x86-64, and always on aarch64 (NEON `vfmaq_f32`).

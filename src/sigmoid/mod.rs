@@ -1,11 +1,13 @@
 //! The public loss: a `Copy` builder, validation, and the loops that feed the core.
 
-use crate::backend::{self, Backend};
+pub(crate) mod kernel;
+pub(crate) mod pass;
+
+use crate::backend::Backend;
 use crate::error::Error;
-use crate::kernel;
-use crate::pass::{Alpha, Job, Sink};
 use crate::reduce::{Partial, Reduction};
 use crate::target::Target;
+use pass::{Alpha, Job, Sink};
 
 /// Which focal modulator `m` multiplies the cross-entropy. All three are equal when every
 /// target is 0 or 1 (with [`Separable`](Modulator::Separable) taking alpha as `alpha` and
@@ -675,7 +677,7 @@ impl<'a> Focal<'a> {
             Some(Out::Write(g) | Out::Add(g)) => Some(("grad", g.len())),
         };
         let mut job = self.job(x, t, out_len)?;
-        let backend = self.backend.resolve()?;
+        let isa = self.backend.isa()?;
         let needs_scan = matches!(out, Some(Out::Add(_)))
             || matches!(
                 (&out, factor),
@@ -692,7 +694,7 @@ impl<'a> Focal<'a> {
             } else {
                 &[]
             };
-            let s = backend::scan(backend, checked, t);
+            let s = pass::run_scan(isa, checked, t);
             if s.bad {
                 return Err(first_bad(x, t));
             }
@@ -716,7 +718,7 @@ impl<'a> Focal<'a> {
             Some(Out::Write(g)) => Sink::Write(g, scale),
             Some(Out::Add(g)) => Sink::Add(g, scale),
         };
-        let sums = backend::pass(backend, &job, &mut sink);
+        let sums = pass::run(isa, &job, &mut sink);
         if sums.bad {
             return Err(first_bad(x, t));
         }

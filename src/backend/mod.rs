@@ -1,0 +1,208 @@
+//! The backends: the [`Lane`](lane::Lane) trait the numeric core is written against, one
+//! file per instruction set that only instantiates it, and the one place that chooses
+//! ([`Backend::isa`]) and runs ([`select`]) one.
+//!
+//! Adding a backend (SVE, RISC-V V, WASM SIMD128) is one file (a `Lane` type, its `LANES`
+//! and a `run`), one variant of [`Isa`] and one arm in [`select`] and [`Backend::isa`]: the
+//! matches are exhaustive, so a missing arm does not compile.
+
+pub(crate) mod lane;
+pub(crate) mod portable;
+pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) mod x86;
+
+use crate::error::Error;
+use crate::sigmoid::pass::Body;
+
+/// Which instantiation of the numeric core runs a call.
+///
+/// All compute the same formulas, within the same error bounds (the test suite runs every
+/// backend the host has against the same oracle and against each other); they differ in the
+/// last bits (the scalar path uses `libm`'s `expf`/`log1pf`/`logf`, the vector paths the
+/// crate's own polynomials) and in speed. Results never depend on an element's position.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Backend, Focal, Reduction};
+/// let (x, t) = ([0.25f32; 19], [1.0f32; 19]);
+/// let a = Focal::new(2.0).backend(Backend::Scalar).loss(&x, &t, Reduction::Sum)?;
+/// let b = Focal::new(2.0).backend(Backend::Auto).loss(&x, &t, Reduction::Sum)?;
+/// assert!((a - b).abs() <= 4.0 * f32::EPSILON * a);
+/// println!("Auto runs on {:?}", Backend::Auto.resolve()?);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The widest backend this CPU has, chosen at run time (once, then cached):
+    /// `Avx512`, else `Avx2`, else `Portable`.
+    #[default]
+    Auto,
+    /// One element at a time, `libm` for `exp` and `ln`.
+    Scalar,
+    /// Eight lanes through `wide`, compiled for the build's baseline instruction set
+    /// (SSE2 on x86-64 by default, NEON on aarch64, AVX2 with `-C target-cpu=native`).
+    Portable,
+    /// Sixteen lanes as two 256-bit AVX2 registers with FMA (x86-64, detected at run time).
+    Avx2,
+    /// Sixteen lanes in one 512-bit AVX-512F register (x86-64, detected at run time).
+    Avx512,
+}
+
+impl Backend {
+    /// The concrete backend this value runs on: `Auto` resolved for this CPU, or `self`.
+    ///
+    /// # Errors
+    /// [`Error::BackendUnavailable`] if `self` needs an instruction set this CPU lacks.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// let b = Backend::Auto.resolve()?;
+    /// assert_ne!(b, Backend::Auto);
+    /// assert!(b.is_available());
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn resolve(self) -> Result<Backend, Error> {
+        self.isa().map(Isa::backend)
+    }
+
+    /// The instruction set this value runs on, with the proof that this CPU has it: `Auto`
+    /// resolved to the widest one, or `self`.
+    pub(crate) fn isa(self) -> Result<Isa, Error> {
+        let unavailable = Err(Error::BackendUnavailable {
+            backend: self.name(),
+        });
+        match self {
+            Backend::Auto => Ok(Isa::best()),
+            Backend::Scalar => Ok(Isa::Scalar),
+            Backend::Portable => Ok(Isa::Portable),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => x86::avx2::detect().map_or(unavailable, |t| Ok(Isa::Avx2(t))),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => x86::avx512::detect().map_or(unavailable, |t| Ok(Isa::Avx512(t))),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Avx2 | Backend::Avx512 => unavailable,
+        }
+    }
+
+    /// Whether this CPU can run the backend (`Auto`, `Scalar` and `Portable` always can).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// assert!(Backend::Scalar.is_available() && Backend::Portable.is_available());
+    /// ```
+    pub fn is_available(self) -> bool {
+        self.isa().is_ok()
+    }
+
+    /// A short name: `"auto"`, `"scalar"`, `"portable"`, `"avx2"`, `"avx512"`.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(focal_loss::Backend::Avx512.name(), "avx512");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Scalar => "scalar",
+            Backend::Portable => "portable",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+        }
+    }
+
+    /// Every concrete backend this CPU can run, widest last.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Backend;
+    /// assert!(Backend::available().any(|b| b == Backend::Scalar));
+    /// ```
+    pub fn available() -> impl Iterator<Item = Backend> {
+        [
+            Backend::Scalar,
+            Backend::Portable,
+            Backend::Avx2,
+            Backend::Avx512,
+        ]
+        .into_iter()
+        .filter(|b| b.is_available())
+    }
+}
+
+/// A concrete instruction set that this CPU has: the x86 variants carry the token of their
+/// detection, so a value of this type is the proof that [`select`] may run on it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Isa {
+    Scalar,
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(x86::avx2::Token),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(x86::avx512::Token),
+}
+
+impl Isa {
+    /// The widest instruction set of this CPU: AVX-512F, else AVX2 + FMA, else `Portable`.
+    fn best() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(t) = x86::avx512::detect() {
+                return Isa::Avx512(t);
+            }
+            if let Some(t) = x86::avx2::detect() {
+                return Isa::Avx2(t);
+            }
+        }
+        Isa::Portable
+    }
+
+    /// The public name of this instruction set.
+    fn backend(self) -> Backend {
+        match self {
+            Isa::Scalar => Backend::Scalar,
+            Isa::Portable => Backend::Portable,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(_) => Backend::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(_) => Backend::Avx512,
+        }
+    }
+}
+
+/// Work written once over the lane type (a loss family's pass, a validating scan), which
+/// [`select`] runs on a chosen instruction set.
+pub(crate) trait Kernel {
+    type Output;
+    /// The work on lanes `L`.
+    fn run<L: Body>(self) -> Self::Output;
+}
+
+/// The one dispatch point: `k` on the instruction set `isa`.
+#[inline(always)]
+pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {
+    match isa {
+        Isa::Scalar => scalar::run(k),
+        Isa::Portable => portable::run(k),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(t) => x86::avx2::run(t, k),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(t) => x86::avx512::run(t, k),
+    }
+}
+
+/// The widest vector of any backend, in `f32` lanes (for the stack buffers of the passes).
+pub(crate) const MAX_LANES: usize = {
+    let m = max(scalar::LANES, portable::LANES);
+    #[cfg(target_arch = "x86_64")]
+    let m = max(m, max(x86::avx2::LANES, x86::avx512::LANES));
+    m
+};
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}

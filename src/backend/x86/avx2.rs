@@ -1,0 +1,412 @@
+//! The AVX2 + FMA backend: 16 lanes as two 256-bit registers.
+//!
+//! `unsafe`: see the safety section of [`super`]. The vector type is private to this file;
+//! [`run`] alone instantiates work with it, and needs a [`Token`].
+
+use core::arch::x86_64::*;
+use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
+
+use super::{padded, total};
+use crate::backend::Kernel;
+use crate::backend::lane::Lane;
+use crate::math;
+use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
+use crate::sum::Dd;
+
+/// Sixteen lanes.
+pub(crate) const LANES: usize = 16;
+
+cpufeatures::new!(cpu, "avx", "avx2", "fma");
+
+/// Proof that this CPU and its operating system support AVX, AVX2 and FMA: only [`detect`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Token(());
+
+/// A [`Token`] if this CPU has the instruction set (detected once, then cached).
+pub(crate) fn detect() -> Option<Token> {
+    cpu::get().then_some(Token(()))
+}
+
+/// `k` on `V256x2`, compiled with the instruction set enabled.
+pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
+    // SAFETY: the token proves that the CPU supports the instruction set.
+    unsafe { run_tf(k) }
+}
+
+#[target_feature(enable = "avx,avx2,fma")]
+fn run_tf<K: Kernel>(k: K) -> K::Output {
+    k.run::<V256x2>()
+}
+
+#[target_feature(enable = "avx,avx2,fma")]
+fn body_tf(
+    job: &Job<'_, f32>,
+    params: &ClassParams<'_>,
+    sink: &mut Sink<'_>,
+    st: &mut State<V256x2>,
+) {
+    pass::body::<V256x2>(job, params, sink, st)
+}
+
+impl Body for V256x2 {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<V256x2>,
+    ) {
+        // SAFETY: invariant (a `V256x2` value, here in `st`, exists only after the check).
+        unsafe { body_tf(job, params, sink, st) }
+    }
+}
+
+/// Sum2 per lane (as the AVX-512 backend's `sum2_512`), on four lanes.
+#[inline(always)]
+fn sum2_256(hi: &mut __m256d, lo: &mut __m256d, l: __m256d) {
+    // SAFETY: invariant (AVX).
+    unsafe {
+        let s = _mm256_add_pd(*hi, l);
+        let bb = _mm256_sub_pd(s, *hi);
+        let e = _mm256_add_pd(
+            _mm256_sub_pd(*hi, _mm256_sub_pd(s, bb)),
+            _mm256_sub_pd(l, bb),
+        );
+        *hi = s;
+        *lo = _mm256_add_pd(*lo, e);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX2 + FMA: 16 lanes as two 256-bit registers (more independent work per iteration than
+// one), masks as all-ones lanes.
+
+#[derive(Clone, Copy)]
+struct V256x2([__m256; 2]);
+
+#[derive(Clone, Copy)]
+struct M256x2([__m256; 2]);
+
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) of lanes `k` and
+/// `k + 4` of each register together, and targets, four lanes each.
+#[derive(Clone, Copy)]
+struct Acc256 {
+    hi: [__m256d; 2],
+    lo: [__m256d; 2],
+    t: [__m256d; 4],
+}
+
+/// Applies a two-operand AVX intrinsic to both halves.
+macro_rules! both {
+    ($intr:ident, $a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        // SAFETY: invariant (AVX, AVX2, FMA).
+        unsafe { [$intr(a[0], b[0]), $intr(a[1], b[1])] }
+    }};
+}
+
+macro_rules! binop256 {
+    ($tr:ident, $f:ident, $intr:ident) => {
+        impl $tr for V256x2 {
+            type Output = V256x2;
+            #[inline(always)]
+            fn $f(self, o: V256x2) -> V256x2 {
+                V256x2(both!($intr, self.0, o.0))
+            }
+        }
+    };
+}
+binop256!(Add, add, _mm256_add_ps);
+binop256!(Sub, sub, _mm256_sub_ps);
+binop256!(Mul, mul, _mm256_mul_ps);
+binop256!(Div, div, _mm256_div_ps);
+
+impl Neg for V256x2 {
+    type Output = V256x2;
+    #[inline(always)]
+    fn neg(self) -> V256x2 {
+        // SAFETY: invariant (AVX). Flips the sign bit.
+        let s = unsafe { _mm256_set1_ps(-0.0) };
+        V256x2(both!(_mm256_xor_ps, self.0, [s, s]))
+    }
+}
+
+impl BitAnd for M256x2 {
+    type Output = M256x2;
+    #[inline(always)]
+    fn bitand(self, o: M256x2) -> M256x2 {
+        M256x2(both!(_mm256_and_ps, self.0, o.0))
+    }
+}
+
+impl BitOr for M256x2 {
+    type Output = M256x2;
+    #[inline(always)]
+    fn bitor(self, o: M256x2) -> M256x2 {
+        M256x2(both!(_mm256_or_ps, self.0, o.0))
+    }
+}
+
+impl BitXor for M256x2 {
+    type Output = M256x2;
+    #[inline(always)]
+    fn bitxor(self, o: M256x2) -> M256x2 {
+        M256x2(both!(_mm256_xor_ps, self.0, o.0))
+    }
+}
+
+impl Not for M256x2 {
+    type Output = M256x2;
+    #[inline(always)]
+    fn not(self) -> M256x2 {
+        // SAFETY: invariant (AVX).
+        let ones = unsafe { _mm256_castsi256_ps(_mm256_set1_epi32(-1)) };
+        M256x2(both!(_mm256_xor_ps, self.0, [ones, ones]))
+    }
+}
+
+macro_rules! cmp256 {
+    ($f:ident, $pred:ident) => {
+        #[inline(always)]
+        fn $f(self, o: Self) -> M256x2 {
+            let (a, b) = (self.0, o.0);
+            // SAFETY: invariant (AVX).
+            M256x2(unsafe {
+                [
+                    _mm256_cmp_ps::<$pred>(a[0], b[0]),
+                    _mm256_cmp_ps::<$pred>(a[1], b[1]),
+                ]
+            })
+        }
+    };
+}
+
+/// Four groups of four lanes widened to f64.
+#[inline(always)]
+fn widen256(v: [__m256; 2]) -> [__m256d; 4] {
+    // SAFETY: invariant (AVX).
+    unsafe {
+        [
+            _mm256_cvtps_pd(_mm256_castps256_ps128(v[0])),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v[0])),
+            _mm256_cvtps_pd(_mm256_castps256_ps128(v[1])),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v[1])),
+        ]
+    }
+}
+
+impl Lane for V256x2 {
+    const LANES: usize = LANES;
+    const POLY: bool = true;
+    const PAIRS: bool = true;
+    const FMA: bool = true;
+    type Mask = M256x2;
+    type Acc = Acc256;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: invariant (AVX).
+        let s = unsafe { _mm256_set1_ps(v) };
+        V256x2([s, s])
+    }
+    #[inline(always)]
+    fn load_or(src: &[f32], fill: f32) -> Self {
+        let load = |a: &[f32; 16]| {
+            // SAFETY: invariant; reads bytes 0..32 and 32..64 of the 64-byte array `a`.
+            unsafe {
+                V256x2([
+                    _mm256_loadu_ps(a.as_ptr()),
+                    _mm256_loadu_ps(a[8..].as_ptr()),
+                ])
+            }
+        };
+        match src.first_chunk::<16>() {
+            Some(a) => load(a),
+            None => load(&padded(src, fill)),
+        }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        let store = |d: &mut [f32; 16], v: [__m256; 2]| {
+            // SAFETY: invariant; writes bytes 0..32 and 32..64 of the 64-byte array `d`.
+            unsafe {
+                _mm256_storeu_ps(d.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(d[8..].as_mut_ptr(), v[1]);
+            }
+        };
+        if let Some(d) = dst.first_chunk_mut::<16>() {
+            store(d, self.0);
+        } else {
+            let mut a = [0f32; 16];
+            store(&mut a, self.0);
+            let n = dst.len().min(16);
+            dst[..n].copy_from_slice(&a[..n]);
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        let (x, y, z) = (self.0, a.0, b.0);
+        // SAFETY: invariant (FMA).
+        V256x2(unsafe {
+            [
+                _mm256_fmadd_ps(x[0], y[0], z[0]),
+                _mm256_fmadd_ps(x[1], y[1], z[1]),
+            ]
+        })
+    }
+    #[inline(always)]
+    fn mul_err(a: Self, b: Self, p: Self) -> Self {
+        let (x, y, z) = (a.0, b.0, p.0);
+        // SAFETY: invariant (FMA). a*b - p rounded once, exact because representable.
+        V256x2(unsafe {
+            [
+                _mm256_fmsub_ps(x[0], y[0], z[0]),
+                _mm256_fmsub_ps(x[1], y[1], z[1]),
+            ]
+        })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: invariant (AVX).
+        let s = unsafe { _mm256_set1_ps(-0.0) };
+        V256x2(both!(_mm256_andnot_ps, [s, s], self.0))
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        V256x2(both!(_mm256_max_ps, self.0, o.0))
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        V256x2(both!(_mm256_min_ps, self.0, o.0))
+    }
+    cmp256!(lt, _CMP_LT_OQ);
+    cmp256!(ge, _CMP_GE_OQ);
+    cmp256!(le, _CMP_LE_OQ);
+    cmp256!(eq, _CMP_EQ_OQ);
+    #[inline(always)]
+    fn select(m: M256x2, a: Self, b: Self) -> Self {
+        let (m, a, b) = (m.0, a.0, b.0);
+        // SAFETY: invariant (AVX). blendv takes the second operand where m is set.
+        V256x2(unsafe {
+            [
+                _mm256_blendv_ps(b[0], a[0], m[0]),
+                _mm256_blendv_ps(b[1], a[1], m[1]),
+            ]
+        })
+    }
+    #[inline(always)]
+    fn all(m: M256x2) -> bool {
+        // SAFETY: invariant (AVX).
+        unsafe { _mm256_movemask_ps(_mm256_and_ps(m.0[0], m.0[1])) == 0xff }
+    }
+    #[inline(always)]
+    fn any(m: M256x2) -> bool {
+        // SAFETY: invariant (AVX).
+        unsafe { _mm256_movemask_ps(_mm256_or_ps(m.0[0], m.0[1])) != 0 }
+    }
+    #[inline(always)]
+    fn pow2i(n: Self) -> Self {
+        let f = |v: __m256| {
+            // SAFETY: invariant (AVX2).
+            unsafe {
+                let i = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<23>(i))
+            }
+        };
+        V256x2([f(n.0[0]), f(n.0[1])])
+    }
+    #[inline(always)]
+    fn frexp(self) -> (Self, Self) {
+        let f = |v: __m256| {
+            // SAFETY: invariant (AVX2).
+            unsafe {
+                let b = _mm256_castps_si256(v);
+                let k = _mm256_sub_epi32(_mm256_srli_epi32::<23>(b), _mm256_set1_epi32(127));
+                let m = _mm256_or_si256(
+                    _mm256_and_si256(b, _mm256_set1_epi32(0x007f_ffff)),
+                    _mm256_set1_epi32(0x3f80_0000),
+                );
+                (_mm256_cvtepi32_ps(k), _mm256_castsi256_ps(m))
+            }
+        };
+        let ((k0, m0), (k1, m1)) = (f(self.0[0]), f(self.0[1]));
+        (V256x2([k0, k1]), V256x2([m0, m1]))
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        math::ln(self)
+    }
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        math::ln_1p_unit(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // vsqrtps: correctly rounded.
+        let x = self.0;
+        // SAFETY: invariant (AVX).
+        V256x2(unsafe { [_mm256_sqrt_ps(x[0]), _mm256_sqrt_ps(x[1])] })
+    }
+    #[inline(always)]
+    fn acc_zero() -> Acc256 {
+        // SAFETY: invariant (AVX).
+        let z = unsafe { _mm256_setzero_pd() };
+        Acc256 {
+            hi: [z; 2],
+            lo: [z; 2],
+            t: [z; 4],
+        }
+    }
+    #[inline(always)]
+    fn acc_add(acc: &mut Acc256, loss: Self) {
+        let w = widen256(loss.0);
+        for i in 0..2 {
+            // SAFETY: invariant (AVX). The halves of one register are added in f64 first
+            // (one rounding, relative 2^-53).
+            let l = unsafe { _mm256_add_pd(w[2 * i], w[2 * i + 1]) };
+            sum2_256(&mut acc.hi[i], &mut acc.lo[i], l);
+        }
+    }
+    #[inline(always)]
+    fn acc_add2(acc: &mut Acc256, a: Self, b: Self) {
+        let (wa, wb) = (widen256(a.0), widen256(b.0));
+        for i in 0..2 {
+            // SAFETY: invariant (AVX). Four groups added in f64 first (two roundings,
+            // relative 2^-52 in all).
+            let l = unsafe {
+                _mm256_add_pd(
+                    _mm256_add_pd(wa[2 * i], wa[2 * i + 1]),
+                    _mm256_add_pd(wb[2 * i], wb[2 * i + 1]),
+                )
+            };
+            sum2_256(&mut acc.hi[i], &mut acc.lo[i], l);
+        }
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut Acc256, t: Self) {
+        for (a, t) in acc.t.iter_mut().zip(widen256(t.0)) {
+            // SAFETY: invariant (AVX).
+            *a = unsafe { _mm256_add_pd(*a, t) };
+        }
+    }
+    #[inline(always)]
+    fn acc_total(acc: Acc256) -> (Dd, f64) {
+        let (mut hi, mut lo, mut t) = ([0f64; 8], [0f64; 8], [0f64; 16]);
+        for i in 0..2 {
+            // SAFETY: invariant; each store writes 32 bytes inside a 64-byte array.
+            unsafe {
+                _mm256_storeu_pd(hi[4 * i..].as_mut_ptr(), acc.hi[i]);
+                _mm256_storeu_pd(lo[4 * i..].as_mut_ptr(), acc.lo[i]);
+            }
+        }
+        for i in 0..4 {
+            // SAFETY: invariant; each store writes 32 bytes inside a 128-byte array.
+            unsafe { _mm256_storeu_pd(t[4 * i..].as_mut_ptr(), acc.t[i]) };
+        }
+        total(&hi, &lo, &t)
+    }
+}

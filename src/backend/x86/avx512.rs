@@ -1,0 +1,357 @@
+//! The AVX-512F backend: 16 lanes in one 512-bit register, masks in k-registers.
+//!
+//! `unsafe`: see the safety section of [`super`]. The vector type is private to this file;
+//! [`run`] alone instantiates work with it, and needs a [`Token`].
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::{padded, total};
+use crate::backend::Kernel;
+use crate::backend::lane::Lane;
+use crate::math;
+use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
+use crate::sum::Dd;
+
+/// Sixteen lanes.
+pub(crate) const LANES: usize = 16;
+
+cpufeatures::new!(cpu, "avx512f");
+
+/// Proof that this CPU and its operating system support AVX-512F: only [`detect`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Token(());
+
+/// A [`Token`] if this CPU has the instruction set (detected once, then cached).
+pub(crate) fn detect() -> Option<Token> {
+    cpu::get().then_some(Token(()))
+}
+
+/// `k` on `V512`, compiled with the instruction set enabled.
+pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
+    // SAFETY: the token proves that the CPU supports the instruction set.
+    unsafe { run_tf(k) }
+}
+
+#[target_feature(enable = "avx512f")]
+fn run_tf<K: Kernel>(k: K) -> K::Output {
+    k.run::<V512>()
+}
+
+#[target_feature(enable = "avx512f")]
+fn body_tf(
+    job: &Job<'_, f32>,
+    params: &ClassParams<'_>,
+    sink: &mut Sink<'_>,
+    st: &mut State<V512>,
+) {
+    pass::body::<V512>(job, params, sink, st)
+}
+
+impl Body for V512 {
+    #[inline(never)]
+    fn body(
+        job: &Job<'_, f32>,
+        params: &ClassParams<'_>,
+        sink: &mut Sink<'_>,
+        st: &mut State<V512>,
+    ) {
+        // SAFETY: invariant (a `V512` value, here in `st`, exists only after the check).
+        unsafe { body_tf(job, params, sink, st) }
+    }
+}
+
+/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error (TwoSum)
+/// into `lo`. An infinite sum makes `lo` NaN, which `total` discards.
+#[inline(always)]
+fn sum2_512(hi: &mut __m512d, lo: &mut __m512d, l: __m512d) {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let s = _mm512_add_pd(*hi, l);
+        let bb = _mm512_sub_pd(s, *hi);
+        let e = _mm512_add_pd(
+            _mm512_sub_pd(*hi, _mm512_sub_pd(s, bb)),
+            _mm512_sub_pd(l, bb),
+        );
+        *hi = s;
+        *lo = _mm512_add_pd(*lo, e);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX-512F: 16 lanes, masks in k-registers (`u16`).
+
+#[derive(Clone, Copy)]
+struct V512(__m512);
+
+/// Per-lane sums: loss (`hi` running sum, `lo` sum of its rounding errors) of lanes `k` and
+/// `k + 8` together, and targets of lanes 0..8 and 8..16.
+#[derive(Clone, Copy)]
+struct Acc512 {
+    hi: __m512d,
+    lo: __m512d,
+    t: [__m512d; 2],
+}
+
+macro_rules! binop512 {
+    ($tr:ident, $f:ident, $intr:ident) => {
+        impl $tr for V512 {
+            type Output = V512;
+            #[inline(always)]
+            fn $f(self, o: V512) -> V512 {
+                // SAFETY: invariant (AVX-512F).
+                V512(unsafe { $intr(self.0, o.0) })
+            }
+        }
+    };
+}
+binop512!(Add, add, _mm512_add_ps);
+binop512!(Sub, sub, _mm512_sub_ps);
+binop512!(Mul, mul, _mm512_mul_ps);
+binop512!(Div, div, _mm512_div_ps);
+
+impl Neg for V512 {
+    type Output = V512;
+    #[inline(always)]
+    fn neg(self) -> V512 {
+        // SAFETY: invariant (AVX-512F). A product by -1 is exact and flips the sign bit, as
+        // scalar negation does (NaN excepted, whose sign nothing reads); the compiler folds it
+        // into the fused negated forms (vfnmadd) where it feeds one.
+        V512(unsafe { _mm512_mul_ps(self.0, _mm512_set1_ps(-1.0)) })
+    }
+}
+
+/// Splits the 16 lanes into two halves widened to f64.
+#[inline(always)]
+fn widen512(v: __m512) -> [__m512d; 2] {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(v),
+        )));
+        [lo, hi]
+    }
+}
+
+impl Lane for V512 {
+    const LANES: usize = LANES;
+    const POLY: bool = true;
+    const FMA: bool = true;
+    const PAIRS: bool = true;
+    type Mask = u16;
+    type Acc = Acc512;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe { _mm512_set1_ps(v) })
+    }
+    #[inline(always)]
+    fn load_or(src: &[f32], fill: f32) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads the 64 bytes of the array `a`.
+            Some(a) => V512(unsafe { _mm512_loadu_ps(a.as_ptr()) }),
+            None => {
+                let a: [f32; 16] = padded(src, fill);
+                // SAFETY: invariant; reads the 64 bytes of `a`.
+                V512(unsafe { _mm512_loadu_ps(a.as_ptr()) })
+            }
+        }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        if let Some(d) = dst.first_chunk_mut::<16>() {
+            // SAFETY: invariant; writes the 64 bytes of the array `d`.
+            unsafe { _mm512_storeu_ps(d.as_mut_ptr(), self.0) };
+        } else {
+            let mut a = [0f32; 16];
+            // SAFETY: invariant; writes the 64 bytes of `a`.
+            unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
+            let n = dst.len().min(16);
+            dst[..n].copy_from_slice(&a[..n]);
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe { _mm512_fmadd_ps(self.0, a.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_err(a: Self, b: Self, p: Self) -> Self {
+        // SAFETY: invariant (AVX-512F). a*b - p rounded once, exact because representable.
+        V512(unsafe { _mm512_fmsub_ps(a.0, b.0, p.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe {
+            _mm512_castsi512_ps(_mm512_and_si512(
+                _mm512_castps_si512(self.0),
+                _mm512_set1_epi32(i32::MAX),
+            ))
+        })
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe { _mm512_max_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe { _mm512_min_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> u16 {
+        // SAFETY: invariant (AVX-512F).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn ge(self, o: Self) -> u16 {
+        // SAFETY: invariant (AVX-512F).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn le(self, o: Self) -> u16 {
+        // SAFETY: invariant (AVX-512F).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> u16 {
+        // SAFETY: invariant (AVX-512F).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn select(m: u16, a: Self, b: Self) -> Self {
+        // SAFETY: invariant (AVX-512F). blend takes the second operand where m is set.
+        V512(unsafe { _mm512_mask_blend_ps(m, b.0, a.0) })
+    }
+    #[inline(always)]
+    fn all(m: u16) -> bool {
+        m == u16::MAX
+    }
+    #[inline(always)]
+    fn any(m: u16) -> bool {
+        m != 0
+    }
+    #[inline(always)]
+    fn pow2i(n: Self) -> Self {
+        // SAFETY: invariant (AVX-512F).
+        V512(unsafe {
+            let i = _mm512_add_epi32(_mm512_cvtps_epi32(n.0), _mm512_set1_epi32(127));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(i))
+        })
+    }
+    #[inline(always)]
+    fn recip_1_2(self) -> Self {
+        // SAFETY: invariant (AVX-512F). vrcp14ps (relative error < 2^-14) and one
+        // Newton-Raphson step y' = y + y (1 - d y), whose error is below 2^-27 before the
+        // final rounding: within 1 ULP, at a fraction of the cost of vdivps.
+        V512(unsafe {
+            let d = self.0;
+            let y = _mm512_rcp14_ps(d);
+            let one = _mm512_set1_ps(1.0);
+            let err = _mm512_fnmadd_ps(d, y, one);
+            _mm512_fmadd_ps(y, err, y)
+        })
+    }
+    #[inline(always)]
+    fn all_hard(x: Self, t: Self, bound: f32) -> (bool, u16) {
+        // SAFETY: invariant (AVX-512F). The target comparisons are masked by the logit one,
+        // so that one test of the union decides.
+        unsafe {
+            let small = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x.abs().0, _mm512_set1_ps(bound));
+            let y = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(small, t.0, _mm512_set1_ps(1.0));
+            let z = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(small, t.0, _mm512_setzero_ps());
+            (y | z == u16::MAX, y)
+        }
+    }
+    #[inline(always)]
+    fn recip_approx(self) -> Self {
+        // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
+        V512(unsafe { _mm512_rcp14_ps(self.0) })
+    }
+    #[inline(always)]
+    fn scale2(self, n: Self) -> Self {
+        // SAFETY: invariant (AVX-512F). vscalefps: self * 2^floor(n), rounded once.
+        V512(unsafe { _mm512_scalef_ps(self.0, n.0) })
+    }
+    #[inline(always)]
+    fn frexp(self) -> (Self, Self) {
+        // SAFETY: invariant (AVX-512F).
+        unsafe {
+            let b = _mm512_castps_si512(self.0);
+            let k = _mm512_sub_epi32(_mm512_srli_epi32::<23>(b), _mm512_set1_epi32(127));
+            let m = _mm512_or_si512(
+                _mm512_and_si512(b, _mm512_set1_epi32(0x007f_ffff)),
+                _mm512_set1_epi32(0x3f80_0000),
+            );
+            (V512(_mm512_cvtepi32_ps(k)), V512(_mm512_castsi512_ps(m)))
+        }
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        math::ln(self)
+    }
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        math::ln_1p_unit(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: invariant (AVX-512F). vsqrtps: correctly rounded.
+        V512(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
+    fn acc_zero() -> Acc512 {
+        // SAFETY: invariant (AVX-512F).
+        let z = unsafe { _mm512_setzero_pd() };
+        Acc512 {
+            hi: z,
+            lo: z,
+            t: [z; 2],
+        }
+    }
+    #[inline(always)]
+    fn acc_add(acc: &mut Acc512, loss: Self) {
+        let [a, b] = widen512(loss.0);
+        // SAFETY: invariant (AVX-512F). The two halves are added in f64 first (one rounding,
+        // relative 2^-53).
+        sum2_512(&mut acc.hi, &mut acc.lo, unsafe { _mm512_add_pd(a, b) });
+    }
+    #[inline(always)]
+    fn acc_add2(acc: &mut Acc512, a: Self, b: Self) {
+        let ([a0, a1], [b0, b1]) = (widen512(a.0), widen512(b.0));
+        // SAFETY: invariant (AVX-512F). Four halves added in f64 first (two roundings,
+        // relative 2^-52 in all).
+        let l = unsafe { _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)) };
+        sum2_512(&mut acc.hi, &mut acc.lo, l);
+    }
+    #[inline(always)]
+    fn acc_add_t(acc: &mut Acc512, t: Self) {
+        let t = widen512(t.0);
+        // SAFETY: invariant (AVX-512F).
+        unsafe {
+            acc.t[0] = _mm512_add_pd(acc.t[0], t[0]);
+            acc.t[1] = _mm512_add_pd(acc.t[1], t[1]);
+        }
+    }
+    #[inline(always)]
+    fn acc_total(acc: Acc512) -> (Dd, f64) {
+        let (mut hi, mut lo, mut t) = ([0f64; 8], [0f64; 8], [0f64; 16]);
+        // SAFETY: invariant; each store writes 64 bytes into a 64-byte array, or into one
+        // half of a 128-byte array.
+        unsafe {
+            _mm512_storeu_pd(hi.as_mut_ptr(), acc.hi);
+            _mm512_storeu_pd(lo.as_mut_ptr(), acc.lo);
+            _mm512_storeu_pd(t.as_mut_ptr(), acc.t[0]);
+            _mm512_storeu_pd(t[8..].as_mut_ptr(), acc.t[1]);
+        }
+        total(&hi, &lo, &t)
+    }
+}
