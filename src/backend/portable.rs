@@ -10,7 +10,7 @@ use crate::backend::Kernel;
 use crate::backend::lane::Lane;
 use crate::math;
 use crate::sigmoid::pass::Body;
-use crate::sum::Dd;
+use crate::sum::{self, Dd, two_sum};
 
 /// Eight f32 lanes.
 pub(crate) const LANES: usize = 8;
@@ -40,16 +40,6 @@ fn halves(v: f32x8) -> [f64x4; 2] {
         f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]),
         f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]),
     ]
-}
-
-#[inline(always)]
-fn two_sum(a: f64x4, b: f64x4) -> (f64x4, f64x4) {
-    let s = a + b;
-    let bb = s - a;
-    let e = (a - (s - bb)) + (b - bb);
-    // Same convention as `sum::two_sum`: no error term once the sum is infinite.
-    let finite = s.abs().simd_lt(f64x4::splat(f64::INFINITY));
-    (s, finite.select(e, f64x4::splat(0.0)))
 }
 
 impl Lane for f32x8 {
@@ -216,14 +206,7 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn acc_total(acc: Acc) -> (Dd, f64) {
-        let mut d = Dd::ZERO;
-        let (hi, lo) = (acc.hi.to_array(), acc.lo.to_array());
-        for k in 0..4 {
-            d = d.add(Dd {
-                hi: hi[k],
-                lo: lo[k],
-            });
-        }
+        let d = sum::total(&acc.hi.to_array(), &acc.lo.to_array());
         (d, acc.t[0].reduce_add() + acc.t[1].reduce_add())
     }
 }

@@ -11,7 +11,7 @@ use crate::backend::Kernel;
 use crate::backend::lane::Lane;
 use crate::math;
 use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
-use crate::sum::Dd;
+use crate::sum::{Dd, two_sum};
 
 /// Sixteen lanes.
 pub(crate) const LANES: usize = 16;
@@ -61,20 +61,35 @@ impl Body for V256x2 {
     }
 }
 
-/// Sum2 per lane (as the AVX-512 backend's `sum2_512`), on four lanes.
+/// `f64` lanes of one register, for [`two_sum`].
+#[derive(Clone, Copy)]
+struct F64x4(__m256d);
+
+impl Add for F64x4 {
+    type Output = F64x4;
+    #[inline(always)]
+    fn add(self, o: F64x4) -> F64x4 {
+        // SAFETY: invariant (AVX).
+        F64x4(unsafe { _mm256_add_pd(self.0, o.0) })
+    }
+}
+
+impl Sub for F64x4 {
+    type Output = F64x4;
+    #[inline(always)]
+    fn sub(self, o: F64x4) -> F64x4 {
+        // SAFETY: invariant (AVX).
+        F64x4(unsafe { _mm256_sub_pd(self.0, o.0) })
+    }
+}
+
+/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error into `lo`
+/// (an infinite sum makes `lo` NaN, which `total` drops).
 #[inline(always)]
 fn sum2_256(hi: &mut __m256d, lo: &mut __m256d, l: __m256d) {
-    // SAFETY: invariant (AVX).
-    unsafe {
-        let s = _mm256_add_pd(*hi, l);
-        let bb = _mm256_sub_pd(s, *hi);
-        let e = _mm256_add_pd(
-            _mm256_sub_pd(*hi, _mm256_sub_pd(s, bb)),
-            _mm256_sub_pd(l, bb),
-        );
-        *hi = s;
-        *lo = _mm256_add_pd(*lo, e);
-    }
+    let (s, e) = two_sum(F64x4(*hi), F64x4(l));
+    *hi = s.0;
+    *lo = (F64x4(*lo) + e).0;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use crate::backend::Kernel;
 use crate::backend::lane::Lane;
 use crate::math;
 use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
-use crate::sum::Dd;
+use crate::sum::{Dd, two_sum};
 
 /// Sixteen lanes.
 pub(crate) const LANES: usize = 16;
@@ -61,21 +61,35 @@ impl Body for V512 {
     }
 }
 
-/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error (TwoSum)
-/// into `lo`. An infinite sum makes `lo` NaN, which `total` discards.
+/// `f64` lanes of one register, for [`two_sum`].
+#[derive(Clone, Copy)]
+struct F64x8(__m512d);
+
+impl Add for F64x8 {
+    type Output = F64x8;
+    #[inline(always)]
+    fn add(self, o: F64x8) -> F64x8 {
+        // SAFETY: invariant (AVX-512F).
+        F64x8(unsafe { _mm512_add_pd(self.0, o.0) })
+    }
+}
+
+impl Sub for F64x8 {
+    type Output = F64x8;
+    #[inline(always)]
+    fn sub(self, o: F64x8) -> F64x8 {
+        // SAFETY: invariant (AVX-512F).
+        F64x8(unsafe { _mm512_sub_pd(self.0, o.0) })
+    }
+}
+
+/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error into `lo`
+/// (an infinite sum makes `lo` NaN, which `total` drops).
 #[inline(always)]
 fn sum2_512(hi: &mut __m512d, lo: &mut __m512d, l: __m512d) {
-    // SAFETY: invariant (AVX-512F).
-    unsafe {
-        let s = _mm512_add_pd(*hi, l);
-        let bb = _mm512_sub_pd(s, *hi);
-        let e = _mm512_add_pd(
-            _mm512_sub_pd(*hi, _mm512_sub_pd(s, bb)),
-            _mm512_sub_pd(l, bb),
-        );
-        *hi = s;
-        *lo = _mm512_add_pd(*lo, e);
-    }
+    let (s, e) = two_sum(F64x8(*hi), F64x8(l));
+    *hi = s.0;
+    *lo = (F64x8(*lo) + e).0;
 }
 
 // ---------------------------------------------------------------------------------------

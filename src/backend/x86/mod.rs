@@ -13,7 +13,7 @@
 //! bounds; unaligned access is what `loadu`/`storeu` are for. Under Miri (which cannot run
 //! CPUID) `cpufeatures` reports the features enabled at compile time.
 
-use crate::sum::Dd;
+use crate::sum::{self, Dd};
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
@@ -27,14 +27,7 @@ fn padded<const N: usize>(src: &[f32], fill: f32) -> [f32; N] {
     a
 }
 
-/// Sums per-lane double-word accumulators and target sums.
+/// Sums per-lane double-word accumulators (see [`sum::total`]) and target sums.
 fn total(hi: &[f64], lo: &[f64], t: &[f64]) -> (Dd, f64) {
-    let mut d = Dd::ZERO;
-    for k in 0..hi.len() {
-        // A lane whose running sum is infinite (a loss of +inf at an infinite logit) has a
-        // NaN error term (inf - inf in TwoSum): it is dropped.
-        let lo = if hi[k].is_finite() { lo[k] } else { 0.0 };
-        d = d.add(Dd { hi: hi[k], lo });
-    }
-    (d, t.iter().sum())
+    (sum::total(hi, lo), t.iter().sum())
 }
