@@ -1,4 +1,6 @@
-//! The public loss: a `Copy` builder, validation, and the loops that feed the core.
+//! The sigmoid focal loss family: its public API ([`Focal`], [`Modulator`], [`Grad`]) and
+//! validation here, one element's loss and gradient in [`kernel`], and the loop that feeds
+//! it in [`pass`] (run on the chosen backend by [`crate::backend::select`]).
 
 pub(crate) mod kernel;
 pub(crate) mod pass;
@@ -147,13 +149,6 @@ pub struct Focal<'a> {
     classes: Option<usize>,
     modulator: Modulator,
     backend: Backend,
-}
-
-/// Where an entry point's output goes, before its gradient factor is known.
-enum Out<'o> {
-    Write(&'o mut [f32]),
-    Add(&'o mut [f32]),
-    Elementwise(&'o mut [f32]),
 }
 
 /// The factor of the gradient: given by the caller, or that of a reduction.
@@ -503,7 +498,7 @@ impl<'a> Focal<'a> {
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0)?;
         let count = reduction == Reduction::PerPositive;
-        self.execute(logits, targets, None, GradFactor::Given(1.0), count)?
+        self.execute(logits, targets, Sink::None, GradFactor::Given(1.0), count)?
             .reduce(reduction)
     }
 
@@ -592,7 +587,7 @@ impl<'a> Focal<'a> {
         self.execute(
             logits,
             targets,
-            Some(Out::Elementwise(out)),
+            Sink::Elementwise(out),
             GradFactor::Given(1.0),
             false,
         )?;
@@ -632,9 +627,9 @@ impl<'a> Focal<'a> {
         grad: Grad<'_>,
     ) -> Result<Partial, Error> {
         let (out, s) = match grad {
-            Grad::Skip => (None, 1.0),
-            Grad::Write(g, s) => (Some(Out::Write(g)), s),
-            Grad::Accumulate(g, s) => (Some(Out::Add(g)), s),
+            Grad::Skip => (Sink::None, 1.0),
+            Grad::Write(g, s) => (Sink::Write(g, s), s),
+            Grad::Accumulate(g, s) => (Sink::Add(g, s), s),
         };
         Reduction::Scale(s).factor(0, 0.0)?;
         self.execute(logits, targets, out, GradFactor::Given(s), true)
@@ -650,12 +645,12 @@ impl<'a> Focal<'a> {
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0)?;
         let out = if accumulate {
-            Out::Add(grad)
+            Sink::Add(grad, 1.0)
         } else {
-            Out::Write(grad)
+            Sink::Write(grad, 1.0)
         };
         let count = reduction == Reduction::PerPositive;
-        self.execute(logits, targets, Some(out), GradFactor::Of(reduction), count)?
+        self.execute(logits, targets, out, GradFactor::Of(reduction), count)?
             .reduce(reduction)
     }
 
@@ -667,21 +662,21 @@ impl<'a> Focal<'a> {
         &self,
         x: &[f32],
         t: &[T],
-        out: Option<Out<'_>>,
+        sink: Sink<'_>,
         factor: GradFactor,
         count_positives: bool,
     ) -> Result<Partial, Error> {
-        let out_len = match &out {
-            None => None,
-            Some(Out::Elementwise(o)) => Some(("out", o.len())),
-            Some(Out::Write(g) | Out::Add(g)) => Some(("grad", g.len())),
+        let out_len = match &sink {
+            Sink::None => None,
+            Sink::Elementwise(o) => Some(("out", o.len())),
+            Sink::Write(g, _) | Sink::Add(g, _) => Some(("grad", g.len())),
         };
         let mut job = self.job(x, t, out_len)?;
         let isa = self.backend.isa()?;
-        let needs_scan = matches!(out, Some(Out::Add(_)))
+        let needs_scan = matches!(sink, Sink::Add(..))
             || matches!(
-                (&out, factor),
-                (Some(Out::Write(_)), GradFactor::Of(Reduction::PerPositive))
+                (&sink, factor),
+                (Sink::Write(..), GradFactor::Of(Reduction::PerPositive))
             );
         let mut positives = 0.0;
         job.count_positives = count_positives;
@@ -689,7 +684,7 @@ impl<'a> Focal<'a> {
             // Accumulating must leave the gradient untouched on error: every input is checked
             // first. Scaling by the positives needs their count first: the targets alone
             // (the pass checks the logits).
-            let checked = if matches!(out, Some(Out::Add(_))) {
+            let checked = if matches!(sink, Sink::Add(..)) {
                 x
             } else {
                 &[]
@@ -707,16 +702,15 @@ impl<'a> Focal<'a> {
         };
         // A zero factor gives a zero gradient, even where an element's derivative overflowed
         // (weights beyond the documented range): 0, not `0 * inf`.
-        let mut sink = match out {
-            None => Sink::None,
-            Some(Out::Elementwise(o)) => Sink::Elementwise(o),
-            Some(Out::Write(g)) if scale == 0.0 => {
+        let mut sink = match sink {
+            Sink::Write(g, _) if scale == 0.0 => {
                 g.fill(0.0);
                 Sink::None
             }
-            Some(Out::Add(_)) if scale == 0.0 => Sink::None,
-            Some(Out::Write(g)) => Sink::Write(g, scale),
-            Some(Out::Add(g)) => Sink::Add(g, scale),
+            Sink::Add(..) if scale == 0.0 => Sink::None,
+            Sink::Write(g, _) => Sink::Write(g, scale),
+            Sink::Add(g, _) => Sink::Add(g, scale),
+            other => other,
         };
         let sums = pass::run(isa, &job, &mut sink);
         if sums.bad {

@@ -78,7 +78,8 @@ impl<'a, T> Job<'a, T> {
     }
 }
 
-/// The output a pass writes besides its sums.
+/// Where a pass writes, besides its sums (the internal form of [`Grad`](crate::Grad) and of
+/// the entry points' output slices).
 pub(crate) enum Sink<'o> {
     None,
     /// `grad = s * dl/dx`.
@@ -386,16 +387,18 @@ pub(crate) fn body<L: Lane>(
         if fast {
             let at = (&mut c0, &mut row);
             i = match sink {
-                Sink::None => hard_run(job, params, &k, i, at, &mut acc, NoOut),
+                Sink::None => hard_run(job, params, &k, i, at, &mut acc, Discard),
                 Sink::Write(out, s) => {
-                    let out = WriteOut(out, L::splat(*s));
+                    let out = WriteGrad(out, L::splat(*s));
                     hard_run(job, params, &k, i, at, &mut acc, out)
                 }
                 Sink::Add(out, s) => {
-                    let out = AddOut(out, L::splat(*s));
+                    let out = AddGrad(out, L::splat(*s));
                     hard_run(job, params, &k, i, at, &mut acc, out)
                 }
-                Sink::Elementwise(out) => hard_run(job, params, &k, i, at, &mut acc, LossOut(out)),
+                Sink::Elementwise(out) => {
+                    hard_run(job, params, &k, i, at, &mut acc, WriteLoss(out))
+                }
             };
             if i >= n {
                 break;
@@ -473,56 +476,58 @@ impl Stride {
     }
 }
 
-/// `l` and `g` for the elements `range` written to `sink`.
+/// `l` and `g` for the elements `range` (a vector, or the padded last one) written to `sink`,
+/// through the same [`Emit`] implementation the loops use.
 #[inline(always)]
 fn emit<L: Lane>(sink: &mut Sink<'_>, range: core::ops::Range<usize>, l: L, g: L) {
     match sink {
-        Sink::None => {}
-        Sink::Write(out, s) => (g * L::splat(*s)).store(&mut out[range]),
-        Sink::Add(out, s) => {
-            let dst = &mut out[range];
-            (L::load_or(dst, 0.0) + g * L::splat(*s)).store(dst);
-        }
-        Sink::Elementwise(out) => l.store(&mut out[range]),
+        Sink::None => Discard.emit(range, l, g),
+        Sink::Write(out, s) => WriteGrad(out, L::splat(*s)).emit(range, l, g),
+        Sink::Add(out, s) => AddGrad(out, L::splat(*s)).emit(range, l, g),
+        Sink::Elementwise(out) => WriteLoss(out).emit(range, l, g),
     }
 }
 
-/// Where the hard-target loop writes a full vector's results (one implementation per kind of
-/// output, so that each copy of the loop has no branch on it).
-trait Out<L: Lane> {
-    /// The loss `l` and gradient `g` of the elements `i..i + L::LANES`.
-    fn emit(&mut self, i: usize, l: L, g: L);
+/// A [`Sink`] with its kind fixed at compile time: the loops take one (one copy of a loop
+/// per kind of output, so that its body has no branch on it); [`emit`] makes one per vector.
+trait Emit<L: Lane> {
+    /// The loss `l` and gradient `g` of the elements `range` (at most `L::LANES` of them).
+    fn emit(&mut self, range: core::ops::Range<usize>, l: L, g: L);
 }
 
-struct NoOut;
-struct WriteOut<'o, L>(&'o mut [f32], L);
-struct AddOut<'o, L>(&'o mut [f32], L);
-struct LossOut<'o>(&'o mut [f32]);
+/// [`Sink::None`].
+struct Discard;
+/// [`Sink::Write`], the factor splat.
+struct WriteGrad<'o, L>(&'o mut [f32], L);
+/// [`Sink::Add`], the factor splat.
+struct AddGrad<'o, L>(&'o mut [f32], L);
+/// [`Sink::Elementwise`].
+struct WriteLoss<'o>(&'o mut [f32]);
 
-impl<L: Lane> Out<L> for NoOut {
+impl<L: Lane> Emit<L> for Discard {
     #[inline(always)]
-    fn emit(&mut self, _: usize, _: L, _: L) {}
+    fn emit(&mut self, _: core::ops::Range<usize>, _: L, _: L) {}
 }
 
-impl<L: Lane> Out<L> for WriteOut<'_, L> {
+impl<L: Lane> Emit<L> for WriteGrad<'_, L> {
     #[inline(always)]
-    fn emit(&mut self, i: usize, _: L, g: L) {
-        (g * self.1).store(&mut self.0[i..i + L::LANES]);
+    fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
+        (g * self.1).store(&mut self.0[range]);
     }
 }
 
-impl<L: Lane> Out<L> for AddOut<'_, L> {
+impl<L: Lane> Emit<L> for AddGrad<'_, L> {
     #[inline(always)]
-    fn emit(&mut self, i: usize, _: L, g: L) {
-        let dst = &mut self.0[i..i + L::LANES];
+    fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
+        let dst = &mut self.0[range];
         (L::load_or(dst, 0.0) + g * self.1).store(dst);
     }
 }
 
-impl<L: Lane> Out<L> for LossOut<'_> {
+impl<L: Lane> Emit<L> for WriteLoss<'_> {
     #[inline(always)]
-    fn emit(&mut self, i: usize, l: L, _: L) {
-        l.store(&mut self.0[i..i + L::LANES]);
+    fn emit(&mut self, range: core::ops::Range<usize>, l: L, _: L) {
+        l.store(&mut self.0[range]);
     }
 }
 
@@ -646,7 +651,7 @@ fn hard_run<L: Lane, T: Target>(
     mut i: usize,
     at: (&mut usize, &mut usize),
     acc: &mut L::Acc,
-    mut out: impl Out<L>,
+    mut out: impl Emit<L>,
 ) -> usize {
     let (n, c) = (job.x.len(), job.classes);
     let stride = Stride::new::<L>(c);
@@ -668,8 +673,8 @@ fn hard_run<L: Lane, T: Target>(
             let h = (Two(h_pos0, h_pos1), Two(h_neg0, h_neg1));
             let (l, g) = kernel::hard(x, y, h.0, h.1, &k2);
             add_sums::<Two<L>>(&mut acc_, l, t, job.count_positives);
-            out.emit(i, l.0, g.0);
-            out.emit(i1, l.1, g.1);
+            out.emit(i..i1, l.0, g.0);
+            out.emit(i1..i1 + L::LANES, l.1, g.1);
             i = i1 + L::LANES;
             (c0, row) = stride.next(at1);
         }
@@ -684,7 +689,7 @@ fn hard_run<L: Lane, T: Target>(
             let (h_pos, h_neg) = hard_weights(job, params, (c0, row));
             let (l, g) = kernel::hard(x, y, h_pos, h_neg, k);
             add_sums::<L>(&mut acc_, l, t, job.count_positives);
-            out.emit(i, l, g);
+            out.emit(i..i + L::LANES, l, g);
             i += L::LANES;
             (c0, row) = stride.next((c0, row));
         }
