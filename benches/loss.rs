@@ -1,7 +1,7 @@
 //! Throughput of every public entry point, next to a plain streaming pass over the same bytes.
 //!
-//! `cargo bench --bench loss` (default build: the backend is chosen at run time);
-//! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench loss` for the native build.
+//! `cargo bench -p focal-loss-benches --bench loss` (default build: the backend is chosen at run time);
+//! `RUSTFLAGS="-C target-cpu=native" cargo bench -p focal-loss-benches --bench loss` for the native build.
 //! Each group reports elements per second; the `stream` entry of a group reads the same
 //! logits and targets and writes the same gradient bytes (`g = x * t`), so the ratio of the
 //! medians is the distance to the memory limit. `FOCAL_BENCH_QUICK=1` measures only 64K;

@@ -107,12 +107,24 @@ pub(crate) trait Lane:
 
     /// `sqrt(self)` for `self >= 0`, correctly rounded (IEEE 754).
     fn sqrt(self) -> Self;
-    /// `e^self` within 1.1 ULP for `self <= 88.72` (`-inf` gives 0).
-    fn exp(self) -> Self;
-    /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP.
-    fn ln(self) -> Self;
-    /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.5 ULP.
-    fn ln_1p(self) -> Self;
+    /// `e^self` within 1.1 ULP for `self <= 88.72` (`-inf` gives 0); the polynomial of
+    /// [`crate::math`] by default.
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP; the polynomial of
+    /// [`crate::math`] by default.
+    #[inline(always)]
+    fn ln(self) -> Self {
+        math::ln(self)
+    }
+    /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.5 ULP; the polynomial of
+    /// [`crate::math`] by default.
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        math::ln_1p_unit(self)
+    }
     /// `ln(1 + self)` for `self` in `[0, 1]` as `(l, lo)`: `l` has the bits of
     /// [`Lane::ln_1p`], and `l + lo` is within 1 ULP of the truth, where `l` alone is within
     /// 1.5 (the polynomials of [`crate::math`] by default; `libm` in f64 for the scalar lane).

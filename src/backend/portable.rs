@@ -161,18 +161,6 @@ impl Lane for f32x8 {
         }
     }
     #[inline(always)]
-    fn exp(self) -> Self {
-        math::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        math::ln(self)
-    }
-    #[inline(always)]
-    fn ln_1p(self) -> Self {
-        math::ln_1p_unit(self)
-    }
-    #[inline(always)]
     fn acc_zero() -> Acc {
         let z = f64x4::splat(0.0);
         Acc {

@@ -7,89 +7,16 @@ use core::arch::x86_64::*;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use super::{padded, total};
-use crate::backend::Kernel;
 use crate::backend::lane::Lane;
-use crate::math;
-use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
-use crate::sum::{Dd, two_sum};
+use crate::sum::Dd;
 
-/// Sixteen lanes.
-pub(crate) const LANES: usize = 16;
-
-cpufeatures::new!(cpu, "avx", "avx2", "fma");
-
-/// Proof that this CPU and its operating system support AVX, AVX2 and FMA: only [`detect`] makes one.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Token(());
-
-/// A [`Token`] if this CPU has the instruction set (detected once, then cached).
-pub(crate) fn detect() -> Option<Token> {
-    cpu::get().then_some(Token(()))
-}
-
-/// `k` on `V256x2`, compiled with the instruction set enabled.
-pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
-    // SAFETY: the token proves that the CPU supports the instruction set.
-    unsafe { run_tf(k) }
-}
-
-#[target_feature(enable = "avx,avx2,fma")]
-fn run_tf<K: Kernel>(k: K) -> K::Output {
-    k.run::<V256x2>()
-}
-
-#[target_feature(enable = "avx,avx2,fma")]
-fn body_tf(
-    job: &Job<'_, f32>,
-    params: &ClassParams<'_>,
-    sink: &mut Sink<'_>,
-    st: &mut State<V256x2>,
-) {
-    pass::body::<V256x2>(job, params, sink, st)
-}
-
-impl Body for V256x2 {
-    #[inline(never)]
-    fn body(
-        job: &Job<'_, f32>,
-        params: &ClassParams<'_>,
-        sink: &mut Sink<'_>,
-        st: &mut State<V256x2>,
-    ) {
-        // SAFETY: invariant (a `V256x2` value, here in `st`, exists only after the check).
-        unsafe { body_tf(job, params, sink, st) }
-    }
-}
-
-/// `f64` lanes of one register, for [`two_sum`].
-#[derive(Clone, Copy)]
-struct F64x4(__m256d);
-
-impl Add for F64x4 {
-    type Output = F64x4;
-    #[inline(always)]
-    fn add(self, o: F64x4) -> F64x4 {
-        // SAFETY: invariant (AVX).
-        F64x4(unsafe { _mm256_add_pd(self.0, o.0) })
-    }
-}
-
-impl Sub for F64x4 {
-    type Output = F64x4;
-    #[inline(always)]
-    fn sub(self, o: F64x4) -> F64x4 {
-        // SAFETY: invariant (AVX).
-        F64x4(unsafe { _mm256_sub_pd(self.0, o.0) })
-    }
-}
-
-/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error into `lo`
-/// (an infinite sum makes `lo` NaN, which `total` drops).
-#[inline(always)]
-fn sum2_256(hi: &mut __m256d, lo: &mut __m256d, l: __m256d) {
-    let (s, e) = two_sum(F64x4(*hi), F64x4(l));
-    *hi = s.0;
-    *lo = (F64x4(*lo) + e).0;
+entry! {
+    vector: V256x2,
+    what: "AVX, AVX2 and FMA",
+    enable: "avx,avx2,fma",
+    detect: ["avx", "avx2", "fma"],
+    f64: F64x4(__m256d, _mm256_add_pd, _mm256_sub_pd),
+    sum2: sum2_256
 }
 
 // ---------------------------------------------------------------------------------------
@@ -346,18 +273,6 @@ impl Lane for V256x2 {
         };
         let ((k0, m0), (k1, m1)) = (f(self.0[0]), f(self.0[1]));
         (V256x2([k0, k1]), V256x2([m0, m1]))
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        math::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        math::ln(self)
-    }
-    #[inline(always)]
-    fn ln_1p(self) -> Self {
-        math::ln_1p_unit(self)
     }
     #[inline(always)]
     fn sqrt(self) -> Self {

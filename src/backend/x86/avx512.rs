@@ -7,89 +7,16 @@ use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::{padded, total};
-use crate::backend::Kernel;
 use crate::backend::lane::Lane;
-use crate::math;
-use crate::sigmoid::pass::{self, Body, ClassParams, Job, Sink, State};
-use crate::sum::{Dd, two_sum};
+use crate::sum::Dd;
 
-/// Sixteen lanes.
-pub(crate) const LANES: usize = 16;
-
-cpufeatures::new!(cpu, "avx512f");
-
-/// Proof that this CPU and its operating system support AVX-512F: only [`detect`] makes one.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Token(());
-
-/// A [`Token`] if this CPU has the instruction set (detected once, then cached).
-pub(crate) fn detect() -> Option<Token> {
-    cpu::get().then_some(Token(()))
-}
-
-/// `k` on `V512`, compiled with the instruction set enabled.
-pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
-    // SAFETY: the token proves that the CPU supports the instruction set.
-    unsafe { run_tf(k) }
-}
-
-#[target_feature(enable = "avx512f")]
-fn run_tf<K: Kernel>(k: K) -> K::Output {
-    k.run::<V512>()
-}
-
-#[target_feature(enable = "avx512f")]
-fn body_tf(
-    job: &Job<'_, f32>,
-    params: &ClassParams<'_>,
-    sink: &mut Sink<'_>,
-    st: &mut State<V512>,
-) {
-    pass::body::<V512>(job, params, sink, st)
-}
-
-impl Body for V512 {
-    #[inline(never)]
-    fn body(
-        job: &Job<'_, f32>,
-        params: &ClassParams<'_>,
-        sink: &mut Sink<'_>,
-        st: &mut State<V512>,
-    ) {
-        // SAFETY: invariant (a `V512` value, here in `st`, exists only after the check).
-        unsafe { body_tf(job, params, sink, st) }
-    }
-}
-
-/// `f64` lanes of one register, for [`two_sum`].
-#[derive(Clone, Copy)]
-struct F64x8(__m512d);
-
-impl Add for F64x8 {
-    type Output = F64x8;
-    #[inline(always)]
-    fn add(self, o: F64x8) -> F64x8 {
-        // SAFETY: invariant (AVX-512F).
-        F64x8(unsafe { _mm512_add_pd(self.0, o.0) })
-    }
-}
-
-impl Sub for F64x8 {
-    type Output = F64x8;
-    #[inline(always)]
-    fn sub(self, o: F64x8) -> F64x8 {
-        // SAFETY: invariant (AVX-512F).
-        F64x8(unsafe { _mm512_sub_pd(self.0, o.0) })
-    }
-}
-
-/// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error into `lo`
-/// (an infinite sum makes `lo` NaN, which `total` drops).
-#[inline(always)]
-fn sum2_512(hi: &mut __m512d, lo: &mut __m512d, l: __m512d) {
-    let (s, e) = two_sum(F64x8(*hi), F64x8(l));
-    *hi = s.0;
-    *lo = (F64x8(*lo) + e).0;
+entry! {
+    vector: V512,
+    what: "AVX-512F",
+    enable: "avx512f",
+    detect: ["avx512f"],
+    f64: F64x8(__m512d, _mm512_add_pd, _mm512_sub_pd),
+    sum2: sum2_512
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,18 +230,6 @@ impl Lane for V512 {
             );
             (V512(_mm512_cvtepi32_ps(k)), V512(_mm512_castsi512_ps(m)))
         }
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        math::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        math::ln(self)
-    }
-    #[inline(always)]
-    fn ln_1p(self) -> Self {
-        math::ln_1p_unit(self)
     }
     #[inline(always)]
     fn sqrt(self) -> Self {

@@ -15,6 +15,103 @@
 
 use crate::sum::{self, Dd};
 
+/// A backend file's entry: `LANES`, the detection `Token` (made only by `detect`, after
+/// `cpufeatures` has found the instruction set), `run` (work on the file's vector type,
+/// compiled with the instruction set enabled), the vector type's [`Body`] compiled the same
+/// way, and a `Sum2` per `f64` lane for its accumulators (through [`crate::sum::two_sum`] on a
+/// small `Add`/`Sub` wrapper of the `f64` register). One macro, so that the two files state
+/// only what differs.
+macro_rules! entry {
+    (
+        vector: $vt:ident,
+        what: $what:literal,
+        enable: $enable:literal,
+        detect: [$($feat:tt),+],
+        f64: $f64t:ident($reg:ty, $add:ident, $sub:ident),
+        sum2: $sum2:ident
+    ) => {
+        /// Sixteen lanes.
+        pub(crate) const LANES: usize = 16;
+
+        cpufeatures::new!(cpu, $($feat),+);
+
+        #[doc = concat!("Proof that this CPU and its operating system support ", $what, ": only [`detect`] makes one.")]
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct Token(());
+
+        /// A [`Token`] if this CPU has the instruction set (detected once, then cached).
+        pub(crate) fn detect() -> Option<Token> {
+            cpu::get().then_some(Token(()))
+        }
+
+        #[doc = concat!("`k` on `", stringify!($vt), "`, compiled with the instruction set enabled.")]
+        pub(crate) fn run<K: crate::backend::Kernel>(_: Token, k: K) -> K::Output {
+            // SAFETY: the token proves that the CPU supports the instruction set.
+            unsafe { run_tf(k) }
+        }
+
+        #[target_feature(enable = $enable)]
+        fn run_tf<K: crate::backend::Kernel>(k: K) -> K::Output {
+            k.run::<$vt>()
+        }
+
+        #[target_feature(enable = $enable)]
+        fn body_tf(
+            job: &crate::sigmoid::pass::Job<'_, f32>,
+            params: &crate::sigmoid::pass::ClassParams<'_>,
+            sink: &mut crate::sigmoid::pass::Sink<'_>,
+            st: &mut crate::sigmoid::pass::State<$vt>,
+        ) {
+            crate::sigmoid::pass::body::<$vt>(job, params, sink, st)
+        }
+
+        impl crate::sigmoid::pass::Body for $vt {
+            #[inline(never)]
+            fn body(
+                job: &crate::sigmoid::pass::Job<'_, f32>,
+                params: &crate::sigmoid::pass::ClassParams<'_>,
+                sink: &mut crate::sigmoid::pass::Sink<'_>,
+                st: &mut crate::sigmoid::pass::State<$vt>,
+            ) {
+                // SAFETY: invariant (a value of the vector type, here in `st`, exists only
+                // after the check).
+                unsafe { body_tf(job, params, sink, st) }
+            }
+        }
+
+        /// `f64` lanes of one register, for [`crate::sum::two_sum`].
+        #[derive(Clone, Copy)]
+        struct $f64t($reg);
+
+        impl core::ops::Add for $f64t {
+            type Output = $f64t;
+            #[inline(always)]
+            fn add(self, o: $f64t) -> $f64t {
+                // SAFETY: invariant.
+                $f64t(unsafe { $add(self.0, o.0) })
+            }
+        }
+
+        impl core::ops::Sub for $f64t {
+            type Output = $f64t;
+            #[inline(always)]
+            fn sub(self, o: $f64t) -> $f64t {
+                // SAFETY: invariant.
+                $f64t(unsafe { $sub(self.0, o.0) })
+            }
+        }
+
+        /// Sum2 per lane, as `sum::Dd::add_f64`: `hi += l` and its exact rounding error into
+        /// `lo` (an infinite sum makes `lo` NaN, which `total` drops).
+        #[inline(always)]
+        fn $sum2(hi: &mut $reg, lo: &mut $reg, l: $reg) {
+            let (s, e) = crate::sum::two_sum($f64t(*hi), $f64t(l));
+            *hi = s.0;
+            *lo = ($f64t(*lo) + e).0;
+        }
+    };
+}
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
