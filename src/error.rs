@@ -4,11 +4,12 @@ use core::fmt;
 
 /// Everything that can be wrong with a call, named precisely enough to fix it.
 ///
-/// Every fallible function of the crate returns `Result<_, Error>`; none panics. Validation
-/// happens before any output is written, so a call that returns an error has changed nothing
-/// in a gradient it was asked to accumulate into (`grad += ...`). A call that *writes* its
-/// outputs (`grad = ...`, `out = ...`) may also have left them untouched; do not rely on their
-/// contents after an error.
+/// Every fallible function of the crate returns `Result<_, Error>`; none panics. Parameters
+/// and lengths are validated before anything is written. The data (NaN logits, targets out
+/// of range) is checked before anything is written by the calls that accumulate
+/// (`grad += ...`), which therefore change nothing when they fail; the calls that *write*
+/// their outputs (`grad = ...`, `out = ...`) check it in the same pass, and after such an
+/// error the outputs' contents are unspecified (partly written).
 ///
 /// # Example
 /// ```

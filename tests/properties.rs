@@ -1,4 +1,4 @@
-//! Property tests: every option against the f64 oracle, on both backends, with the one
+//! Property tests: every option against the f64 oracle, on every available backend, with the one
 //! tolerance table of `common`.
 
 mod common;

@@ -21,7 +21,7 @@
 //! digits (values, and `mpmath.diff` for gradients): relative error below 6e-16, except the
 //! class-balanced weights (naive `1 - beta**n`: 4.9e-15). So the whole tolerance is the crate's.
 //!
-//! Each check runs on both backends (`Scalar`, `Vector`).
+//! Each check runs on every backend the host has (`Backend::available()`).
 
 use focal_loss::{Backend, Focal, Modulator, Reduction, class_balanced_weights};
 

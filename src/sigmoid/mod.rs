@@ -117,8 +117,9 @@ pub enum Grad<'g> {
 /// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///
 /// # Errors
-/// Validation happens when a loss is computed, before anything is written:
-/// [`Error::InvalidParameter`] for `gamma` negative or not finite, `alpha` outside `[0, 1]`,
+/// Validation happens when a loss is computed (parameters and lengths before anything is
+/// written; the data, for the calls that write rather than accumulate, in the same pass: see
+/// [`Error`]): [`Error::InvalidParameter`] for `gamma` negative or not finite, `alpha` outside `[0, 1]`,
 /// a negative or non-finite weight, `label_smoothing` outside `[0, 1)`;
 /// [`Error::ClassCountMismatch`] / [`Error::ZeroClasses`] for per-class settings that
 /// disagree or are empty; [`Error::LengthMismatch`] / [`Error::NotMultipleOfClasses`] for
