@@ -19,7 +19,21 @@
 //! - the batch without its first row, and its last row alone, give the same values
 //!   (position independence, compared as floats: `-0.0 == 0.0`), and for
 //!   `partial`, the batch split at a row boundary and merged gives the whole call's value and
-//!   gradient.
+//!   gradient;
+//! - a zero factor (`Reduction::Scale(+-0)`, `Grad::Write(.., 0)`, `Grad::Accumulate(.., 0)`),
+//!   whatever the input's own reduction, on every backend: a value of 0, and a gradient of
+//!   zeros (written) or untouched (accumulated), even where an element's gradient overflowed;
+//! - for `partial`, on the partials of the call, of the split and their merge: `merge` is
+//!   commutative bit for bit, its count is the saturating sum, `Partial::EMPTY` is its
+//!   identity, and merging a partial with itself 70 times doubles its sums exactly and never
+//!   panics or wraps the count.
+//!
+//! The `merge` target ([`check_merges`]) checks the same of many small chunks' partials, and
+//! that merging them in any order equals the one call on their concatenation.
+//!
+//! The inputs are built for the combinations that a uniform choice of each field leaves
+//! rare: [`Stress`] forces zero and `f32::MAX` weights together, [`Ramp`] sweeps many logits
+//! near a point, and the fields that short inputs reach come first in [`Input`].
 
 use arbitrary::Arbitrary;
 use focal_loss::{
@@ -39,12 +53,18 @@ pub enum Entry {
     Partial,
 }
 
-/// A logit: mostly ordinary values, with every kind of special value reachable.
+/// A logit: mostly ordinary values, with every kind of special value reachable, and a fine
+/// grid near 0, where a soft target's modulator is most sensitive to the rounding of
+/// `e^-|x|` and `ln(1 + e^-|x|)` (`Small`'s steps of 1/256 put one value in 2700 within
+/// `(0, 0.05]`; `x = 0` itself, the value of missing bytes, has `e = 1` exactly and no such
+/// error).
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Logit {
     Small(i16),
     Bits(u32),
     Special(u8),
+    /// `v / 2^20`: `|x| < 1/32` in steps of `2^-20`.
+    Fine(i16),
 }
 
 impl Logit {
@@ -74,16 +94,18 @@ impl Logit {
                 1e35,
                 -1e35,
             ][k as usize % 20],
+            Logit::Fine(v) => v as f32 / 1_048_576.0,
         }
     }
 }
 
-/// A target: hard, soft, or any bit pattern (mostly out of range).
+/// A target: hard, soft, a special soft value, or any bit pattern (mostly out of range).
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum TargetIn {
     Hard(bool),
     Soft(u16),
     Bits(u32),
+    Special(u8),
 }
 
 impl TargetIn {
@@ -92,17 +114,39 @@ impl TargetIn {
             TargetIn::Hard(b) => b as u8 as f32,
             TargetIn::Soft(v) => v as f32 / u16::MAX as f32,
             TargetIn::Bits(b) => f32::from_bits(b),
+            TargetIn::Special(k) => [
+                0.5,
+                0.43,
+                0.1,
+                0.9,
+                1e-6,
+                1.0 - f32::EPSILON / 2.0,
+                f32::EPSILON / 2.0,
+                1e-40,
+                1e-45,
+                0.25,
+            ][k as usize % 10],
         }
     }
 }
 
-/// A weight (class, positive or sample): ordinary, a power of two, special, or any bits.
+/// A weight (class, positive or sample): ordinary, a power of two, special, any bits, zero,
+/// or huge.
+///
+/// `Zero` and `Huge` are there for their products: a zero weight (or alpha) times a term
+/// that overflowed gave `0 * inf = NaN`. With a soft target the positive term overflows for a
+/// `pos_weight` above `2^64` only (1.9e19 at `x = f32::MIN`, 2.2e38 at `x = -3`), beyond
+/// `Pow2`'s `2^64` and the special `2^60`; of the other variants only random `Bits` (one time
+/// in eight) and `Special`'s `f32::MAX` (one time in 13) are that large.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum WeightIn {
     Nice(u16),
     Pow2(i8),
     Special(u8),
     Bits(u32),
+    Zero,
+    /// `f32::MAX` one time in four, else `2^65 .. 2^127`.
+    Huge(u8),
 }
 
 impl WeightIn {
@@ -126,6 +170,9 @@ impl WeightIn {
                 0.5,
             ][k as usize % 13],
             WeightIn::Bits(b) => f32::from_bits(b),
+            WeightIn::Zero => 0.0,
+            WeightIn::Huge(k) if k % 4 == 0 => f32::MAX,
+            WeightIn::Huge(k) => (2f32).powi(65 + (k / 4) as i32 % 63),
         }
     }
 }
@@ -213,10 +260,81 @@ pub enum ClassesIn {
     Other(u8),
 }
 
+/// Extremes forced on whole options, for the products that independent choices of the fields
+/// rarely make: a zero factor on elements whose other factors overflow (`0 * inf = NaN`), or
+/// two huge weights whose product overflows. Active when `gate >= 192` (one input in four; a
+/// short input's missing bytes are 0: off). Then two bits of `codes` each for the class
+/// weights, `pos_weight`, the sample weights and alpha: 1 sets every value to 0, 2 to
+/// `f32::MAX` (alpha: 1), creating the option if the input has none (the per-class ones
+/// with the batch's classes, alpha as a scalar); 0 and 3 keep the generated ones.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub struct Stress {
+    pub gate: u8,
+    pub codes: u8,
+}
+
+/// What [`Stress`] does to one option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Force {
+    Keep,
+    Zero,
+    Max,
+}
+
+impl Stress {
+    /// The forces on the class weights, `pos_weight`, the sample weights and alpha.
+    fn forces(self) -> [Force; 4] {
+        core::array::from_fn(|i| match (self.gate >= 192, (self.codes >> (2 * i)) & 3) {
+            (true, 1) => Force::Zero,
+            (true, 2) => Force::Max,
+            _ => Force::Keep,
+        })
+    }
+}
+
+impl Force {
+    /// The forced value, with `max` for `Force::Max`.
+    fn value(self, max: f32) -> Option<f32> {
+        match self {
+            Force::Keep => None,
+            Force::Zero => Some(0.0),
+            Force::Max => Some(max),
+        }
+    }
+
+    /// The slice `w` (an option's values, `len` of them when created) with every value
+    /// forced.
+    fn apply(self, w: Option<Vec<f32>>, len: usize) -> Option<Vec<f32>> {
+        match self.value(f32::MAX) {
+            None => w,
+            Some(v) => Some(vec![v; w.map_or(len, |w| w.len())]),
+        }
+    }
+}
+
+/// A run of evenly spaced logits appended to `logits`, `start + i step / 2^24` for
+/// `i < count % 64 + 1` (steps below 1/512): a dense sweep of a neighbourhood (of 0, of a
+/// threshold such as 17 or 88.7) from a few bytes. An accuracy defect that only a few
+/// `(x, t)` in 1000 near a point show needs many of them; one logit at a time, libFuzzer's
+/// short inputs make one or two per run.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub struct Ramp {
+    pub start: Logit,
+    pub step: i16,
+    pub count: u8,
+}
+
 #[derive(Arbitrary, Debug)]
 pub struct Input {
-    pub logits: Vec<Logit>,
+    // `arbitrary` fills the fields in this order, and those that the input's bytes do not
+    // reach get their defaults (None, 0, empty, the first variant). libFuzzer starts with
+    // inputs of a few bytes and lengthens them slowly (to about 60 bytes in the first 100 000
+    // runs), so these first fields are the ones short inputs exercise.
+    pub stress: Stress,
+    pub gamma: GammaIn,
     pub targets: Vec<TargetIn>,
+    pub logits: Vec<Logit>,
+    pub ramp: Option<Ramp>,
     /// Drop or add a target element (length mismatches).
     pub target_len_delta: i8,
     /// The batch's number of classes is `classes_hint % 64 + 1` when any per-class setting
@@ -224,7 +342,6 @@ pub struct Input {
     pub classes_hint: u8,
     /// Keep a number of logits that is not a multiple of the number of classes.
     pub ragged: bool,
-    pub gamma: GammaIn,
     pub alpha: Option<AlphaIn>,
     pub class_weights: Option<SliceIn<WeightIn>>,
     pub pos_weight: Option<SliceIn<WeightIn>>,
@@ -238,7 +355,10 @@ pub struct Input {
     pub u8_targets: bool,
     /// For `partial`: Skip, Write or Accumulate.
     pub grad_mode: u8,
-    /// For `partial`: where the batch is split in two (in rows).
+    /// For `partial`: where the batch is split in two, `(rows / 2 + split) % (rows + 1)` rows
+    /// in the first part: the middle when the input's bytes end before this field (a split
+    /// at 0 makes one part empty, and a merge with an empty part is commutative whatever
+    /// `merge` does).
     pub split: u8,
 }
 
@@ -248,6 +368,9 @@ pub enum GammaIn {
     /// `[0, 5]`, the documented range, evenly.
     Range(u16),
     Any(f32),
+    /// `[4, 5]`, evenly: the top of the documented range, where the modulator multiplies
+    /// the rounding errors of its logarithm by up to 5.
+    High(u16),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -261,7 +384,14 @@ pub enum ReductionIn {
     Sum,
     Mean,
     PerPositive,
-    Scale(f32),
+    Scale(ScaleIn),
+}
+
+/// The factor of `Reduction::Scale`: special (zeros, extremes, non-finite), or any bits.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum ScaleIn {
+    Special(u8),
+    Any(f32),
 }
 
 impl ReductionIn {
@@ -270,7 +400,21 @@ impl ReductionIn {
             ReductionIn::Sum => Reduction::Sum,
             ReductionIn::Mean => Reduction::Mean,
             ReductionIn::PerPositive => Reduction::PerPositive,
-            ReductionIn::Scale(s) => Reduction::Scale(s),
+            ReductionIn::Scale(ScaleIn::Special(k)) => Reduction::Scale(
+                [
+                    0.0,
+                    -0.0,
+                    0.5,
+                    -1.0,
+                    1e-45,
+                    f32::MAX,
+                    f32::MIN,
+                    f32::INFINITY,
+                    f32::NAN,
+                    1.0 / 3.0,
+                ][k as usize % 10],
+            ),
+            ReductionIn::Scale(ScaleIn::Any(s)) => Reduction::Scale(s),
         }
     }
 }
@@ -594,15 +738,23 @@ struct Truth {
 /// Runs one entry point on `input` and checks every property; panics on a violation.
 pub fn check(input: &Input, entry: Entry) {
     let c0 = input.classes_hint as usize % 64 + 1;
+    let [f_cw, f_pw, f_sw, f_alpha] = input.stress.forces();
     let per_class = input.classes.is_some()
         || matches!(input.alpha, Some(AlphaIn::PerClass(_)))
         || input.class_weights.is_some()
-        || input.pos_weight.is_some();
-    let mut n = input.logits.len().min(MAX_LEN);
+        || input.pos_weight.is_some()
+        || f_cw != Force::Keep
+        || f_pw != Force::Keep;
+    let mut x: Vec<f32> = input.logits.iter().map(|l| l.value()).collect();
+    if let Some(r) = input.ramp {
+        let (start, step) = (r.start.value(), r.step as f32 / 16_777_216.0);
+        x.extend((0..r.count % 64 + 1).map(|i| step.mul_add(i as f32, start)));
+    }
+    let mut n = x.len().min(MAX_LEN);
     if per_class && !input.ragged {
         n -= n % c0;
     }
-    let x: Vec<f32> = input.logits[..n].iter().map(|l| l.value()).collect();
+    x.truncate(n);
     let t_full: Vec<f32> = (0..n)
         .map(|i| match input.targets.len() {
             0 => 0.0,
@@ -612,27 +764,24 @@ pub fn check(input: &Input, entry: Entry) {
     let t = resize(&t_full, input.target_len_delta, 0.5);
 
     let alpha_pc: Vec<f32>;
+    let fa = f_alpha.value(1.0);
     let alpha = match &input.alpha {
-        None => None,
-        Some(AlphaIn::Scalar(a)) => Some(AlphaSpec::Scalar(a.value())),
+        None => fa.map(AlphaSpec::Scalar),
+        Some(AlphaIn::Scalar(a)) => Some(AlphaSpec::Scalar(fa.unwrap_or(a.value()))),
         Some(AlphaIn::PerClass(a)) => {
-            alpha_pc = a.fit(c0, AlphaVal::value);
+            alpha_pc = a.fit(c0, |v| fa.unwrap_or(v.value()));
             Some(AlphaSpec::PerClass(&alpha_pc))
         }
     };
     let weights =
         |w: &Option<SliceIn<WeightIn>>, len: usize| w.as_ref().map(|w| w.fit(len, WeightIn::value));
     let (cw, pw) = (
-        weights(&input.class_weights, c0),
-        weights(&input.pos_weight, c0),
+        f_cw.apply(weights(&input.class_weights, c0), c0),
+        f_pw.apply(weights(&input.pos_weight, c0), c0),
     );
     let rows = if per_class { n / c0 } else { 1 };
-    let sw = weights(&input.sample_weights, rows);
-    let gamma = match input.gamma {
-        GammaIn::Common(k) => [0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 0.25][k as usize % 8],
-        GammaIn::Range(v) => v as f32 / u16::MAX as f32 * 5.0,
-        GammaIn::Any(g) => g,
-    };
+    let sw = f_sw.apply(weights(&input.sample_weights, rows), rows);
+    let gamma = gamma_of(input.gamma);
     let spec = Spec {
         gamma,
         eps: input.eps.map_or(0.0, EpsIn::value),
@@ -745,11 +894,17 @@ pub fn check(input: &Input, entry: Entry) {
             // of a soft target is still e^-3 there, and it tends to 0).
             let xi = (x[i] as f64).clamp(-1e200, 1e200);
             let ti = t[i] as f64;
-            let (wl, wg) = if x[i].is_infinite() {
-                // The limit belongs to the smoothed target as the crate has it: an f32 value
-                // (documented), which may round to exactly 0 or 1 where the f64 one is not.
-                let ts = t[i].mul_add(1.0 - o.eps as f32, 0.5 * o.eps as f32) as f64;
-                let o0 = oracle::Opts { eps: 0.0, ..o };
+            // The smoothed target as the crate has it: an f32 value (documented), which may
+            // round to exactly 0 or 1 where the f64 one is not. The limits at infinite logits
+            // belong to it; so do the values of a target it makes hard ("snapped"): at huge
+            // |x| they differ from the f64 oracle's by more than the condition number allows
+            // (with the Geometric modulator, smoothing 2^-33 and x = -3.4e38 the crate has
+            // t = 1, loss 3.4e38 and gradient -1; the oracle, with 1 - t = 2^-34, has 0 and
+            // a condition number of 0).
+            let ts = t[i].mul_add(1.0 - o.eps as f32, 0.5 * o.eps as f32) as f64;
+            let snapped = o.eps > 0.0 && (ts == 0.0 || ts == 1.0);
+            let o0 = oracle::Opts { eps: 0.0, ..o };
+            let (wl, wg) = if x[i].is_infinite() || snapped {
                 oracle::loss_grad(xi, ts, &o0)
             } else {
                 oracle::loss_grad(xi, ti, &o)
@@ -757,6 +912,8 @@ pub fn check(input: &Input, entry: Entry) {
             let hard = (ti == 0.0 || ti == 1.0) && o.eps == 0.0;
             let (kl, kg) = if hard {
                 (0.0, 0.0)
+            } else if snapped {
+                oracle::kappas(xi, ts, &o0)
             } else {
                 oracle::kappas(xi, ti, &o)
             };
@@ -857,6 +1014,10 @@ pub fn check(input: &Input, entry: Entry) {
                 assert_eq!(&g[a..], &g1[..], "{b:?}: {what}, another gradient");
             }
         }
+        // A zero factor: a value of 0 and a gradient of zeros whatever the element values
+        // are (infinite ones included, with weights beyond the documented range), on every
+        // backend and whatever the input's own reduction is.
+        check_zero_factor(&fb, &x, &t, entry, b);
         if b == chosen {
             (l_chosen, g_chosen) = (l.clone(), g.clone());
         }
@@ -941,9 +1102,12 @@ pub fn check(input: &Input, entry: Entry) {
     }
 
     // partial: the batch split at a row boundary, merged, gives the whole call's values.
+    if entry == Entry::Partial && (n == 0 || skip) {
+        check_merge(&[part.expect("a Partial"), Partial::EMPTY]);
+    }
     if entry == Entry::Partial && n > 0 && !skip {
         let rows = n / classes;
-        let k = input.split as usize % (rows + 1);
+        let k = (rows / 2 + input.split as usize) % (rows + 1);
         let cut = k * classes;
         let s = scale_of(reduction);
         let mut whole = vec![0f32; n];
@@ -965,6 +1129,7 @@ pub fn check(input: &Input, entry: Entry) {
         assert_eq!(whole, split, "split at row {k}: another gradient");
         let m = a.merge(b);
         assert_eq!(m.elements(), pw.elements());
+        check_merge(&[a, b, m, pw, part.expect("a Partial"), Partial::EMPTY]);
         for r in [
             Reduction::Sum,
             Reduction::Mean,
@@ -977,6 +1142,192 @@ pub fn check(input: &Input, entry: Entry) {
                 "split at row {k}: {u} vs {v} ({r:?})"
             );
         }
+    }
+}
+
+/// A zero factor, on one backend: `loss` and `loss_and_grad` with `Scale(+-0)` return 0,
+/// and the latter writes zeros; `loss_and_grad_accumulate` and `Grad::Accumulate(.., 0)`
+/// leave the gradient as it was; `Grad::Write(.., 0)` writes zeros (never `0 * inf = NaN`,
+/// whatever the element losses and gradients).
+fn check_zero_factor(f: &Focal<'_>, x: &[f32], t: &[f32], entry: Entry, b: Backend) {
+    let before: Vec<f32> = (0..x.len()).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let zeros = |g: &[f32]| g.iter().all(|&v| v == 0.0);
+    let same = |g: &[f32]| g.iter().zip(&before).all(|(v, w)| v == w);
+    for s in [0.0f32, -0.0] {
+        let mut g = before.clone();
+        match entry {
+            Entry::LossAndGrad => {
+                let v = f.loss_and_grad(x, t, &mut g, Reduction::Scale(s));
+                assert_eq!(v, Ok(0.0), "{b:?} Scale({s}): the value");
+                assert!(
+                    zeros(&g),
+                    "{b:?} Scale({s}): gradient {g:?}, x {x:?} t {t:?}"
+                );
+            }
+            Entry::Accumulate => {
+                let v = f.loss_and_grad_accumulate(x, t, &mut g, Reduction::Scale(s));
+                assert_eq!(v, Ok(0.0), "{b:?} Scale({s}): the value");
+                assert!(
+                    same(&g),
+                    "{b:?} Scale({s}): accumulated {g:?}, x {x:?} t {t:?}"
+                );
+            }
+            Entry::Partial => {
+                let p = f.partial(x, t, Grad::Write(&mut g, s)).expect("valid");
+                assert!(
+                    zeros(&g),
+                    "{b:?} Write(.., {s}): gradient {g:?}, x {x:?} t {t:?}"
+                );
+                assert_eq!(
+                    p.reduce(Reduction::Scale(s)),
+                    Ok(0.0),
+                    "{b:?} reduce Scale({s})"
+                );
+                let mut g = before.clone();
+                f.partial(x, t, Grad::Accumulate(&mut g, s)).expect("valid");
+                assert!(
+                    same(&g),
+                    "{b:?} Accumulate(.., {s}): {g:?}, x {x:?} t {t:?}"
+                );
+            }
+            Entry::Loss => {
+                let v = f.loss(x, t, Reduction::Scale(s));
+                assert_eq!(v, Ok(0.0), "{b:?} Scale({s}): the value, x {x:?} t {t:?}");
+            }
+            Entry::Elementwise => {}
+        }
+    }
+}
+
+/// `merge` on some partials and on the merges of their pairs: commutative bit for bit for
+/// every pair (`a.merge(b) == b.merge(a)`, and the bits of the loss sum and positives),
+/// counts that add (saturating at `u64::MAX`), `Partial::EMPTY` the identity; and merging
+/// one of `ps` with itself, 70 times over, doubles the loss sum and positives exactly (or
+/// keeps them infinite) and never panics or wraps the count.
+///
+/// (A non-commutative merge shows only where the high words' sum is inexact and both low
+/// words are nonzero; the loss sum of one chunk has a low word only when its losses span
+/// more than about 2^29, while a merge's low word is the rounding error of its high words.)
+fn check_merge(ps: &[Partial]) {
+    let bits3 = |p: Partial| {
+        (
+            p.loss_sum().to_bits(),
+            p.positives().to_bits(),
+            p.elements(),
+        )
+    };
+    let mut all = ps.to_vec();
+    for (i, &a) in ps.iter().enumerate() {
+        all.extend(ps[i + 1..].iter().map(|&b| a.merge(b)));
+    }
+    for (i, &a) in all.iter().enumerate() {
+        for &b in &all[i..] {
+            let (ab, ba) = (a.merge(b), b.merge(a));
+            assert!(
+                ab == ba && bits3(ab) == bits3(ba),
+                "merge is not commutative: {a:?} . {b:?} = {ab:?}, reversed {ba:?}"
+            );
+            assert_eq!(
+                ab.elements(),
+                a.elements().saturating_add(b.elements()),
+                "merged count: {a:?} . {b:?}"
+            );
+        }
+        let e = a.merge(Partial::EMPTY);
+        assert_eq!(
+            bits3(e),
+            bits3(a),
+            "EMPTY is not the identity: {a:?} -> {e:?}"
+        );
+    }
+    for &a in ps {
+        let mut q = a;
+        for k in 1..=70 {
+            let m = q.merge(q);
+            assert!(
+                m.elements() >= q.elements()
+                    && m.elements() == q.elements().saturating_add(q.elements()),
+                "self-merge {k} of {a:?}: count {} -> {}",
+                q.elements(),
+                m.elements()
+            );
+            assert_eq!(
+                (m.loss_sum(), m.positives()),
+                (2.0 * q.loss_sum(), 2.0 * q.positives()),
+                "self-merge {k} of {a:?}: {q:?} -> {m:?}"
+            );
+            q = m;
+        }
+    }
+}
+
+/// Input of the `merge` target: chunks of one batch (shared gamma and modulator), each made
+/// into a `Partial` (chunks `partial` rejects are left out).
+#[derive(Arbitrary, Debug)]
+pub struct MergeInput {
+    pub gamma: GammaIn,
+    pub modulator: u8,
+    pub chunks: Vec<Vec<(Logit, TargetIn)>>,
+}
+
+/// `Partial::merge` on many partials: [`check_merge`] on (up to 12 of) them; merging all of
+/// them in either order, and the single `partial` of their concatenation, give the same
+/// count, loss sums within `2^-50` relative (the documented bounds: associative to within
+/// `2^-104` per merge, a chunk's sum within `2^-51 + (n 2^-53)^2`) and positives (plain f64
+/// sums) within `n 2^-52`.
+///
+/// The `partial` target merges two chunks of one batch, whose loss sums rarely have the low
+/// words a non-commutative merge needs (losses spanning more than 2^29 in each chunk); here
+/// every chunk of a few random logits can.
+pub fn check_merges(input: &MergeInput) {
+    let f = Focal::new(gamma_of(input.gamma)).modulator(modulator(input.modulator));
+    let data: Vec<(Vec<f32>, Vec<f32>)> = input
+        .chunks
+        .iter()
+        .take(64)
+        .map(|c| {
+            c.iter()
+                .take(64)
+                .map(|(x, t)| (x.value(), t.value()))
+                .unzip()
+        })
+        .collect();
+    let mut parts = Vec::new();
+    let (mut xs, mut ts) = (Vec::new(), Vec::new());
+    for (x, t) in &data {
+        if let Ok(p) = f.partial(x, t, Grad::Skip) {
+            parts.push(p);
+            xs.extend_from_slice(x);
+            ts.extend_from_slice(t);
+        }
+    }
+    check_merge(&parts[..parts.len().min(12)]);
+    let forward = parts.iter().fold(Partial::EMPTY, |m, &p| m.merge(p));
+    let backward = parts.iter().rev().fold(Partial::EMPTY, |m, &p| p.merge(m));
+    let whole = match f.partial(&xs, &ts, Grad::Skip) {
+        Ok(p) => p,
+        // An invalid gamma rejects every chunk, and the empty batch.
+        Err(_) if parts.is_empty() => return,
+        Err(e) => panic!("valid chunks rejected together: {e:?}"),
+    };
+    let near = |u: f64, v: f64, rel: f64| u == v || (u - v).abs() <= rel * u.abs().max(v.abs());
+    let n = xs.len() as f64;
+    for (what, p) in [("backward", backward), ("one call", whole)] {
+        assert_eq!(p.elements(), forward.elements(), "{what}: count");
+        assert!(
+            near(p.loss_sum(), forward.loss_sum(), (2f64).powi(-50))
+                && near(p.positives(), forward.positives(), n * (2f64).powi(-52)),
+            "{what}: {p:?} vs merged forward {forward:?}"
+        );
+    }
+}
+
+fn gamma_of(g: GammaIn) -> f32 {
+    match g {
+        GammaIn::Common(k) => [0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 0.25][k as usize % 8],
+        GammaIn::Range(v) => v as f32 / u16::MAX as f32 * 5.0,
+        GammaIn::Any(g) => g,
+        GammaIn::High(v) => 4.0 + v as f32 / u16::MAX as f32,
     }
 }
 
