@@ -13,6 +13,7 @@
 //! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
 
 use crate::backend::lane::{Lane, Two};
+use crate::sum::two_sum;
 
 /// The three modulator conventions, as const-generic tags of [`element`].
 pub(crate) const LINEAR: u8 = 0;
@@ -161,9 +162,7 @@ fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L
     let lo = L::mul_err(-k.gamma, a, hi);
     let c = -k.gamma * b;
     let c_lo = L::mul_err(-k.gamma, b, c);
-    let s = hi + c;
-    let bb = s - hi;
-    let err = (hi - (s - bb)) + (c - bb);
+    let (s, err) = two_sum(hi, c);
     let d = (lo + c_lo) + err;
     let zero = L::splat(0.0);
     if !CHECK {
@@ -218,14 +217,6 @@ fn modulator_split_lo<L: Lane>(a: L, b: L, b_lo: L, k: &Consts<L>) -> (L, L) {
     let (s, d, dead) = log_modulator::<L, true>(a, b, k);
     let d = (-k.gamma).mul_add(b_lo, d);
     split_exp(s, d, dead)
-}
-
-/// The rounding error of `s = fl(a + b)` (Knuth's TwoSum: exact, any order of magnitude,
-/// finite operands).
-#[inline(always)]
-fn two_sum_err<L: Lane>(a: L, b: L, s: L) -> L {
-    let bb = s - a;
-    (a - (s - bb)) + (b - bb)
 }
 
 /// `b^gamma` for `gamma` in {0, 0.5, 1, 2} (see [`Consts::power`]) and `b` in `[0, 1]`, as
@@ -456,12 +447,12 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         let ue_lo = L::mul_err(u, e, ue);
         let rem = (-v_over_e).mul_add(e, v);
         let (c1, c2) = (L::select(far, u, v), L::select(far, v_over_e, ue));
-        let c = c1 + c2;
+        let (c, c_err) = two_sum(c1, c2);
         let c2_lo = L::select(far, L::select(zv, zero, rem / e), ue_lo);
-        let c_lo = two_sum_err(c1, c2, c) + c2_lo;
+        let c_lo = c_err + c2_lo;
         let lnc = c.ln();
-        let b = l - lnc;
-        let b_lo = (two_sum_err(l, -lnc, b) + l_lo) - c_lo / c;
+        let (b, b_err) = two_sum(l, -lnc);
+        let b_lo = (b_err + l_lo) - c_lo / c;
         let a = L::select(far, ax, zero);
         let m = modulator_split_lo(a, b, b_lo, k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
