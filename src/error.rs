@@ -79,6 +79,20 @@ pub enum Error {
         /// The backend's name (e.g. `"avx512"`).
         backend: &'static str,
     },
+    /// `labels[row]` is a class index outside `[0, classes)` that is not the `ignore_index`
+    /// ([`SoftmaxFocal`](crate::SoftmaxFocal) with integer labels; `row` is a position of
+    /// the `[N, S]` label map with `.spatial(S)`).
+    LabelOutOfRange {
+        /// Index of the row (the label's index in `labels`).
+        row: usize,
+        /// The label found (widened to `i64`; a `u64`-sized value beyond it cannot occur).
+        label: i64,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// The number of classes cannot be inferred: [`SoftmaxFocal`](crate::SoftmaxFocal) with
+    /// `f32` label distributions needs `.classes(c)` or `.class_weights(w)`.
+    UnknownClasses,
     /// `counts[index]` is zero: the class-balanced weight `(1-beta)/(1-beta^0)` is `0/0`.
     ZeroCount {
         /// Index of the empty class.
@@ -126,6 +140,18 @@ impl fmt::Display for Error {
             Error::BackendUnavailable { backend } => {
                 write!(f, "backend {backend} is not available on this CPU")
             }
+            Error::LabelOutOfRange {
+                row,
+                label,
+                classes,
+            } => write!(
+                f,
+                "labels[{row}] = {label} is not a class in [0, {classes}) nor the ignore_index"
+            ),
+            Error::UnknownClasses => write!(
+                f,
+                "the number of classes is unknown: set .classes(c) or .class_weights(w)"
+            ),
             Error::ZeroCount { index } => write!(
                 f,
                 "counts[{index}] is 0: a class with no examples has no class-balanced weight"

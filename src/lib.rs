@@ -40,17 +40,21 @@
 mod backend;
 mod class_balanced;
 mod error;
+mod label;
 mod math;
 mod reduce;
 mod sigmoid;
+mod softmax;
 mod sum;
 mod target;
 
 pub use backend::Backend;
 pub use class_balanced::class_balanced_weights;
 pub use error::Error;
+pub use label::Label;
 pub use reduce::{Partial, Reduction};
 pub use sigmoid::{Focal, Grad, Modulator};
+pub use softmax::SoftmaxFocal;
 pub use target::Target;
 
 /// The README's examples, compiled and run as doctests.

@@ -17,8 +17,8 @@ use crate::backend::lane::Lane;
 /// `ln 2 = LN2_HI + LN2_LO`. `LN2_HI = 0x3f317200` has 15 significant bits, so `n * LN2_HI`
 /// is exact for every integral `|n| <= 2^9` even without a fused multiply-add;
 /// `LN2_LO = ln 2 - LN2_HI` to f32 precision (the pair is ln 2 within 2^-45).
-const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0.693145751953125
-const LN2_LO: f32 = 1.428_606_8e-6;
+pub(crate) const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0.693145751953125
+pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
 
 /// `e^x` for `x <= 88.72` (`-inf` included; the crate's core never asks for more: its

@@ -12,7 +12,15 @@ use crate::sum::Dd;
 /// | `Sum` | `sum l_i` | 1 | torchvision `reduction="sum"` |
 /// | `Mean` | `sum l_i / N` (`N` = rows x classes; 0 when `N = 0`) | `1/N` | torchvision `"mean"` |
 /// | `PerPositive` | `sum l_i / max(sum t_i, 1)` (raw targets, before smoothing) | `1/max(sum t_i, 1)` | original TF code |
+/// | `WeightedMean` | `sum l_i / W`, `W` the sum of the element weights (0 when `W = 0`) | `1/W` | torch `cross_entropy(weight=w)` `"mean"` |
 /// | `Scale(s)` | `s * sum l_i` | `s` | an external normaliser, e.g. `1 / global positives` |
+///
+/// The element weights of `WeightedMean` are the weights a loss multiplies in besides its
+/// focal factors: for [`Focal`](crate::Focal), `W = sum over elements of w_c s_r` (class
+/// weight times sample weight, each 1 when unset: `W = N` without weights, and `WeightedMean`
+/// is `Mean`); for [`SoftmaxFocal`](crate::SoftmaxFocal), `W = sum over rows not ignored of
+/// s_r w_{y_r}` (for label distributions, `s_r sum_c y_c w_c` with the raw labels), which is
+/// PyTorch's normaliser. Alpha, `pos_weight` and label smoothing are not part of `W`.
 ///
 /// `Scale(s)` requires a finite `s`; otherwise the call returns
 /// [`Error::InvalidParameter`] with name `"Reduction::Scale"`.
@@ -37,18 +45,22 @@ pub enum Reduction {
     Mean,
     /// `sum l_i / max(sum t_i, 1)`.
     PerPositive,
+    /// `sum l_i / W` (the sum of the element weights; 0 when `W = 0`).
+    WeightedMean,
     /// `s * sum l_i`.
     Scale(f32),
 }
 
 impl Reduction {
     /// The factor applied to the weighted loss sum, in f64, for `elements` elements whose raw
-    /// targets sum to `positives`.
-    pub(crate) fn factor(self, elements: u64, positives: f64) -> Result<f64, Error> {
+    /// targets sum to `positives` and element weights to `weight`.
+    pub(crate) fn factor(self, elements: u64, positives: f64, weight: f64) -> Result<f64, Error> {
         Ok(match self {
             Reduction::Sum => 1.0,
             Reduction::Mean => 1.0 / (elements.max(1) as f64),
             Reduction::PerPositive => 1.0 / positives.max(1.0),
+            Reduction::WeightedMean if weight > 0.0 => 1.0 / weight,
+            Reduction::WeightedMean => 0.0,
             Reduction::Scale(s) => {
                 if !s.is_finite() {
                     return Err(Error::InvalidParameter {
@@ -93,6 +105,7 @@ pub struct Partial {
     pub(crate) loss: Dd,
     pub(crate) positives: f64,
     pub(crate) elements: u64,
+    pub(crate) weight: f64,
 }
 
 impl Partial {
@@ -109,6 +122,7 @@ impl Partial {
         loss: Dd::ZERO,
         positives: 0.0,
         elements: 0,
+        weight: 0.0,
     };
 
     /// The combination of two disjoint chunks: loss sums added in double-word arithmetic
@@ -135,6 +149,7 @@ impl Partial {
             // Saturates: 2^64 elements are not a batch, but merging a partial with itself
             // 64 times must neither panic nor wrap to 0.
             elements: self.elements.saturating_add(other.elements),
+            weight: self.weight + other.weight,
         }
     }
 
@@ -165,7 +180,8 @@ impl Partial {
         self.positives
     }
 
-    /// The number of elements (rows x classes).
+    /// The number of elements the mean divides by: rows x classes for [`Focal`](crate::Focal),
+    /// the rows not ignored for [`SoftmaxFocal`](crate::SoftmaxFocal).
     ///
     /// # Example
     /// ```
@@ -176,6 +192,21 @@ impl Partial {
     /// ```
     pub fn elements(&self) -> u64 {
         self.elements
+    }
+
+    /// The sum of the element weights, the divisor of [`Reduction::WeightedMean`] (in f64).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad, Reduction};
+    /// let f = Focal::new(2.0).class_weights(&[1.0, 3.0]).sample_weights(&[0.5]);
+    /// let p = f.partial(&[0.0f32; 2], &[1.0f32, 0.0], Grad::Skip)?;
+    /// assert_eq!(p.weight(), 2.0);
+    /// assert_eq!(p.reduce(Reduction::WeightedMean)?, (p.loss_sum() / 2.0) as f32);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn weight(&self) -> f64 {
+        self.weight
     }
 
     /// The reduced loss of everything merged so far: the double-word sum divided (or
@@ -200,9 +231,11 @@ impl Partial {
             Reduction::Sum => s,
             Reduction::Mean => s / (self.elements.max(1) as f64),
             Reduction::PerPositive => s / self.positives().max(1.0),
+            Reduction::WeightedMean if self.weight > 0.0 => s / self.weight,
+            Reduction::WeightedMean => 0.0,
             // A zero factor gives 0 even for an infinite sum (a loss of +inf at x = +-inf).
             Reduction::Scale(0.0) => 0.0,
-            Reduction::Scale(_) => s * reduction.factor(self.elements, 0.0)?,
+            Reduction::Scale(_) => s * reduction.factor(self.elements, 0.0, 0.0)?,
         };
         Ok(v as f32)
     }

@@ -146,6 +146,18 @@ pub(crate) trait Lane:
     fn acc_add_t(acc: &mut Self::Acc, t: Self);
     /// The sums over all lanes: loss, targets.
     fn acc_total(acc: Self::Acc) -> (Dd, f64);
+
+    /// One `f64` sum per lane (the per-row class sums of the softmax family, whose order of
+    /// operations must not depend on the layout: see `crate::softmax::pass`).
+    type Wide: Copy;
+    /// Every lane 0.
+    fn wide_zero() -> Self::Wide;
+    /// `acc + v`, lane by lane: `v` widened exactly, then one `f64` rounding per lane.
+    fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide;
+    /// `a + b`, lane by lane, in `f64`.
+    fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide;
+    /// Writes the `LANES` sums, lane `j` to `dst[j]` (`dst` has at least `LANES` elements).
+    fn wide_store(a: Self::Wide, dst: &mut [f64]);
 }
 
 /// Two lanes in lock step, `2 * L::LANES` values: every operation is issued for both halves
@@ -361,5 +373,24 @@ impl<L: Lane> Lane for Two<L> {
     #[inline(always)]
     fn acc_total(acc: L::Acc) -> (Dd, f64) {
         L::acc_total(acc)
+    }
+    type Wide = (L::Wide, L::Wide);
+    #[inline(always)]
+    fn wide_zero() -> Self::Wide {
+        (L::wide_zero(), L::wide_zero())
+    }
+    #[inline(always)]
+    fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide {
+        (L::wide_add(acc.0, v.0), L::wide_add(acc.1, v.1))
+    }
+    #[inline(always)]
+    fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide {
+        (L::wide_sum(a.0, b.0), L::wide_sum(a.1, b.1))
+    }
+    #[inline(always)]
+    fn wide_store(a: Self::Wide, dst: &mut [f64]) {
+        let (lo, hi) = dst.split_at_mut(L::LANES);
+        L::wide_store(a.0, lo);
+        L::wide_store(a.1, hi);
     }
 }

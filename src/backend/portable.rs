@@ -197,4 +197,23 @@ impl Lane for f32x8 {
         let d = sum::total(&acc.hi.to_array(), &acc.lo.to_array());
         (d, acc.t[0].reduce_add() + acc.t[1].reduce_add())
     }
+    type Wide = [f64x4; 2];
+    #[inline(always)]
+    fn wide_zero() -> [f64x4; 2] {
+        [f64x4::splat(0.0); 2]
+    }
+    #[inline(always)]
+    fn wide_add(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
+        let [a, b] = halves(v);
+        [acc[0] + a, acc[1] + b]
+    }
+    #[inline(always)]
+    fn wide_sum(a: [f64x4; 2], b: [f64x4; 2]) -> [f64x4; 2] {
+        [a[0] + b[0], a[1] + b[1]]
+    }
+    #[inline(always)]
+    fn wide_store(a: [f64x4; 2], dst: &mut [f64]) {
+        dst[..4].copy_from_slice(&a[0].to_array());
+        dst[4..8].copy_from_slice(&a[1].to_array());
+    }
 }

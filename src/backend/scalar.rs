@@ -134,4 +134,21 @@ impl Lane for f32 {
     fn acc_total(acc: (Dd, f64)) -> (Dd, f64) {
         acc
     }
+    type Wide = f64;
+    #[inline(always)]
+    fn wide_zero() -> f64 {
+        0.0
+    }
+    #[inline(always)]
+    fn wide_add(acc: f64, v: Self) -> f64 {
+        acc + v as f64
+    }
+    #[inline(always)]
+    fn wide_sum(a: f64, b: f64) -> f64 {
+        a + b
+    }
+    #[inline(always)]
+    fn wide_store(a: f64, dst: &mut [f64]) {
+        dst[0] = a;
+    }
 }

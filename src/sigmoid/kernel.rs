@@ -176,7 +176,7 @@ fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L
 /// `m = exp(-gamma (a + b))`, see [`log_modulator`]; `exp(s + d) = exp(s) (1 + d)` for the
 /// tiny correction `d`.
 #[inline(always)]
-fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> L {
+pub(crate) fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> L {
     let (s, d, dead) = log_modulator::<L, CHECK>(a, b, k);
     let m = s.exp();
     let m = m.mul_add(d, m);

@@ -161,7 +161,7 @@ enum GradFactor {
     Of(Reduction),
 }
 
-fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
+pub(crate) fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
     // Finite and >= 0 (NaN fails both comparisons); whole chunks without an early exit, so
     // that the check vectorizes (a weight per element is as long as the batch), and the first
     // bad index only on failure.
@@ -499,7 +499,7 @@ impl<'a> Focal<'a> {
         targets: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        reduction.factor(0, 0.0)?;
+        reduction.factor(0, 0.0, 0.0)?;
         let count = reduction == Reduction::PerPositive;
         self.execute(logits, targets, Sink::None, GradFactor::Given(1.0), count)?
             .reduce(reduction)
@@ -634,7 +634,7 @@ impl<'a> Focal<'a> {
             Grad::Write(g, s) => (Sink::Write(g, s), s),
             Grad::Accumulate(g, s) => (Sink::Add(g, s), s),
         };
-        Reduction::Scale(s).factor(0, 0.0)?;
+        Reduction::Scale(s).factor(0, 0.0, 0.0)?;
         self.execute(logits, targets, out, GradFactor::Given(s), true)
     }
 
@@ -646,7 +646,7 @@ impl<'a> Focal<'a> {
         reduction: Reduction,
         accumulate: bool,
     ) -> Result<f32, Error> {
-        reduction.factor(0, 0.0)?;
+        reduction.factor(0, 0.0, 0.0)?;
         let out = if accumulate {
             Sink::Add(grad, 1.0)
         } else {
@@ -682,6 +682,7 @@ impl<'a> Focal<'a> {
                 (Sink::Write(..), GradFactor::Of(Reduction::PerPositive))
             );
         let mut positives = 0.0;
+        let weight = element_weight(&job);
         job.count_positives = count_positives;
         if needs_scan {
             // Accumulating must leave the gradient untouched on error: every input is checked
@@ -701,7 +702,7 @@ impl<'a> Focal<'a> {
         }
         let scale = match factor {
             GradFactor::Given(s) => s,
-            GradFactor::Of(r) => r.factor(x.len() as u64, positives)? as f32,
+            GradFactor::Of(r) => r.factor(x.len() as u64, positives, weight)? as f32,
         };
         // A zero factor gives a zero gradient, even where an element's derivative overflowed
         // (weights beyond the documented range): 0, not `0 * inf`.
@@ -727,6 +728,7 @@ impl<'a> Focal<'a> {
                 sums.positives
             },
             elements: x.len() as u64,
+            weight,
         })
     }
 
@@ -836,7 +838,16 @@ impl<'a> Focal<'a> {
     }
 }
 
-fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+/// The sum of the element weights `w_c s_r` of a job (its rows times its classes without
+/// weights), for [`Reduction::WeightedMean`]: the product of the two sums, in f64.
+fn element_weight<T>(job: &Job<'_, T>) -> f64 {
+    let rows = job.x.len() / job.classes;
+    let sum =
+        |w: Option<&[f32]>, n: usize| w.map_or(n as f64, |w| w.iter().map(|&v| v as f64).sum());
+    sum(job.sample_weights, rows) * sum(job.class_weights, job.classes)
+}
+
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
     if expected == found {
         Ok(())
     } else {

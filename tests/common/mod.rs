@@ -207,3 +207,4 @@ pub fn kappas(x: f64, t: f64, o: &Opts) -> (f64, f64) {
     };
     (k(l, dl_dx, dl_dt), k(g, dg_dx, dg_dt))
 }
+pub mod softmax;

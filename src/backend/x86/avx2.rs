@@ -339,4 +339,27 @@ impl Lane for V256x2 {
         }
         total(&hi, &lo, &t)
     }
+    type Wide = [__m256d; 4];
+    #[inline(always)]
+    fn wide_zero() -> [__m256d; 4] {
+        // SAFETY: invariant (AVX).
+        [unsafe { _mm256_setzero_pd() }; 4]
+    }
+    #[inline(always)]
+    fn wide_add(acc: [__m256d; 4], v: Self) -> [__m256d; 4] {
+        Self::wide_sum(acc, widen256(v.0))
+    }
+    #[inline(always)]
+    fn wide_sum(a: [__m256d; 4], b: [__m256d; 4]) -> [__m256d; 4] {
+        // SAFETY: invariant (AVX).
+        core::array::from_fn(|i| unsafe { _mm256_add_pd(a[i], b[i]) })
+    }
+    #[inline(always)]
+    fn wide_store(a: [__m256d; 4], dst: &mut [f64]) {
+        let d = &mut dst[..16];
+        for (i, v) in a.into_iter().enumerate() {
+            // SAFETY: invariant; each store writes 32 bytes inside the 16 elements of `d`.
+            unsafe { _mm256_storeu_pd(d[4 * i..].as_mut_ptr(), v) };
+        }
+    }
 }

@@ -283,4 +283,28 @@ impl Lane for V512 {
         }
         total(&hi, &lo, &t)
     }
+    type Wide = [__m512d; 2];
+    #[inline(always)]
+    fn wide_zero() -> [__m512d; 2] {
+        // SAFETY: invariant (AVX-512F).
+        [unsafe { _mm512_setzero_pd() }; 2]
+    }
+    #[inline(always)]
+    fn wide_add(acc: [__m512d; 2], v: Self) -> [__m512d; 2] {
+        Self::wide_sum(acc, widen512(v.0))
+    }
+    #[inline(always)]
+    fn wide_sum(a: [__m512d; 2], b: [__m512d; 2]) -> [__m512d; 2] {
+        // SAFETY: invariant (AVX-512F).
+        unsafe { [_mm512_add_pd(a[0], b[0]), _mm512_add_pd(a[1], b[1])] }
+    }
+    #[inline(always)]
+    fn wide_store(a: [__m512d; 2], dst: &mut [f64]) {
+        let d = &mut dst[..16];
+        // SAFETY: invariant; each store writes 64 bytes inside the 16 elements of `d`.
+        unsafe {
+            _mm512_storeu_pd(d.as_mut_ptr(), a[0]);
+            _mm512_storeu_pd(d[8..].as_mut_ptr(), a[1]);
+        }
+    }
 }

@@ -1,0 +1,89 @@
+//! The element types a label slice of [`SoftmaxFocal`](crate::SoftmaxFocal) may have.
+
+/// An element type of a softmax label slice: a class index per row (`u8`, `u16`, `u32`,
+/// `i32`, `i64`: the types runtimes store labels in; PyTorch's are `i64`) or a distribution
+/// per row (`f32`, laid out like the logits, each value in `[0, 1]`).
+///
+/// Index labels give bit for bit the results of the same labels written as one-hot `f32`
+/// rows. An index outside `[0, classes)` that is not the
+/// [`ignore_index`](crate::SoftmaxFocal::ignore_index) is a
+/// [`LabelOutOfRange`](crate::Error::LabelOutOfRange) error; an `f32` label outside `[0, 1]`
+/// (or NaN) a [`TargetOutOfRange`](crate::Error::TargetOutOfRange) error. The trait is sealed.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Reduction, SoftmaxFocal};
+/// let x = [2.0f32, -1.0, 0.5, 0.0, 1.0, 3.0];
+/// let f = SoftmaxFocal::new(2.0).classes(3);
+/// let a = f.loss(&x, &[0u8, 2], Reduction::Sum)?;
+/// let b = f.loss(&x, &[0i64, 2], Reduction::Sum)?;
+/// let c = f.loss(&x, &[1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0], Reduction::Sum)?;
+/// assert!(a == b && b == c);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+pub trait Label: Copy + sealed::Sealed {}
+
+pub(crate) mod sealed {
+    /// A label slice as one of the concrete types, so that the crate compiles its passes once
+    /// (index labels are read through [`Labels::class`], a block at a time).
+    #[derive(Clone, Copy)]
+    pub enum Labels<'a> {
+        U8(&'a [u8]),
+        U16(&'a [u16]),
+        U32(&'a [u32]),
+        I32(&'a [i32]),
+        I64(&'a [i64]),
+        Dense(&'a [f32]),
+    }
+
+    impl Labels<'_> {
+        /// The number of labels.
+        pub fn len(&self) -> usize {
+            match self {
+                Labels::U8(s) => s.len(),
+                Labels::U16(s) => s.len(),
+                Labels::U32(s) => s.len(),
+                Labels::I32(s) => s.len(),
+                Labels::I64(s) => s.len(),
+                Labels::Dense(s) => s.len(),
+            }
+        }
+
+        /// The class index `i` (for index labels; `i64::MIN` for distributions, never asked).
+        #[inline(always)]
+        pub fn class(&self, i: usize) -> i64 {
+            match self {
+                Labels::U8(s) => s[i] as i64,
+                Labels::U16(s) => s[i] as i64,
+                Labels::U32(s) => s[i] as i64,
+                Labels::I32(s) => s[i] as i64,
+                Labels::I64(s) => s[i],
+                Labels::Dense(_) => i64::MIN,
+            }
+        }
+    }
+
+    /// How the crate reads a label slice (not part of the public interface).
+    pub trait Sealed: Copy {
+        fn labels(src: &[Self]) -> Labels<'_>;
+    }
+    macro_rules! index {
+        ($($t:ident => $v:ident),*) => {$(
+            impl Sealed for $t {
+                #[inline(always)]
+                fn labels(src: &[$t]) -> Labels<'_> {
+                    Labels::$v(src)
+                }
+            }
+            impl super::Label for $t {}
+        )*};
+    }
+    index!(u8 => U8, u16 => U16, u32 => U32, i32 => I32, i64 => I64);
+    impl Sealed for f32 {
+        #[inline(always)]
+        fn labels(src: &[f32]) -> Labels<'_> {
+            Labels::Dense(src)
+        }
+    }
+    impl super::Label for f32 {}
+}

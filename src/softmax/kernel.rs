@@ -1,0 +1,160 @@
+//! The numeric core of the softmax family: one class's loss term and derivative factors, and
+//! a row's `ln S`, written once over [`Lane`] (lanes are classes of one row, or rows).
+//!
+//! Notation (see `docs/numerics.md`): `m` the row's largest logit, `d_c = z_c - m` (exactly 0
+//! for every class that equals `m`: the *top* classes), `e_c = exp(d_c)`,
+//! `T = sum of e_c over all classes but one top class` (the other top classes count 1 each),
+//! `S = 1 + T`, `p_c = e_c / S`, `q_c = 1 - p_c`. Nothing is formed as `1 - p` when `p > 1/2`:
+//! a top class has `q = T / S` and `-ln p = ln(1 + T)`, every other class has `p <= 1/2`.
+//!
+//! For one class with weight `K = s_r alpha w_c y'_c`:
+//! - loss term `K M L` with `L = -ln p = ln S - d >= 0` and `M = q^gamma`;
+//! - derivative `A = -K g` with `g = M (1 + gamma r L)`, `r = p / q` (so `A` is the issue's
+//!   `s alpha y' w [gamma q^(gamma-1) p ln p - q^gamma]`, written so that it stays finite
+//!   for `gamma < 1` and has no cancellation: every factor is non-negative);
+//! - the gradient of the row is `dl/dz_j = p_j G_{-j} - K_j g_j q_j`, `G_{-j}` the sum of
+//!   `K_c g_c` over the classes other than `j` (see [`crate::softmax::pass`]).
+
+use crate::backend::lane::Lane;
+use crate::math::{LN2_HI, LN2_LO};
+use crate::sigmoid::kernel::{Consts as LogConsts, modulator};
+
+/// How `M = q^gamma` is formed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Power {
+    /// `gamma = 0`: `M = 1`.
+    Zero,
+    /// `gamma = 1`: `M = q`.
+    One,
+    /// `gamma = 2`: `M = q q`.
+    Two,
+    /// `gamma = 1/2`: `M = sqrt(q)`, correctly rounded.
+    Half,
+    /// Any other `gamma`: `M = exp(-gamma (A + B))`, `-ln q = A + B` split so that `A` is an
+    /// exact f32 (see [`term`]).
+    Log,
+}
+
+/// Parameters that are the same for every class of a call.
+#[derive(Clone, Copy)]
+pub(crate) struct Consts<L> {
+    pub gamma: L,
+    pub power: Power,
+    /// The sigmoid core's parameters, for its split log-space modulator.
+    pub log: LogConsts<L>,
+}
+
+impl<L: Lane> Consts<L> {
+    pub fn new(gamma: f32) -> Self {
+        let power = match gamma {
+            0.0 => Power::Zero,
+            1.0 => Power::One,
+            2.0 => Power::Two,
+            0.5 => Power::Half,
+            _ => Power::Log,
+        };
+        Consts {
+            gamma: L::splat(gamma),
+            power,
+            log: LogConsts::new(gamma, 0.0),
+        }
+    }
+}
+
+/// A row's sums, as lanes (one row broadcast, or one row per lane).
+#[derive(Clone, Copy)]
+pub(crate) struct Row<L> {
+    /// `T`, rounded once from its f64 sum.
+    pub t: L,
+    /// `S = 1 + T`, rounded once from the f64 sum.
+    pub s: L,
+    /// `ln S` (see [`ln_s`]).
+    pub ln_s: L,
+}
+
+/// `ln S = ln(1 + T)`: `ln_1p` of `T` itself (with its correction term) when `T <= 1`, so
+/// that a confidently right row (`T = 1e-30`) keeps every digit; `ln S` of the rounded `S`
+/// above (an error of half an ULP of `S`, at most `0.72` ULP of `ln S >= ln 2`).
+#[inline(always)]
+pub(crate) fn ln_s<L: Lane>(t: L, s: L) -> L {
+    let one = L::splat(1.0);
+    let small = t.le(one);
+    let (l, lo) = t.min(one).ln_1p_lo();
+    let big = s.max(one).ln();
+    L::select(small, l + lo, big)
+}
+
+/// One class's terms: `(K M L, K g, q)`, with `K g` clamped to `f32::MAX` (a weight beyond
+/// the documented range overflows to `MAX`, never to `inf`, so that no later product can
+/// form `0 * inf`). `d <= 0` (0 exactly on top classes), `e = exp(d)`, `k >= 0`.
+#[inline(always)]
+pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L, L, L) {
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let top = d.eq(zero);
+    let any_top = L::any(top);
+    let t_zero = row.t.eq(zero);
+    // -ln p: ln S - d, a sum of two non-negative values (ln S alone on a top class).
+    let l = row.ln_s - d;
+    // p / q and 1 - p. Every lane but a top one has p = e / S <= 1/2, so that 1 - p is exact
+    // to an ULP and r = e / (S - e) lies in [0, 1].
+    let p = e / row.s;
+    let r_other = e / (row.s - e);
+    let q_other = one - p;
+    let rl_other = L::select(r_other.eq(zero), zero, r_other * l);
+    let (q, rl, r) = if any_top {
+        // A top class: q = T / S, r = 1 / T, r L = ln S / T (-> 1 as T -> 0).
+        let q_top = row.t / row.s;
+        let rl_top = L::select(t_zero, one, row.ln_s / row.t);
+        (
+            L::select(top, q_top, q_other),
+            L::select(top, rl_top, rl_other),
+            L::select(top, one / row.t, r_other),
+        )
+    } else {
+        (q_other, rl_other, r_other)
+    };
+    let m = match c.power {
+        Power::Zero => one,
+        Power::One => q,
+        Power::Two => q * q,
+        Power::Half => q.sqrt(),
+        Power::Log => log_power(top, any_top, r, row, c),
+    };
+    let g = m * c.gamma.mul_add(rl, one);
+    let kg = (k * g).min(L::splat(f32::MAX));
+    // K = 0 (an unlabelled class, a padding lane) gives 0 even where L = inf (a -inf logit).
+    let loss = L::select(k.eq(zero), zero, (k * m) * l);
+    (loss, kg, q)
+}
+
+/// `q^gamma = exp(-gamma (A + B))` for [`Power::Log`], `r = p / q`.
+///
+/// Where `r <= 1` (every class but a top class with `T < 1`): `-ln q = ln(1 + r)`, `A = 0`,
+/// `B = ln_1p(r)` of order one. A top class with `T < 1` has `-ln q = ln S - ln T`, where
+/// `ln T` may be `-100`: with `T = 2^k m_T`, `A = -k LN2_HI` is exact and `B = ln S - k LN2_LO
+/// - ln m_T` is of order one, so that the sigmoid core's split modulator carries only the
+/// error of `exp` and of `gamma B`. `T = 0` (`p = 1` exactly) gives `M = 0`.
+#[inline(always)]
+fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Consts<L>) -> L {
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let unit = r.le(one);
+    let b_unit = r.min(one).max(zero).ln_1p();
+    let m_unit = modulator::<L, true>(zero, b_unit, &c.log);
+    if !any_top || L::all(unit) {
+        return m_unit;
+    }
+    // Top lanes with T < 1 (r > 1 there): T normalised (subnormal T scaled by 2^24 first).
+    let t = row.t;
+    let tiny = t.lt(L::splat(f32::MIN_POSITIVE));
+    let t_n = L::select(tiny, t * L::splat(16_777_216.0), t);
+    let t_n = L::select(t.eq(zero), one, t_n);
+    let (k, mant) = t_n.frexp();
+    let k = L::select(tiny, k - L::splat(24.0), k);
+    let a = -k * L::splat(LN2_HI);
+    let b = row.ln_s - k.mul_add(L::splat(LN2_LO), mant.ln());
+    let m_top = modulator::<L, true>(a, b, &c.log);
+    let m_top = L::select(t.eq(zero), zero, m_top);
+    L::select(top & !unit, m_top, m_unit)
+}

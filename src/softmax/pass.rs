@@ -1,0 +1,858 @@
+//! The loops that feed the softmax core, written once over [`Lane`], in two shapes:
+//!
+//! - [`rows`], for class-last `[rows, C]` batches with more classes than lanes: each row is
+//!   scanned with its classes in the lanes (max; `exp`, the sum `T`; the gradient), and the
+//!   per-row work (`ln S`, the label's modulator, the factors of the gradient) is done for a
+//!   block of rows at once, one row per lane ([`finish`]).
+//! - [`columns`], for the `[N, C, S]` layout (positions in the lanes: every operation is
+//!   lane-wise, nothing is reduced across lanes), and for class-last batches with few classes,
+//!   whose block of rows is first transposed into a stack buffer.
+//!
+//! # The same bits in both shapes
+//! A row's result must not depend on its layout. Everything but the sums over classes is
+//! lane-wise, so only their order matters. Both shapes add a row's class values in `f64`
+//! (exact widening, one rounding per addition) into `LANES` partial sums, class `c` into
+//! partial sum `c mod LANES` in class order, and combine the partial sums in the same fixed
+//! tree ([`tree`]): [`rows`] has the partial sums in the lanes of one [`Lane::Wide`], and
+//! [`columns`] keeps `LANES` of them per position. Each backend has its own `LANES`, so the
+//! identity holds per backend (backends differ in the last bits anyway).
+//!
+//! # Index labels and distributions
+//! With index labels and no label smoothing only the label's class has a weight: the pass
+//! takes the fast path (the label's term once per row, in [`finish`]; every other gradient is
+//! `e_j * coef`). Distributions (and smoothed index labels) take the dense path (every class's
+//! term, two more passes over the row). Both evaluate the same expressions, so one-hot `f32`
+//! rows give the bits of their index labels.
+
+use super::kernel::{Consts, Row, ln_s, term};
+use crate::backend::lane::Lane;
+use crate::backend::{Isa, Kernel, MAX_LANES, select};
+use crate::label::sealed::Labels;
+use crate::sigmoid::pass::{Body, Sink};
+use crate::sum::Dd;
+
+/// Class-last batches with at most this many classes go through [`columns`] (transposed).
+pub(crate) const SMALL_C: usize = 16;
+/// The row kernel finishes `BLOCK_LOGITS / C` rows at once (at most `LANES`), so that a block
+/// of rows stays in the level-1/2 cache between its scan and its gradient.
+const BLOCK_LOGITS: usize = 8192;
+const NEG_INF: f32 = f32::NEG_INFINITY;
+const MAX: f32 = f32::MAX;
+
+/// A validated batch and its parameters.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub x: &'a [f32],
+    pub labels: Labels<'a>,
+    pub classes: usize,
+    /// Positions per image (`S` of `[N, C, S]`); 1 for class-last.
+    pub spatial: usize,
+    pub gamma: f32,
+    pub alpha: f32,
+    pub eps: f32,
+    pub class_weights: Option<&'a [f32]>,
+    pub sample_weights: Option<&'a [f32]>,
+    pub ignore: Option<i64>,
+}
+
+impl Job<'_> {
+    /// Whether every class's term is needed (distributions, label smoothing).
+    fn dense(&self) -> bool {
+        matches!(self.labels, Labels::Dense(_)) || self.eps > 0.0
+    }
+
+    /// Row `r`'s label class, `None` if ignored (index labels, already validated).
+    #[inline(always)]
+    fn class(&self, r: usize) -> Option<usize> {
+        let v = self.labels.class(r);
+        if Some(v) == self.ignore {
+            None
+        } else {
+            Some(v as usize)
+        }
+    }
+
+    /// `s_r alpha`.
+    #[inline(always)]
+    fn sa(&self, r: usize) -> f32 {
+        self.sample_weights.map_or(1.0, |s| s[r]) * self.alpha
+    }
+
+    /// Class `c`'s weight.
+    #[inline(always)]
+    fn w(&self, c: usize) -> f32 {
+        self.class_weights.map_or(1.0, |w| w[c])
+    }
+}
+
+/// What a pass returns: the loss sum, and whether a counted row had a NaN logit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sums {
+    pub loss: Dd,
+    pub bad: bool,
+}
+
+/// `0, 1, 2, ...`: lane indices.
+const IOTA: [f32; MAX_LANES] = {
+    let mut a = [0f32; MAX_LANES];
+    let mut i = 0;
+    while i < MAX_LANES {
+        a[i] = i as f32;
+        i += 1;
+    }
+    a
+};
+
+/// The fixed order in which `n` (a power of two) partial sums are combined: `v[j] += v[j + h]`
+/// for `h = n/2, n/4, ..., 1`. [`columns`] does the same with whole [`Lane::Wide`]s.
+#[inline(always)]
+fn tree(v: &mut [f64], n: usize) -> f64 {
+    let mut h = n / 2;
+    while h >= 1 {
+        for j in 0..h {
+            v[j] += v[j + h];
+        }
+        h /= 2;
+    }
+    v[0]
+}
+
+/// [`tree`] over `LANES` wide partial sums, position by position.
+#[inline(always)]
+fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES]) -> L::Wide {
+    let mut h = L::LANES / 2;
+    while h >= 1 {
+        for j in 0..h {
+            acc[j] = L::wide_sum(acc[j], acc[j + h]);
+        }
+        h /= 2;
+    }
+    acc[0]
+}
+
+/// `(T, S)` of a row from its sum over the non-top classes and its number of top classes.
+#[inline(always)]
+fn row_sums(sum: f64, ties: f32) -> (f32, f32) {
+    let t = sum + (ties as f64 - 1.0);
+    (t as f32, (1.0 + t) as f32)
+}
+
+/// Per-row values of a block of rows (or positions), one row per lane.
+struct Block {
+    /// The row is counted (not ignored, not padding).
+    live: [bool; MAX_LANES],
+    /// Label class (index labels), -1 when not counted.
+    y: [f32; MAX_LANES],
+    /// `s_r alpha`.
+    sa: [f32; MAX_LANES],
+    /// `min(s_r alpha w_y, MAX)`: the label's weight (fast path).
+    k: [f32; MAX_LANES],
+    /// Largest logit, and `d_y`.
+    m: [f32; MAX_LANES],
+    dy: [f32; MAX_LANES],
+    t: [f32; MAX_LANES],
+    s: [f32; MAX_LANES],
+    single: [bool; MAX_LANES],
+    /// Outputs of [`finish`]: the row's loss, `ln S`, `factor / S`, and for the fast path
+    /// `coef = min(K g factor / S, MAX)` and `t2 = min(factor K g, MAX) q`.
+    loss: [f32; MAX_LANES],
+    ln_s: [f32; MAX_LANES],
+    fs: [f32; MAX_LANES],
+    coef: [f32; MAX_LANES],
+    t2: [f32; MAX_LANES],
+}
+
+impl Block {
+    fn new() -> Self {
+        Block {
+            live: [false; MAX_LANES],
+            y: [-1.0; MAX_LANES],
+            sa: [0.0; MAX_LANES],
+            k: [0.0; MAX_LANES],
+            m: [0.0; MAX_LANES],
+            dy: [0.0; MAX_LANES],
+            t: [0.0; MAX_LANES],
+            s: [1.0; MAX_LANES],
+            single: [true; MAX_LANES],
+            loss: [0.0; MAX_LANES],
+            ln_s: [0.0; MAX_LANES],
+            fs: [0.0; MAX_LANES],
+            coef: [0.0; MAX_LANES],
+            t2: [0.0; MAX_LANES],
+        }
+    }
+
+    /// Fills the labels and weights of rows `r0..r0 + n` (lane `i` is row `r0 + i`).
+    #[inline(always)]
+    fn labels(&mut self, job: &Job<'_>, r0: usize, n: usize) {
+        *self = Block::new();
+        let dense = matches!(job.labels, Labels::Dense(_));
+        for i in 0..n {
+            let r = r0 + i;
+            let class = if dense { Some(0) } else { job.class(r) };
+            if let Some(y) = class {
+                self.live[i] = true;
+                self.y[i] = if dense { -1.0 } else { y as f32 };
+                self.sa[i] = job.sa(r);
+                self.k[i] = (self.sa[i] * job.w(y)).min(MAX);
+            }
+        }
+    }
+}
+
+/// A lane mask from booleans.
+#[inline(always)]
+fn mask<L: Lane>(b: &[bool; MAX_LANES]) -> L::Mask {
+    let mut a = [0f32; MAX_LANES];
+    for (a, &b) in a.iter_mut().zip(b) {
+        *a = if b { 1.0 } else { 0.0 };
+    }
+    L::load_or(&a, 0.0).eq(L::splat(1.0))
+}
+
+#[inline(always)]
+fn lanes<L: Lane>(a: &[f32; MAX_LANES]) -> L {
+    L::load_or(a, 0.0)
+}
+
+/// The per-row work of a block, one row per lane: `ln S`, `factor / S`, and for the fast path
+/// the label's term, the row's loss and the factors of its gradient.
+#[inline(always)]
+fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
+    let t = lanes::<L>(&b.t);
+    let s = lanes::<L>(&b.s);
+    let row = Row {
+        t,
+        s,
+        ln_s: ln_s(t, s),
+    };
+    let f = L::splat(factor);
+    let fs = f / s;
+    row.ln_s.store(&mut b.ln_s);
+    fs.store(&mut b.fs);
+    if dense {
+        return;
+    }
+    let dy = lanes::<L>(&b.dy);
+    let k = lanes::<L>(&b.k);
+    let (loss, kg, q) = term(dy, dy.exp(), k, &row, c);
+    let live = mask::<L>(&b.live);
+    let zero = L::splat(0.0);
+    L::select(live, loss, zero).store(&mut b.loss);
+    (kg * fs).min(L::splat(MAX)).store(&mut b.coef);
+    ((f * kg).min(L::splat(MAX)) * q).store(&mut b.t2);
+}
+
+/// How a pass writes its gradient (`factor` is already part of the values).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    None,
+    Write,
+    Add,
+}
+
+/// One pass of `job` on lanes `L`, with the gradient factor `factor`.
+#[inline(always)]
+fn pass<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32) -> Sums {
+    let c = Consts::<L>::new(job.gamma);
+    if job.spatial == 1 && (L::LANES == 1 || job.classes > SMALL_C) {
+        rows::<L>(job, sink, factor, &c)
+    } else {
+        columns::<L>(job, sink, factor, &c)
+    }
+}
+
+/// Splits the sink into its mode, its gradient slice and its per-row output.
+fn parts<'s>(sink: &'s mut Sink<'_>) -> (Mode, Option<&'s mut [f32]>, Option<&'s mut [f32]>) {
+    match sink {
+        Sink::None => (Mode::None, None, None),
+        Sink::Write(g, _) => (Mode::Write, Some(&mut **g), None),
+        Sink::Add(g, _) => (Mode::Add, Some(&mut **g), None),
+        Sink::Elementwise(o) => (Mode::None, None, Some(&mut **o)),
+    }
+}
+
+/// A row's largest logit and whether it has a NaN (class-last).
+#[inline(always)]
+fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
+    let mut mv = L::splat(NEG_INF);
+    let mut nan = false;
+    for ch in z.chunks(L::LANES) {
+        let v = L::load_or(ch, NEG_INF);
+        nan |= !L::all(v.eq(v));
+        mv = mv.max(v);
+    }
+    let mut a = [NEG_INF; MAX_LANES];
+    mv.store(&mut a);
+    (a[..L::LANES].iter().fold(NEG_INF, |m, &v| m.max(v)), nan)
+}
+
+/// One chunk of a row: `(top, d, e)` for the classes of `ch` (padding lanes are not top and
+/// have `e = 0`).
+#[inline(always)]
+fn chunk<L: Lane>(ch: &[f32], ms: L) -> (L::Mask, L, L) {
+    let zero = L::splat(0.0);
+    let v = L::load_or(ch, NEG_INF);
+    let mut top = v.eq(ms);
+    let full = ch.len() == L::LANES;
+    let valid = L::load_or(&IOTA, 0.0).lt(L::splat(ch.len() as f32));
+    if !full {
+        top = top & valid;
+    }
+    let d = L::select(top, zero, v - ms);
+    // Padding lanes are classes with a -inf logit (`v - m` would be NaN for `m = -inf`).
+    let d = if full {
+        d
+    } else {
+        L::select(valid, d, L::splat(NEG_INF))
+    };
+    (top, d, d.exp())
+}
+
+/// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
+#[inline(always)]
+fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
+    let zero = L::splat(0.0);
+    let ms = L::splat(m);
+    let mut acc = L::wide_zero();
+    let mut ties = zero;
+    for (i, ch) in z.chunks(L::LANES).enumerate() {
+        let (top, _, e) = chunk::<L>(ch, ms);
+        acc = L::wide_add(acc, L::select(top, zero, e));
+        ties = ties + L::select(top, L::splat(1.0), zero);
+        if let Some(g) = store.as_deref_mut() {
+            e.store(&mut g[i * L::LANES..]);
+        }
+    }
+    let mut a = [0f64; MAX_LANES];
+    L::wide_store(acc, &mut a);
+    let mut tl = [0f32; MAX_LANES];
+    ties.store(&mut tl);
+    (tree(&mut a, L::LANES), tl[..L::LANES].iter().sum())
+}
+
+/// The class-last row kernel.
+#[inline(always)]
+fn rows<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>) -> Sums {
+    let cn = job.classes;
+    let n_rows = job.x.len() / cn;
+    let dense = job.dense();
+    let (mode, mut grad, mut per_row) = parts(sink);
+    let bsz = (BLOCK_LOGITS / cn).clamp(1, L::LANES);
+    let mut loss = L::acc_zero();
+    let mut bad = false;
+    let mut b = Block::new();
+    let mut r0 = 0;
+    while r0 < n_rows {
+        let n = bsz.min(n_rows - r0);
+        b.labels(job, r0, n);
+        for i in 0..n {
+            let r = r0 + i;
+            let z = &job.x[r * cn..(r + 1) * cn];
+            if !b.live[i] {
+                if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
+                    g[r * cn..(r + 1) * cn].fill(0.0);
+                }
+                continue;
+            }
+            let (m, nan) = row_max::<L>(z);
+            bad |= nan;
+            let store = match (mode, dense) {
+                (Mode::Write, false) => grad.as_deref_mut().map(|g| &mut g[r * cn..(r + 1) * cn]),
+                _ => None,
+            };
+            let (sum, ties) = row_sum::<L>(z, m, store);
+            let (t, s) = row_sums(sum, ties);
+            b.m[i] = m;
+            b.t[i] = t;
+            b.s[i] = s;
+            b.single[i] = ties == 1.0;
+            if !dense {
+                let zy = z[b.y[i] as usize];
+                b.dy[i] = if zy == m { 0.0 } else { zy - m };
+            }
+        }
+        finish::<L>(&mut b, c, factor, dense);
+        if dense {
+            for i in 0..n {
+                if b.live[i] {
+                    let r = r0 + i;
+                    let g = grad.as_deref_mut().map(|g| &mut g[r * cn..(r + 1) * cn]);
+                    b.loss[i] = dense_row::<L>(job, r, &b, i, mode, g, factor, c);
+                }
+            }
+        }
+        L::acc_add(&mut loss, lanes::<L>(&b.loss));
+        if let Some(o) = per_row.as_deref_mut() {
+            o[r0..r0 + n].copy_from_slice(&b.loss[..n]);
+        }
+        if !dense && mode != Mode::None {
+            let g = grad.as_deref_mut().unwrap_or(&mut []);
+            for i in 0..n {
+                if b.live[i] {
+                    let r = r0 + i;
+                    fast_row_grad::<L>(job, &mut g[r * cn..(r + 1) * cn], &b, i, mode, r);
+                }
+            }
+        }
+        r0 += n;
+    }
+    Sums {
+        loss: L::acc_total(loss).0,
+        bad,
+    }
+}
+
+/// The fast path's gradient of row `r` (lane `i` of the block): `e_j coef`, and
+/// `0 - t2` for the label's class.
+#[inline(always)]
+fn fast_row_grad<L: Lane>(job: &Job<'_>, g: &mut [f32], b: &Block, i: usize, mode: Mode, r: usize) {
+    let cn = job.classes;
+    let y = b.y[i] as usize;
+    let coef = L::splat(b.coef[i]);
+    let label = 0.0 - b.t2[i];
+    match mode {
+        Mode::Write => {
+            for ch in g.chunks_mut(L::LANES) {
+                (L::load_or(ch, 0.0) * coef).store(ch);
+            }
+            g[y] = label;
+        }
+        Mode::Add => {
+            let g_y = g[y];
+            let z = &job.x[r * cn..(r + 1) * cn];
+            let ms = L::splat(b.m[i]);
+            for (zc, gc) in z.chunks(L::LANES).zip(g.chunks_mut(L::LANES)) {
+                let (_, _, e) = chunk::<L>(zc, ms);
+                (L::load_or(gc, 0.0) + e * coef).store(gc);
+            }
+            g[y] = g_y + label;
+        }
+        Mode::None => {}
+    }
+}
+
+/// The label weights of one chunk of classes `c0..` of row `r` (dense path): `K_c`.
+#[inline(always)]
+fn dense_k<L: Lane>(job: &Job<'_>, r: usize, c0: usize, n: usize, sa: f32, y: f32) -> L {
+    let cn = job.classes;
+    let keep = L::splat(1.0 - job.eps);
+    let eps_c = L::splat(job.eps / cn as f32);
+    let iota = L::load_or(&IOTA, 0.0);
+    let yl = match job.labels {
+        Labels::Dense(lab) => L::load_or(&lab[r * cn + c0..r * cn + c0 + n], 0.0),
+        _ => {
+            let one_hot = (iota + L::splat(c0 as f32)).eq(L::splat(y));
+            L::select(one_hot, L::splat(1.0), L::splat(0.0))
+        }
+    };
+    let w = match job.class_weights {
+        Some(w) => L::load_or(&w[c0..c0 + n], 0.0),
+        None => L::splat(1.0),
+    };
+    let kw = (L::splat(sa) * w).min(L::splat(MAX));
+    let k = kw * yl.mul_add(keep, eps_c);
+    L::select(iota.lt(L::splat(n as f32)), k, L::splat(0.0))
+}
+
+/// The dense path of row `r` (lane `i`): every class's term, the row's loss, and its gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_row<L: Lane>(
+    job: &Job<'_>,
+    r: usize,
+    b: &Block,
+    i: usize,
+    mode: Mode,
+    g: Option<&mut [f32]>,
+    factor: f32,
+    c: &Consts<L>,
+) -> f32 {
+    let cn = job.classes;
+    let z = &job.x[r * cn..(r + 1) * cn];
+    let zero = L::splat(0.0);
+    let ms = L::splat(b.m[i]);
+    let row = Row {
+        t: L::splat(b.t[i]),
+        s: L::splat(b.s[i]),
+        ln_s: L::splat(b.ln_s[i]),
+    };
+    let (mut al, mut ax, mut am) = (L::wide_zero(), L::wide_zero(), L::wide_zero());
+    for (j, ch) in z.chunks(L::LANES).enumerate() {
+        let c0 = j * L::LANES;
+        let (top, d, e) = chunk::<L>(ch, ms);
+        let k = dense_k::<L>(job, r, c0, ch.len(), b.sa[i], b.y[i]);
+        let (l, kg, _) = term(d, e, k, &row, c);
+        al = L::wide_add(al, l);
+        ax = L::wide_add(ax, L::select(top, zero, kg));
+        am = L::wide_add(am, L::select(top, kg, zero));
+    }
+    let mut a = [0f64; MAX_LANES];
+    L::wide_store(al, &mut a);
+    let loss = tree(&mut a, L::LANES) as f32;
+    if mode == Mode::None {
+        return loss;
+    }
+    L::wide_store(ax, &mut a);
+    let gx = tree(&mut a, L::LANES);
+    L::wide_store(am, &mut a);
+    let gm = tree(&mut a, L::LANES);
+    let big_g = L::splat(((gx + gm) as f32).min(MAX));
+    let g_x = L::splat((gx as f32).min(MAX));
+    let single = b.single[i];
+    let fs = L::splat(b.fs[i]);
+    let f = L::splat(factor);
+    let g = g.unwrap_or(&mut []);
+    for (j, (zc, gc)) in z.chunks(L::LANES).zip(g.chunks_mut(L::LANES)).enumerate() {
+        let c0 = j * L::LANES;
+        let (top, d, e) = chunk::<L>(zc, ms);
+        let k = dense_k::<L>(job, r, c0, zc.len(), b.sa[i], b.y[i]);
+        let (_, kg, q) = term(d, e, k, &row, c);
+        let v = dense_grad(top, single, e, kg, q, big_g, g_x, fs, f);
+        match mode {
+            Mode::Write => v.store(gc),
+            _ => (L::load_or(gc, 0.0) + v).store(gc),
+        }
+    }
+    loss
+}
+
+/// `dl/dz_j = e_j min(G_{-j} factor / S, MAX) - min(factor K_j g_j, MAX) q_j`, with
+/// `G_{-j} = G_x` (the non-top classes' sum) for the one top class of a row without ties,
+/// `G - K_j g_j` otherwise.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_grad<L: Lane>(
+    top: L::Mask,
+    single: bool,
+    e: L,
+    kg: L,
+    q: L,
+    big_g: L,
+    g_x: L,
+    fs: L,
+    f: L,
+) -> L {
+    let max = L::splat(MAX);
+    let rest = big_g - kg;
+    let rest = if single {
+        L::select(top, g_x, rest)
+    } else {
+        rest
+    };
+    let coef = (rest * fs).min(max);
+    e * coef - (f * kg).min(max) * q
+}
+
+/// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
+/// batch, transposed into a stack buffer), classes in sequence.
+#[inline(always)]
+fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>) -> Sums {
+    let (mode, mut grad, mut per_row) = parts(sink);
+    let cn = job.classes;
+    let sp = job.spatial;
+    let ln = L::LANES;
+    let mut loss = L::acc_zero();
+    let mut bad = false;
+    let mut b = Block::new();
+    if sp > 1 {
+        for n in 0..job.x.len() / (cn * sp) {
+            let mut s0 = 0;
+            while s0 < sp {
+                let np = ln.min(sp - s0);
+                let r0 = n * sp + s0;
+                b.labels(job, r0, np);
+                let base = n * cn * sp + s0;
+                let lab = match job.labels {
+                    Labels::Dense(l) => Some(&l[base..]),
+                    _ => None,
+                };
+                let g = grad.as_deref_mut().map(|g| &mut g[base..]);
+                let x = &job.x[base..];
+                bad |= column_block::<L>(job, x, sp, np, lab, &mut b, g, mode, factor, c);
+                L::acc_add(&mut loss, lanes::<L>(&b.loss));
+                if let Some(o) = per_row.as_deref_mut() {
+                    o[r0..r0 + np].copy_from_slice(&b.loss[..np]);
+                }
+                s0 += np;
+            }
+        }
+    } else {
+        // Class-last with few classes: class `c` of row `r0 + p` at `c LANES + p`.
+        let mut xb = [0f32; SMALL_C * MAX_LANES];
+        let mut lb = [0f32; SMALL_C * MAX_LANES];
+        let mut gb = [0f32; SMALL_C * MAX_LANES];
+        let rows = job.x.len() / cn;
+        let mut r0 = 0;
+        while r0 < rows {
+            let np = ln.min(rows - r0);
+            b.labels(job, r0, np);
+            let span = r0 * cn..(r0 + np) * cn;
+            transpose(&job.x[span.clone()], &mut xb, cn, ln);
+            let lab = match job.labels {
+                Labels::Dense(l) => {
+                    transpose(&l[span.clone()], &mut lb, cn, ln);
+                    Some(&lb[..])
+                }
+                _ => None,
+            };
+            if let (Mode::Add, Some(g)) = (mode, grad.as_deref()) {
+                transpose(&g[span.clone()], &mut gb, cn, ln);
+            }
+            let g = if mode == Mode::None {
+                None
+            } else {
+                Some(&mut gb[..])
+            };
+            bad |= column_block::<L>(job, &xb, ln, np, lab, &mut b, g, mode, factor, c);
+            if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
+                untranspose(&gb, &mut g[span], cn, ln);
+            }
+            L::acc_add(&mut loss, lanes::<L>(&b.loss));
+            if let Some(o) = per_row.as_deref_mut() {
+                o[r0..r0 + np].copy_from_slice(&b.loss[..np]);
+            }
+            r0 += np;
+        }
+    }
+    Sums {
+        loss: L::acc_total(loss).0,
+        bad,
+    }
+}
+
+/// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`.
+#[inline(always)]
+fn transpose(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) {
+    for (p, row) in src.chunks_exact(cn).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * ln + p] = v;
+        }
+    }
+}
+
+/// The inverse of [`transpose`].
+#[inline(always)]
+fn untranspose(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) {
+    for (p, row) in dst.chunks_exact_mut(cn).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = src[c * ln + p];
+        }
+    }
+}
+
+/// One block of `np` positions: logits at `xs[c cs + p]`, distributions likewise in `lab`, the
+/// gradient likewise in `grad`. Returns whether a counted position has a NaN logit.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_block<L: Lane>(
+    job: &Job<'_>,
+    xs: &[f32],
+    cs: usize,
+    np: usize,
+    lab: Option<&[f32]>,
+    b: &mut Block,
+    mut grad: Option<&mut [f32]>,
+    mode: Mode,
+    factor: f32,
+    c: &Consts<L>,
+) -> bool {
+    let cn = job.classes;
+    let dense = job.dense();
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let live = mask::<L>(&b.live);
+    let yv = lanes::<L>(&b.y);
+    let load = |cl: usize| L::select(live, L::load_or(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    // Pass 1: the largest logit of each position.
+    let mut mv = L::splat(NEG_INF);
+    let mut nan = live & !live;
+    for cl in 0..cn {
+        let v = load(cl);
+        nan = nan | !v.eq(v);
+        mv = mv.max(v);
+    }
+    // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient.
+    let mut acc = [L::wide_zero(); MAX_LANES];
+    let mut ties = zero;
+    let mut dy = zero;
+    let store_e = mode == Mode::Write && !dense;
+    for cl in 0..cn {
+        let v = load(cl);
+        let top = v.eq(mv);
+        let d = L::select(top, zero, v - mv);
+        let e = d.exp();
+        let j = cl % L::LANES;
+        acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
+        ties = ties + L::select(top, one, zero);
+        dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
+        if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
+            e.store(&mut g[cl * cs..cl * cs + np]);
+        }
+    }
+    let sums = tree_wide::<L>(&mut acc);
+    let mut a = [0f64; MAX_LANES];
+    L::wide_store(sums, &mut a);
+    let mut tl = [0f32; MAX_LANES];
+    ties.store(&mut tl);
+    mv.store(&mut b.m);
+    dy.store(&mut b.dy);
+    for p in 0..np {
+        if b.live[p] {
+            let (t, s) = row_sums(a[p], tl[p]);
+            b.t[p] = t;
+            b.s[p] = s;
+            b.single[p] = tl[p] == 1.0;
+        } else {
+            b.dy[p] = 0.0;
+        }
+    }
+    finish::<L>(b, c, factor, dense);
+    if dense {
+        column_dense::<L>(job, xs, cs, np, lab, b, grad, mode, factor, c);
+    } else if mode != Mode::None {
+        let g = grad.unwrap_or(&mut []);
+        let coef = lanes::<L>(&b.coef);
+        let label = zero - lanes::<L>(&b.t2);
+        for cl in 0..cn {
+            let gc = &mut g[cl * cs..cl * cs + np];
+            let is_y = yv.eq(L::splat(cl as f32));
+            let v = match mode {
+                Mode::Write => L::load_or(gc, 0.0) * coef,
+                _ => {
+                    let x = load(cl);
+                    let top = x.eq(mv);
+                    let e = L::select(top, zero, x - mv).exp();
+                    e * coef
+                }
+            };
+            let v = L::select(is_y, label, v);
+            let out = match mode {
+                Mode::Write => L::select(live, v, zero),
+                _ => {
+                    let g0 = L::load_or(gc, 0.0);
+                    L::select(live, g0 + v, g0)
+                }
+            };
+            out.store(gc);
+        }
+    }
+    L::any(nan & live)
+}
+
+/// The dense path of a column block: every class's term, the losses and the gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_dense<L: Lane>(
+    job: &Job<'_>,
+    xs: &[f32],
+    cs: usize,
+    np: usize,
+    lab: Option<&[f32]>,
+    b: &mut Block,
+    grad: Option<&mut [f32]>,
+    mode: Mode,
+    factor: f32,
+    c: &Consts<L>,
+) {
+    let cn = job.classes;
+    let zero = L::splat(0.0);
+    let one = L::splat(1.0);
+    let live = mask::<L>(&b.live);
+    let yv = lanes::<L>(&b.y);
+    let sa = lanes::<L>(&b.sa);
+    let mv = lanes::<L>(&b.m);
+    let keep = L::splat(1.0 - job.eps);
+    let eps_c = L::splat(job.eps / cn as f32);
+    let row = Row {
+        t: lanes::<L>(&b.t),
+        s: lanes::<L>(&b.s),
+        ln_s: lanes::<L>(&b.ln_s),
+    };
+    let load = |cl: usize| L::select(live, L::load_or(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    let class = |cl: usize| {
+        let v = load(cl);
+        let top = v.eq(mv);
+        let d = L::select(top, zero, v - mv);
+        let yl = match lab {
+            Some(l) => L::load_or(&l[cl * cs..cl * cs + np], 0.0),
+            None => L::select(yv.eq(L::splat(cl as f32)), one, zero),
+        };
+        let kw = (sa * L::splat(job.w(cl))).min(L::splat(MAX));
+        let k = L::select(live, kw * yl.mul_add(keep, eps_c), zero);
+        let e = d.exp();
+        let (l, kg, q) = term(d, e, k, &row, c);
+        (top, e, l, kg, q)
+    };
+    let mut al = [L::wide_zero(); MAX_LANES];
+    let mut ax = [L::wide_zero(); MAX_LANES];
+    let mut am = [L::wide_zero(); MAX_LANES];
+    for cl in 0..cn {
+        let (top, _, l, kg, _) = class(cl);
+        let j = cl % L::LANES;
+        al[j] = L::wide_add(al[j], l);
+        ax[j] = L::wide_add(ax[j], L::select(top, zero, kg));
+        am[j] = L::wide_add(am[j], L::select(top, kg, zero));
+    }
+    let mut a = [0f64; MAX_LANES];
+    L::wide_store(tree_wide::<L>(&mut al), &mut a);
+    for (p, (l, &a)) in b.loss.iter_mut().zip(&a).enumerate() {
+        *l = if p < np && b.live[p] { a as f32 } else { 0.0 };
+    }
+    if mode == Mode::None {
+        return;
+    }
+    let mut gx = [0f64; MAX_LANES];
+    L::wide_store(tree_wide::<L>(&mut ax), &mut gx);
+    let mut gm = [0f64; MAX_LANES];
+    L::wide_store(tree_wide::<L>(&mut am), &mut gm);
+    let (mut big_g, mut g_x) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
+    for p in 0..L::LANES {
+        big_g[p] = ((gx[p] + gm[p]) as f32).min(MAX);
+        g_x[p] = (gx[p] as f32).min(MAX);
+    }
+    let (big_g, g_x) = (lanes::<L>(&big_g), lanes::<L>(&g_x));
+    let single = mask::<L>(&b.single);
+    let fs = lanes::<L>(&b.fs);
+    let f = L::splat(factor);
+    let g = grad.unwrap_or(&mut []);
+    for cl in 0..cn {
+        let (top, e, _, kg, q) = class(cl);
+        // `dense_grad` with a per-lane `single`.
+        let max = L::splat(MAX);
+        let rest = big_g - kg;
+        let rest = L::select(top & single, g_x, rest);
+        let v = e * (rest * fs).min(max) - (f * kg).min(max) * q;
+        let gc = &mut g[cl * cs..cl * cs + np];
+        let out = match mode {
+            Mode::Write => L::select(live, v, zero),
+            _ => {
+                let g0 = L::load_or(gc, 0.0);
+                L::select(live, g0 + v, g0)
+            }
+        };
+        out.store(gc);
+    }
+}
+
+/// [`pass`] as work for [`select`].
+struct Pass<'r, 'd, 'o> {
+    job: &'r Job<'d>,
+    sink: &'r mut Sink<'o>,
+    factor: f32,
+}
+
+impl Kernel for Pass<'_, '_, '_> {
+    type Output = Sums;
+    #[inline(always)]
+    fn run<L: Body>(self) -> Sums {
+        pass::<L>(self.job, self.sink, self.factor)
+    }
+}
+
+/// One pass of `job` on `isa`, writing `sink` (its gradient values already multiplied by
+/// `factor`).
+#[inline(never)]
+pub(crate) fn run(isa: Isa, job: &Job<'_>, sink: &mut Sink<'_>, factor: f32) -> Sums {
+    select(isa, Pass { job, sink, factor })
+}

@@ -1,0 +1,280 @@
+//! The softmax family against its f64 oracle (`tests/common/softmax.rs`): stress rows over
+//! every backend and both layouts, reductions, limits.
+
+mod common;
+
+use common::softmax::{Rng, allowed, excess_ulps, row};
+use focal_loss::{Backend, Reduction, SoftmaxFocal};
+
+/// The kinds of row the stress batches mix.
+const KINDS: usize = 9;
+
+/// One row of `c` logits of kind `kind`, and its label.
+fn stress_row(rng: &mut Rng, c: usize, kind: usize) -> (Vec<f32>, usize) {
+    let mut z: Vec<f32> = (0..c).map(|_| rng.range(-3.0, 3.0) as f32).collect();
+    let mut y = rng.below(c);
+    match kind {
+        // Plain.
+        0 => {}
+        // One dominant class, the label on it (confidently right: p_y up to 1 - 1e-87).
+        1 | 2 => {
+            let margin = [1.0, 5.0, 17.0, 40.0, 90.0, 200.0][rng.below(6)];
+            let top = rng.below(c);
+            z[top] = (margin + rng.range(0.0, 1.0)) as f32;
+            if kind == 1 {
+                y = top;
+            }
+        }
+        // The label far below the rest.
+        3 => z[y] = -200.0 + rng.range(-1.0, 1.0) as f32,
+        // Ties at the maximum.
+        4 => {
+            let m = 2.5f32;
+            for _ in 0..1 + rng.below(3) {
+                z[rng.below(c)] = m;
+            }
+            if rng.below(2) == 0 {
+                z[y] = m;
+            }
+        }
+        // Logits near 1e4 (d = z - m rounds).
+        5 => {
+            for v in z.iter_mut() {
+                *v = 1.0e4 + rng.range(-30.0, 30.0) as f32;
+            }
+        }
+        // Masked classes (-inf), not the label.
+        6 => {
+            for (i, v) in z.iter_mut().enumerate() {
+                if i != y && rng.below(3) == 0 {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+        // Wide spread: log-uniform magnitudes up to 100.
+        7 => {
+            for v in z.iter_mut() {
+                let m = (10f64).powf(rng.range(-3.0, 2.0));
+                *v = if rng.below(2) == 0 { m } else { -m } as f32;
+            }
+        }
+        // Near-uniform: every logit within 1e-3 of another.
+        _ => {
+            for v in z.iter_mut() {
+                *v = 0.5 + rng.range(-1e-3, 1e-3) as f32;
+            }
+        }
+    }
+    (z, y)
+}
+
+/// Options of one batch.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    c: usize,
+    gamma: f32,
+    alpha: f32,
+    eps: f32,
+    weights: bool,
+    samples: bool,
+    dense: bool,
+}
+
+/// Worst excess over the table, per quantity.
+#[derive(Default, Debug)]
+struct Worst {
+    loss: f64,
+    grad: f64,
+    loss_at: String,
+    grad_at: String,
+}
+
+/// Runs one batch of `rows` stress rows through `backend` (class-last and `[1, C, rows]`) and
+/// checks every row's loss and every gradient element against the oracle.
+fn check_case(rng: &mut Rng, case: Case, rows: usize, backend: Backend, worst: &mut Worst) {
+    let c = case.c;
+    let mut x = Vec::with_capacity(rows * c);
+    let mut y = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let (z, l) = stress_row(rng, c, r % KINDS);
+        x.extend_from_slice(&z);
+        y.push(l as i64);
+    }
+    let w: Vec<f32> = (0..c).map(|_| rng.range(0.1, 10.0) as f32).collect();
+    let s: Vec<f32> = (0..rows).map(|_| rng.range(0.0, 3.0) as f32).collect();
+    let mut dist = vec![0f32; rows * c];
+    for r in 0..rows {
+        let k = 1 + rng.below(3);
+        let mut left = 1.0f64;
+        for j in 0..k {
+            let v = if j + 1 == k { left } else { left * rng.unit() };
+            left -= v;
+            dist[r * c + rng.below(c)] += v as f32;
+        }
+        for v in &mut dist[r * c..(r + 1) * c] {
+            *v = v.min(1.0);
+        }
+    }
+    let mut f = SoftmaxFocal::new(case.gamma)
+        .alpha(case.alpha)
+        .label_smoothing(case.eps)
+        .classes(c)
+        .backend(backend);
+    if case.weights {
+        f = f.class_weights(&w);
+    }
+    if case.samples {
+        f = f.sample_weights(&s);
+    }
+    let mut grad = vec![0f32; rows * c];
+    let mut per_row = vec![0f32; rows];
+    if case.dense {
+        f.loss_and_grad(&x, &dist, &mut grad, Reduction::Sum)
+            .unwrap();
+        f.loss_per_row(&x, &dist, &mut per_row).unwrap();
+    } else {
+        f.loss_and_grad(&x, &y, &mut grad, Reduction::Sum).unwrap();
+        f.loss_per_row(&x, &y, &mut per_row).unwrap();
+    }
+    // The same rows as [1, C, rows]: the bits of the class-last call.
+    let mut nchw = vec![0f32; rows * c];
+    let mut dist_t = vec![0f32; rows * c];
+    for r in 0..rows {
+        for k in 0..c {
+            nchw[k * rows + r] = x[r * c + k];
+            dist_t[k * rows + r] = dist[r * c + k];
+        }
+    }
+    let mut grad_t = vec![0f32; rows * c];
+    let mut per_row_t = vec![0f32; rows];
+    let ft = f.spatial(rows);
+    if case.dense {
+        ft.loss_and_grad(&nchw, &dist_t, &mut grad_t, Reduction::Sum)
+            .unwrap();
+        ft.loss_per_row(&nchw, &dist_t, &mut per_row_t).unwrap();
+    } else {
+        ft.loss_and_grad(&nchw, &y, &mut grad_t, Reduction::Sum)
+            .unwrap();
+        ft.loss_per_row(&nchw, &y, &mut per_row_t).unwrap();
+    }
+    let weighted =
+        case.weights || case.samples || case.alpha != 1.0 || case.eps > 0.0 || case.dense;
+    let tol = allowed(case.gamma as f64, weighted);
+    for r in 0..rows {
+        let z = &x[r * c..(r + 1) * c];
+        let sa = if case.samples { s[r] } else { 1.0 } * case.alpha;
+        let keep = 1.0 - case.eps;
+        let eps_c = case.eps / c as f32;
+        let k: Vec<f64> = (0..c)
+            .map(|j| {
+                let raw = if case.dense {
+                    dist[r * c + j]
+                } else if j == y[r] as usize {
+                    1.0
+                } else {
+                    0.0
+                };
+                let yp = raw.mul_add(keep, eps_c) as f64;
+                let wj = if case.weights { w[j] } else { 1.0 };
+                (sa * wj) as f64 * yp
+            })
+            .collect();
+        let kmax = k.iter().fold(0f64, |a, &b| a.max(b));
+        let exact = row(z, &k, case.gamma as f64, false);
+        let rounded = row(z, &k, case.gamma as f64, true);
+        let at = |what: &str, j: usize| {
+            format!(
+                "{what} {case:?} {backend:?} row {r} kind {} class {j} z {z:?} y {}",
+                r % KINDS,
+                y[r]
+            )
+        };
+        let e = excess_ulps(per_row[r], exact.loss, rounded.loss, exact.loss, kmax);
+        if e > worst.loss {
+            worst.loss = e;
+            worst.loss_at = at("loss", 0);
+        }
+        assert_eq!(
+            per_row[r].to_bits(),
+            per_row_t[r].to_bits(),
+            "{}",
+            at("layout loss", 0)
+        );
+        for j in 0..c {
+            let g = grad[r * c + j];
+            assert_eq!(
+                g.to_bits(),
+                grad_t[j * rows + r].to_bits(),
+                "{}",
+                at("layout grad", j)
+            );
+            let e = excess_ulps(g, exact.grad[j], rounded.grad[j], exact.scale[j], kmax);
+            if e > worst.grad {
+                worst.grad = e;
+                worst.grad_at = at("grad", j);
+            }
+        }
+    }
+    assert!(
+        worst.loss <= tol,
+        "loss {} ULP > {tol}: {}",
+        worst.loss,
+        worst.loss_at
+    );
+    assert!(
+        worst.grad <= tol,
+        "grad {} ULP > {tol}: {}",
+        worst.grad,
+        worst.grad_at
+    );
+}
+
+const CLASSES: [usize; 12] = [2, 3, 5, 8, 13, 16, 17, 31, 50, 64, 100, 1000];
+const GAMMAS: [f32; 7] = [0.0, 0.5, 1.0, 2.0, 2.5, 5.0, 0.25];
+
+fn sweep(dense: bool, eps: f32, weighted: bool) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (dense as u64) ^ ((eps * 1000.0) as u64) << 8);
+    for backend in Backend::available() {
+        let mut worst = Worst::default();
+        for &c in &CLASSES {
+            for &gamma in &GAMMAS {
+                let case = Case {
+                    c,
+                    gamma,
+                    alpha: if weighted { 0.25 } else { 1.0 },
+                    eps,
+                    weights: weighted,
+                    samples: weighted,
+                    dense,
+                };
+                let rows = if c >= 100 { 2 * KINDS } else { 4 * KINDS + 3 };
+                check_case(&mut rng, case, rows, backend, &mut worst);
+            }
+        }
+        eprintln!(
+            "{backend:?} dense {dense} eps {eps} weighted {weighted}: loss {:.2} ULP, grad {:.2} ULP (excess over the conditioning)",
+            worst.loss, worst.grad
+        );
+    }
+}
+
+#[test]
+fn index_labels_against_the_oracle() {
+    sweep(false, 0.0, false);
+}
+
+#[test]
+fn weighted_index_labels_against_the_oracle() {
+    sweep(false, 0.0, true);
+}
+
+#[test]
+fn smoothed_labels_against_the_oracle() {
+    sweep(false, 0.1, true);
+}
+
+#[test]
+fn distributions_against_the_oracle() {
+    sweep(true, 0.0, false);
+    sweep(true, 0.05, true);
+}
