@@ -272,63 +272,128 @@ fn parts<'s>(sink: &'s mut Sink<'_>) -> (Mode, Option<&'s mut [f32]>, Option<&'s
     }
 }
 
-/// A row's largest logit and whether it has a NaN (class-last).
+/// Where chunk `j` of a row of `cn >= LANES` classes starts: `j LANES`, except the last of a
+/// row whose length is not a multiple of `LANES`, which ends with the row (it overlaps the one
+/// before; only its lanes `>= LANES - cn mod LANES` are *fresh*, see [`fresh`]).
+#[inline(always)]
+fn offset<L: Lane>(j: usize, cn: usize) -> usize {
+    (j * L::LANES).min(cn - L::LANES)
+}
+
+/// The number of chunks of a row of `cn >= LANES` classes.
+#[inline(always)]
+fn n_chunks<L: Lane>(cn: usize) -> usize {
+    cn.div_ceil(L::LANES)
+}
+
+/// The lanes of chunk `j` that no earlier chunk covered (`None`: all of them).
+#[inline(always)]
+fn fresh<L: Lane>(j: usize, cn: usize) -> Option<L::Mask> {
+    let rem = cn % L::LANES;
+    if rem == 0 || j + 1 < n_chunks::<L>(cn) {
+        None
+    } else {
+        let iota = L::load_or(&IOTA, 0.0);
+        Some(iota.ge(L::splat((L::LANES - rem) as f32)))
+    }
+}
+
+/// The partial sum (of `LANES`) that class `c` of `cn` goes to, in both kernels: the lane it
+/// has in its chunk ([`offset`]). The column kernel follows the row kernel's chunks, so that
+/// both add the same values in the same order.
+#[inline(always)]
+fn group<L: Lane>(c: usize, cn: usize) -> usize {
+    if cn >= L::LANES {
+        c - offset::<L>(c / L::LANES, cn)
+    } else {
+        c
+    }
+}
+
+/// `sel(m, a, b)` where `m` is `None` for "every lane".
+#[inline(always)]
+fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
+    match m {
+        None => a,
+        Some(m) => L::select(m, a, b),
+    }
+}
+
+/// The largest lane (a tree of `max`).
+#[inline(always)]
+fn hmax<L: Lane>(v: L) -> f32 {
+    let mut a = [NEG_INF; MAX_LANES];
+    v.store(&mut a);
+    let mut h = L::LANES / 2;
+    while h >= 1 {
+        for j in 0..h {
+            a[j] = a[j].max(a[j + h]);
+        }
+        h /= 2;
+    }
+    a[0]
+}
+
+/// The sum of the lanes (small integers: exact in any order).
+#[inline(always)]
+fn hsum_int<L: Lane>(v: L) -> f32 {
+    let mut a = [0f32; MAX_LANES];
+    v.store(&mut a);
+    let mut h = L::LANES / 2;
+    while h >= 1 {
+        for j in 0..h {
+            a[j] += a[j + h];
+        }
+        h /= 2;
+    }
+    a[0]
+}
+
+/// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
 #[inline(always)]
 fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
+    let cn = z.len();
     let mut mv = L::splat(NEG_INF);
     let mut nan = false;
-    for ch in z.chunks(L::LANES) {
-        let v = L::load_or(ch, NEG_INF);
+    for j in 0..n_chunks::<L>(cn) {
+        let v = L::load_or(&z[offset::<L>(j, cn)..], NEG_INF);
         nan |= !L::all(v.eq(v));
         mv = mv.max(v);
     }
-    let mut a = [NEG_INF; MAX_LANES];
-    mv.store(&mut a);
-    (a[..L::LANES].iter().fold(NEG_INF, |m, &v| m.max(v)), nan)
+    (hmax(mv), nan)
 }
 
-/// One chunk of a row: `(top, d, e)` for the classes of `ch` (padding lanes are not top and
-/// have `e = 0`).
+/// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
 #[inline(always)]
-fn chunk<L: Lane>(ch: &[f32], ms: L) -> (L::Mask, L, L) {
-    let zero = L::splat(0.0);
-    let v = L::load_or(ch, NEG_INF);
-    let mut top = v.eq(ms);
-    let full = ch.len() == L::LANES;
-    let valid = L::load_or(&IOTA, 0.0).lt(L::splat(ch.len() as f32));
-    if !full {
-        top = top & valid;
-    }
-    let d = L::select(top, zero, v - ms);
-    // Padding lanes are classes with a -inf logit (`v - m` would be NaN for `m = -inf`).
-    let d = if full {
-        d
-    } else {
-        L::select(valid, d, L::splat(NEG_INF))
-    };
+fn chunk<L: Lane>(z: &[f32], off: usize, ms: L) -> (L::Mask, L, L) {
+    let v = L::load_or(&z[off..], NEG_INF);
+    let top = v.eq(ms);
+    let d = L::select(top, L::splat(0.0), v - ms);
     (top, d, d.exp())
 }
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
 #[inline(always)]
 fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
+    let cn = z.len();
     let zero = L::splat(0.0);
+    let one = L::splat(1.0);
     let ms = L::splat(m);
     let mut acc = L::wide_zero();
     let mut ties = zero;
-    for (i, ch) in z.chunks(L::LANES).enumerate() {
-        let (top, _, e) = chunk::<L>(ch, ms);
-        acc = L::wide_add(acc, L::select(top, zero, e));
-        ties = ties + L::select(top, L::splat(1.0), zero);
+    for j in 0..n_chunks::<L>(cn) {
+        let off = offset::<L>(j, cn);
+        let fr = fresh::<L>(j, cn);
+        let (top, _, e) = chunk::<L>(z, off, ms);
+        acc = L::wide_add(acc, keep(fr, L::select(top, zero, e), zero));
+        ties = ties + keep(fr, L::select(top, one, zero), zero);
         if let Some(g) = store.as_deref_mut() {
-            e.store(&mut g[i * L::LANES..]);
+            e.store(&mut g[off..]);
         }
     }
     let mut a = [0f64; MAX_LANES];
     L::wide_store(acc, &mut a);
-    let mut tl = [0f32; MAX_LANES];
-    ties.store(&mut tl);
-    (tree(&mut a, L::LANES), tl[..L::LANES].iter().sum())
+    (tree(&mut a, L::LANES), hsum_int(ties))
 }
 
 /// The class-last row kernel.
@@ -413,46 +478,71 @@ fn fast_row_grad<L: Lane>(job: &Job<'_>, g: &mut [f32], b: &Block, i: usize, mod
     let label = 0.0 - b.t2[i];
     match mode {
         Mode::Write => {
-            for ch in g.chunks_mut(L::LANES) {
-                (L::load_or(ch, 0.0) * coef).store(ch);
-            }
+            rewrite::<L>(g, cn, |_, e| e * coef);
             g[y] = label;
         }
         Mode::Add => {
             let g_y = g[y];
             let z = &job.x[r * cn..(r + 1) * cn];
             let ms = L::splat(b.m[i]);
-            for (zc, gc) in z.chunks(L::LANES).zip(g.chunks_mut(L::LANES)) {
-                let (_, _, e) = chunk::<L>(zc, ms);
-                (L::load_or(gc, 0.0) + e * coef).store(gc);
-            }
+            rewrite::<L>(g, cn, |off, old| {
+                let (_, _, e) = chunk::<L>(z, off, ms);
+                old + e * coef
+            });
             g[y] = g_y + label;
         }
         Mode::None => {}
     }
 }
 
-/// The label weights of one chunk of classes `c0..` of row `r` (dense path): `K_c`.
+/// `g[off..off + LANES] = f(off, g[off..off + LANES])` for every chunk of a row, each chunk
+/// loaded before the one before it is stored: the overlapping last chunk reads the values
+/// the others read (so that its overlapping lanes compute, and store, the same bits), and no
+/// load waits for a store it partly overlaps.
 #[inline(always)]
-fn dense_k<L: Lane>(job: &Job<'_>, r: usize, c0: usize, n: usize, sa: f32, y: f32) -> L {
+fn rewrite<L: Lane>(g: &mut [f32], cn: usize, mut f: impl FnMut(usize, L) -> L) {
+    let n = n_chunks::<L>(cn);
+    let mut cur = L::load_or(&g[offset::<L>(0, cn)..], 0.0);
+    for j in 0..n {
+        let off = offset::<L>(j, cn);
+        let next = if j + 1 < n {
+            L::load_or(&g[offset::<L>(j + 1, cn)..], 0.0)
+        } else {
+            cur
+        };
+        f(off, cur).store(&mut g[off..]);
+        cur = next;
+    }
+}
+
+/// The label weights `K_c` of the chunk of row `r` at classes `off..off + LANES` (dense
+/// path; 0 on the lanes outside `fr`).
+#[inline(always)]
+fn dense_k<L: Lane>(
+    job: &Job<'_>,
+    r: usize,
+    off: usize,
+    fr: Option<L::Mask>,
+    sa: f32,
+    y: f32,
+) -> L {
     let cn = job.classes;
-    let keep = L::splat(1.0 - job.eps);
+    let keep_ = L::splat(1.0 - job.eps);
     let eps_c = L::splat(job.eps / cn as f32);
-    let iota = L::load_or(&IOTA, 0.0);
     let yl = match job.labels {
-        Labels::Dense(lab) => L::load_or(&lab[r * cn + c0..r * cn + c0 + n], 0.0),
+        Labels::Dense(lab) => L::load_or(&lab[r * cn + off..], 0.0),
         _ => {
-            let one_hot = (iota + L::splat(c0 as f32)).eq(L::splat(y));
+            let iota = L::load_or(&IOTA, 0.0);
+            let one_hot = (iota + L::splat(off as f32)).eq(L::splat(y));
             L::select(one_hot, L::splat(1.0), L::splat(0.0))
         }
     };
     let w = match job.class_weights {
-        Some(w) => L::load_or(&w[c0..c0 + n], 0.0),
+        Some(w) => L::load_or(&w[off..], 0.0),
         None => L::splat(1.0),
     };
     let kw = (L::splat(sa) * w).min(L::splat(MAX));
-    let k = kw * yl.mul_add(keep, eps_c);
-    L::select(iota.lt(L::splat(n as f32)), k, L::splat(0.0))
+    keep(fr, kw * yl.mul_add(keep_, eps_c), L::splat(0.0))
 }
 
 /// The dense path of row `r` (lane `i`): every class's term, the row's loss, and its gradient.
@@ -478,10 +568,11 @@ fn dense_row<L: Lane>(
         ln_s: L::splat(b.ln_s[i]),
     };
     let (mut al, mut ax, mut am) = (L::wide_zero(), L::wide_zero(), L::wide_zero());
-    for (j, ch) in z.chunks(L::LANES).enumerate() {
-        let c0 = j * L::LANES;
-        let (top, d, e) = chunk::<L>(ch, ms);
-        let k = dense_k::<L>(job, r, c0, ch.len(), b.sa[i], b.y[i]);
+    for j in 0..n_chunks::<L>(cn) {
+        let off = offset::<L>(j, cn);
+        let fr = fresh::<L>(j, cn);
+        let (top, d, e) = chunk::<L>(z, off, ms);
+        let k = dense_k::<L>(job, r, off, fr, b.sa[i], b.y[i]);
         let (l, kg, _) = term(d, e, k, &row, c);
         al = L::wide_add(al, l);
         ax = L::wide_add(ax, L::select(top, zero, kg));
@@ -503,17 +594,17 @@ fn dense_row<L: Lane>(
     let fs = L::splat(b.fs[i]);
     let f = L::splat(factor);
     let g = g.unwrap_or(&mut []);
-    for (j, (zc, gc)) in z.chunks(L::LANES).zip(g.chunks_mut(L::LANES)).enumerate() {
-        let c0 = j * L::LANES;
-        let (top, d, e) = chunk::<L>(zc, ms);
-        let k = dense_k::<L>(job, r, c0, zc.len(), b.sa[i], b.y[i]);
+    // Every lane of every chunk (the overlapping lanes of the last compute the same values).
+    rewrite::<L>(g, cn, |off, old| {
+        let (top, d, e) = chunk::<L>(z, off, ms);
+        let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
         let (_, kg, q) = term(d, e, k, &row, c);
         let v = dense_grad(top, single, e, kg, q, big_g, g_x, fs, f);
         match mode {
-            Mode::Write => v.store(gc),
-            _ => (L::load_or(gc, 0.0) + v).store(gc),
+            Mode::Write => v,
+            _ => old + v,
         }
-    }
+    });
     loss
 }
 
@@ -682,7 +773,7 @@ fn column_block<L: Lane>(
         let top = v.eq(mv);
         let d = L::select(top, zero, v - mv);
         let e = d.exp();
-        let j = cl % L::LANES;
+        let j = group::<L>(cl, cn);
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
         ties = ties + L::select(top, one, zero);
         dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
@@ -789,7 +880,7 @@ fn column_dense<L: Lane>(
     let mut am = [L::wide_zero(); MAX_LANES];
     for cl in 0..cn {
         let (top, _, l, kg, _) = class(cl);
-        let j = cl % L::LANES;
+        let j = group::<L>(cl, cn);
         al[j] = L::wide_add(al[j], l);
         ax[j] = L::wide_add(ax[j], L::select(top, zero, kg));
         am[j] = L::wide_add(am[j], L::select(top, kg, zero));

@@ -1,0 +1,250 @@
+//! Every way a softmax call can be wrong gives its typed error, and an accumulate call that
+//! errs leaves the gradient untouched.
+
+use focal_loss::{Error, Grad, Reduction, SoftmaxFocal};
+
+const X: [f32; 6] = [1.0, 0.0, -1.0, 0.5, 0.5, 2.0];
+
+#[test]
+fn lengths() {
+    let f = SoftmaxFocal::new(2.0);
+    let mut g = [0f32; 5];
+    assert_eq!(
+        f.loss_and_grad(&X, &[0u8, 1], &mut g, Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "grad",
+            expected: 6,
+            found: 5
+        })
+    );
+    assert_eq!(
+        f.loss(&X, &[0u8; 4], Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "labels",
+            expected: 1,
+            found: 4
+        })
+    );
+    assert_eq!(
+        f.classes(3).loss(&X, &[0u8; 3], Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "labels",
+            expected: 2,
+            found: 3
+        })
+    );
+    assert_eq!(
+        f.classes(4).loss(&X, &[0u8; 1], Reduction::Sum),
+        Err(Error::NotMultipleOfClasses { len: 6, classes: 4 })
+    );
+    assert_eq!(
+        f.classes(3).spatial(4).loss(&X, &[0u8; 2], Reduction::Sum),
+        Err(Error::NotMultipleOfClasses {
+            len: 6,
+            classes: 12
+        })
+    );
+    assert_eq!(
+        f.classes(3).loss(&X, &[0.0f32; 5], Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "labels",
+            expected: 6,
+            found: 5
+        })
+    );
+    let mut out = [0f32; 3];
+    assert_eq!(
+        f.loss_per_row(&X, &[0u8, 1], &mut out),
+        Err(Error::LengthMismatch {
+            what: "out",
+            expected: 2,
+            found: 3
+        })
+    );
+    assert_eq!(
+        f.sample_weights(&[1.0]).loss(&X, &[0u8, 1], Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "sample_weights",
+            expected: 2,
+            found: 1
+        })
+    );
+}
+
+#[test]
+fn classes() {
+    assert_eq!(
+        SoftmaxFocal::new(2.0).loss(&X, &[0.0f32; 6], Reduction::Sum),
+        Err(Error::UnknownClasses)
+    );
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .classes(0)
+            .loss(&X, &[0u8; 2], Reduction::Sum),
+        Err(Error::ZeroClasses)
+    );
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .class_weights(&[])
+            .loss(&X, &[0u8; 2], Reduction::Sum),
+        Err(Error::ZeroClasses)
+    );
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .classes(3)
+            .class_weights(&[1.0; 2])
+            .loss(&X, &[0u8; 2], Reduction::Sum),
+        Err(Error::ClassCountMismatch {
+            what: "class_weights",
+            expected: 3,
+            found: 2
+        })
+    );
+    // Weights that imply C = 2 against labels that imply C = 3.
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .class_weights(&[1.0; 2])
+            .loss(&X, &[0u8; 2], Reduction::Sum),
+        Err(Error::LengthMismatch {
+            what: "labels",
+            expected: 3,
+            found: 2
+        })
+    );
+}
+
+#[test]
+fn labels() {
+    let f = SoftmaxFocal::new(2.0).ignore_index(-100);
+    assert_eq!(
+        f.loss(&X, &[0i64, 3], Reduction::Sum),
+        Err(Error::LabelOutOfRange {
+            row: 1,
+            label: 3,
+            classes: 3
+        })
+    );
+    assert_eq!(
+        f.loss(&X, &[-1i32, 0], Reduction::Sum),
+        Err(Error::LabelOutOfRange {
+            row: 0,
+            label: -1,
+            classes: 3
+        })
+    );
+    assert!(f.loss(&X, &[-100i64, 2], Reduction::Sum).is_ok());
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .loss(&X, &[0u8, 255], Reduction::Sum)
+            .unwrap_err()
+            .to_string(),
+        "labels[1] = 255 is not a class in [0, 3) nor the ignore_index"
+    );
+    let bad = [0.5f32, 0.5, 0.0, 0.0, 1.5, 0.0];
+    assert_eq!(
+        SoftmaxFocal::new(2.0)
+            .classes(3)
+            .loss(&X, &bad, Reduction::Sum),
+        Err(Error::TargetOutOfRange {
+            index: 4,
+            value: 1.5
+        })
+    );
+    let nan = [0.5f32, 0.5, 0.0, 0.0, f32::NAN, 0.0];
+    assert!(matches!(
+        SoftmaxFocal::new(2.0)
+            .classes(3)
+            .loss(&X, &nan, Reduction::Sum),
+        Err(Error::TargetOutOfRange { index: 4, .. })
+    ));
+}
+
+#[test]
+fn nan_logits() {
+    let mut x = X;
+    x[4] = f32::NAN;
+    let f = SoftmaxFocal::new(2.0).ignore_index(7);
+    for layout in [1, 2] {
+        // Row 1 (class-last) / position 0 (NCHW, C = 3, S = 2... one image of 2 positions).
+        let f = f.spatial(layout);
+        let y = [0u8, 1];
+        assert_eq!(
+            f.loss(&x, &y, Reduction::Sum),
+            Err(Error::NanLogit { index: 4 })
+        );
+        let mut g = [1.5f32; 6];
+        assert_eq!(
+            f.loss_and_grad_accumulate(&x, &y, &mut g, Reduction::Mean),
+            Err(Error::NanLogit { index: 4 })
+        );
+        assert_eq!(g, [1.5; 6], "an accumulate call that errs writes nothing");
+        assert_eq!(
+            f.partial(&x, &y, Grad::Accumulate(&mut g, 1.0)),
+            Err(Error::NanLogit { index: 4 })
+        );
+        assert_eq!(g, [1.5; 6]);
+    }
+    // The NaN's row ignored: no error (class-last: row 1; NCHW: position 0 of x[4] = class 2).
+    assert!(f.loss(&x, &[0u8, 7], Reduction::Sum).is_ok());
+    assert!(f.spatial(2).loss(&x, &[7u8, 1], Reduction::Sum).is_ok());
+    let mut g = [1.5f32; 6];
+    f.loss_and_grad_accumulate(&x, &[0u8, 7], &mut g, Reduction::Mean)
+        .unwrap();
+    assert_eq!(&g[3..], &[1.5; 3]);
+}
+
+#[test]
+fn parameters() {
+    let y = [0u8, 1];
+    let bad = |f: SoftmaxFocal<'_>, name: &str| match f.loss(&X, &y, Reduction::Sum) {
+        Err(Error::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
+        other => panic!("{name}: {other:?}"),
+    };
+    bad(SoftmaxFocal::new(-1.0), "gamma");
+    bad(SoftmaxFocal::new(f32::INFINITY), "gamma");
+    bad(SoftmaxFocal::new(2.0).alpha(f32::NAN), "alpha");
+    bad(SoftmaxFocal::new(2.0).alpha(-0.5), "alpha");
+    bad(
+        SoftmaxFocal::new(2.0).label_smoothing(1.0),
+        "label_smoothing",
+    );
+    bad(SoftmaxFocal::new(2.0).spatial(0), "spatial");
+    bad(
+        SoftmaxFocal::new(2.0).class_weights(&[1.0, -1.0, 1.0]),
+        "class_weights",
+    );
+    bad(
+        SoftmaxFocal::new(2.0).sample_weights(&[1.0, f32::INFINITY]),
+        "sample_weights",
+    );
+    assert!(matches!(
+        SoftmaxFocal::new(2.0).loss(&X, &y, Reduction::Scale(f32::NAN)),
+        Err(Error::InvalidParameter {
+            name: "Reduction::Scale",
+            ..
+        })
+    ));
+    let mut g = [0f32; 6];
+    assert!(
+        SoftmaxFocal::new(2.0)
+            .partial(&X, &y, Grad::Write(&mut g, f32::INFINITY))
+            .is_err()
+    );
+}
+
+#[test]
+fn empty_and_zero_factors() {
+    let f = SoftmaxFocal::new(2.0).classes(3);
+    assert_eq!(f.loss(&[], &[0u8; 0], Reduction::Mean), Ok(0.0));
+    assert_eq!(f.loss(&[], &[0f32; 0], Reduction::WeightedMean), Ok(0.0));
+    // All rows ignored: Mean is 0, the gradient 0.
+    let mut g = [f32::NAN; 6];
+    let l = f
+        .ignore_index(9)
+        .loss_and_grad(&X, &[9u8, 9], &mut g, Reduction::Mean);
+    assert_eq!(l, Ok(0.0));
+    assert_eq!(g, [0.0; 6]);
+    // Zero weights everywhere: WeightedMean divides by 0 -> 0.
+    let f = SoftmaxFocal::new(2.0).class_weights(&[0.0; 3]);
+    assert_eq!(f.loss(&X, &[0u8, 1], Reduction::WeightedMean), Ok(0.0));
+}

@@ -1,0 +1,291 @@
+//! Identities of the softmax family that must hold bit for bit (or, for a permutation of the
+//! classes, within a few ULP), on every backend.
+
+mod common;
+
+use common::softmax::Rng;
+use focal_loss::{Backend, Grad, Partial, Reduction, SoftmaxFocal};
+
+fn logits(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| match i % 11 {
+            3 => 30.0 + rng.range(0.0, 1.0) as f32,
+            7 => -60.0,
+            9 => f32::NEG_INFINITY,
+            _ => rng.range(-4.0, 4.0) as f32,
+        })
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+const CLASSES: [usize; 9] = [2, 3, 7, 16, 17, 19, 50, 64, 129];
+
+#[test]
+fn index_labels_give_the_bits_of_one_hot_rows() {
+    let mut rng = Rng(7);
+    for backend in Backend::available() {
+        for &c in &CLASSES {
+            let rows = 37;
+            let x = logits(&mut rng, rows * c);
+            let y: Vec<u32> = (0..rows).map(|r| ((r * 5 + 1) % c) as u32).collect();
+            let mut one_hot = vec![0f32; rows * c];
+            for r in 0..rows {
+                one_hot[r * c + y[r] as usize] = 1.0;
+            }
+            let w: Vec<f32> = (0..c).map(|k| 0.5 + k as f32 * 0.25).collect();
+            let s: Vec<f32> = (0..rows).map(|r| (r % 4) as f32 * 0.5).collect();
+            for gamma in [0.0, 0.5, 2.0, 2.5] {
+                for eps in [0.0, 0.1] {
+                    let f = SoftmaxFocal::new(gamma)
+                        .alpha(0.25)
+                        .label_smoothing(eps)
+                        .class_weights(&w)
+                        .sample_weights(&s)
+                        .backend(backend);
+                    let (mut ga, mut gb) = (vec![0f32; rows * c], vec![0f32; rows * c]);
+                    let la = f
+                        .loss_and_grad(&x, &y, &mut ga, Reduction::WeightedMean)
+                        .unwrap();
+                    let lb = f
+                        .loss_and_grad(&x, &one_hot, &mut gb, Reduction::WeightedMean)
+                        .unwrap();
+                    let what = format!("{backend:?} C {c} gamma {gamma} eps {eps}");
+                    assert_eq!(la.to_bits(), lb.to_bits(), "{what}");
+                    assert_eq!(bits(&ga), bits(&gb), "{what}");
+                    let (mut ra, mut rb) = (vec![0f32; rows], vec![0f32; rows]);
+                    f.loss_per_row(&x, &y, &mut ra).unwrap();
+                    f.loss_per_row(&x, &one_hot, &mut rb).unwrap();
+                    assert_eq!(bits(&ra), bits(&rb), "{what}");
+                }
+            }
+        }
+    }
+}
+
+/// `[N, C, S]` against the same positions as class-last rows, with ignored positions, sample
+/// weights and distributions; `S` not a multiple of any lane count.
+#[test]
+fn nchw_gives_the_bits_of_transposed_rows() {
+    let mut rng = Rng(11);
+    for backend in Backend::available() {
+        for &c in &CLASSES {
+            let (n, sp) = (3, 21);
+            let rows = n * sp;
+            let x = logits(&mut rng, rows * c);
+            let y: Vec<i64> = (0..rows)
+                .map(|r| {
+                    if r % 6 == 4 {
+                        -100
+                    } else {
+                        ((r * 7) % c) as i64
+                    }
+                })
+                .collect();
+            let s: Vec<f32> = (0..rows).map(|r| 0.25 + (r % 3) as f32).collect();
+            let mut dist = vec![0f32; rows * c];
+            for r in 0..rows {
+                dist[r * c + r % c] = 0.75;
+                dist[r * c + (r * 3 + 1) % c] += 0.25;
+            }
+            // Row-major rows r = n S + p; NCHW index (n C + k) S + p.
+            let to_nchw = |v: &[f32]| {
+                let mut o = vec![0f32; v.len()];
+                for r in 0..rows {
+                    let (i, p) = (r / sp, r % sp);
+                    for k in 0..c {
+                        o[(i * c + k) * sp + p] = v[r * c + k];
+                    }
+                }
+                o
+            };
+            let (xt, dt) = (to_nchw(&x), to_nchw(&dist));
+            for gamma in [0.0, 2.0, 2.5] {
+                let f = SoftmaxFocal::new(gamma)
+                    .ignore_index(-100)
+                    .sample_weights(&s)
+                    .classes(c)
+                    .backend(backend);
+                let what = format!("{backend:?} C {c} gamma {gamma}");
+                for dense in [false, true] {
+                    let (mut g, mut gt) = (vec![0f32; rows * c], vec![0f32; rows * c]);
+                    let (l, lt) = if dense {
+                        (
+                            f.loss_and_grad(&x, &dist, &mut g, Reduction::Mean).unwrap(),
+                            f.spatial(sp)
+                                .loss_and_grad(&xt, &dt, &mut gt, Reduction::Mean)
+                                .unwrap(),
+                        )
+                    } else {
+                        (
+                            f.loss_and_grad(&x, &y, &mut g, Reduction::Mean).unwrap(),
+                            f.spatial(sp)
+                                .loss_and_grad(&xt, &y, &mut gt, Reduction::Mean)
+                                .unwrap(),
+                        )
+                    };
+                    assert_eq!(l.to_bits(), lt.to_bits(), "{what} dense {dense}");
+                    assert_eq!(bits(&to_nchw(&g)), bits(&gt), "{what} dense {dense}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn chunked_partials_give_the_whole_call() {
+    let mut rng = Rng(13);
+    for backend in Backend::available() {
+        for &c in &CLASSES {
+            let rows = 45;
+            let x = logits(&mut rng, rows * c);
+            let y: Vec<i32> = (0..rows)
+                .map(|r| if r % 5 == 2 { -1 } else { ((r * 3) % c) as i32 })
+                .collect();
+            let w: Vec<f32> = (0..c).map(|k| 1.0 + (k % 4) as f32).collect();
+            let f = SoftmaxFocal::new(2.0)
+                .ignore_index(-1)
+                .class_weights(&w)
+                .backend(backend);
+            for reduction in [
+                Reduction::Sum,
+                Reduction::Mean,
+                Reduction::PerPositive,
+                Reduction::WeightedMean,
+            ] {
+                let mut whole = vec![0f32; rows * c];
+                let l = f.loss_and_grad(&x, &y, &mut whole, reduction).unwrap();
+                let counts = f.partial(&x, &y, Grad::Skip).unwrap();
+                let factor = match reduction {
+                    Reduction::Sum => 1.0,
+                    Reduction::Mean | Reduction::PerPositive => 1.0 / counts.elements() as f64,
+                    _ => 1.0 / counts.weight(),
+                } as f32;
+                let mut g = vec![0f32; rows * c];
+                let mut total = Partial::EMPTY;
+                for (k, ((xs, ys), gs)) in x
+                    .chunks(7 * c)
+                    .zip(y.chunks(7))
+                    .zip(g.chunks_mut(7 * c))
+                    .enumerate()
+                {
+                    let p = f.partial(xs, ys, Grad::Write(gs, factor)).unwrap();
+                    total = if k % 2 == 0 {
+                        total.merge(p)
+                    } else {
+                        p.merge(total)
+                    };
+                }
+                let what = format!("{backend:?} C {c} {reduction:?}");
+                assert_eq!(
+                    total.reduce(reduction).unwrap().to_bits(),
+                    l.to_bits(),
+                    "{what}"
+                );
+                assert_eq!(bits(&g), bits(&whole), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn accumulate_is_write_plus_add_and_ignored_rows_are_zero() {
+    let mut rng = Rng(17);
+    for backend in Backend::available() {
+        for &c in &CLASSES {
+            for sp in [1, 5] {
+                let rows = 4 * sp * 3;
+                let mut x = logits(&mut rng, rows * c);
+                let y: Vec<u16> = (0..rows)
+                    .map(|r| {
+                        if r % 4 == 1 {
+                            999
+                        } else {
+                            ((r * 5) % c) as u16
+                        }
+                    })
+                    .collect();
+                // Ignored rows' logits are not read: NaN there changes nothing.
+                for r in 0..rows {
+                    if y[r] == 999 {
+                        let (i, p) = (r / sp, r % sp);
+                        for k in 0..c {
+                            x[(i * c + k) * sp + p] = f32::NAN;
+                        }
+                    }
+                }
+                for (gamma, eps) in [(0.0, 0.0), (2.0, 0.0), (2.5, 0.1)] {
+                    let f = SoftmaxFocal::new(gamma)
+                        .label_smoothing(eps)
+                        .ignore_index(999)
+                        .spatial(sp)
+                        .backend(backend);
+                    let mut w = vec![f32::NAN; rows * c];
+                    let l = f.loss_and_grad(&x, &y, &mut w, Reduction::Mean).unwrap();
+                    let g0: Vec<f32> = (0..rows * c).map(|i| (i % 7) as f32 - 3.0).collect();
+                    let mut a = g0.clone();
+                    let la = f
+                        .loss_and_grad_accumulate(&x, &y, &mut a, Reduction::Mean)
+                        .unwrap();
+                    let what = format!("{backend:?} C {c} S {sp} gamma {gamma}");
+                    assert_eq!(l.to_bits(), la.to_bits(), "{what}");
+                    for i in 0..rows * c {
+                        assert_eq!(a[i].to_bits(), (g0[i] + w[i]).to_bits(), "{what} [{i}]");
+                        let r = (i / (c * sp)) * sp + i % sp;
+                        if y[r] == 999 {
+                            assert_eq!(w[i].to_bits(), 0u32, "{what} ignored [{i}]");
+                        }
+                    }
+                    let mut per_row = vec![f32::NAN; rows];
+                    f.loss_per_row(&x, &y, &mut per_row).unwrap();
+                    for (l, &yr) in per_row.iter().zip(&y) {
+                        assert!(!l.is_nan(), "{what}");
+                        if yr == 999 {
+                            assert_eq!(l.to_bits(), 0u32, "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_permutation_of_the_classes_permutes_the_gradient() {
+    let mut rng = Rng(19);
+    for backend in Backend::available() {
+        for &c in &CLASSES {
+            let rows = 23;
+            let x = logits(&mut rng, rows * c);
+            let y: Vec<u32> = (0..rows).map(|r| ((r * 5) % c) as u32).collect();
+            let perm: Vec<usize> = (0..c).map(|k| (k * 7 + 3) % c).collect();
+            if (0..c).any(|k| !perm.contains(&k)) {
+                continue; // 7 shares a factor with c
+            }
+            let xp: Vec<f32> = (0..rows * c)
+                .map(|i| x[(i / c) * c + perm[i % c]])
+                .collect();
+            let inv = |k: usize| perm.iter().position(|&p| p == k).unwrap();
+            let yp: Vec<u32> = y.iter().map(|&v| inv(v as usize) as u32).collect();
+            let f = SoftmaxFocal::new(2.0).backend(backend);
+            let (mut g, mut gp) = (vec![0f32; rows * c], vec![0f32; rows * c]);
+            let l = f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
+            let lp = f.loss_and_grad(&xp, &yp, &mut gp, Reduction::Sum).unwrap();
+            let close = |a: f32, b: f32| {
+                a == b || (a - b).abs() <= 4.0 * f32::EPSILON * a.abs().max(b.abs()) + 1e-37
+            };
+            assert!(close(l, lp), "{backend:?} C {c}: {l} {lp}");
+            for i in 0..rows * c {
+                let j = (i / c) * c + perm[i % c];
+                assert!(
+                    close(gp[i], g[j]),
+                    "{backend:?} C {c} [{i}]: {} {}",
+                    gp[i],
+                    g[j]
+                );
+            }
+        }
+    }
+}
