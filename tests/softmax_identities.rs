@@ -208,8 +208,8 @@ fn accumulate_is_write_plus_add_and_ignored_rows_are_zero() {
                     })
                     .collect();
                 // Ignored rows' logits are not read: NaN there changes nothing.
-                for r in 0..rows {
-                    if y[r] == 999 {
+                for (r, &yr) in y.iter().enumerate() {
+                    if yr == 999 {
                         let (i, p) = (r / sp, r % sp);
                         for k in 0..c {
                             x[(i * c + k) * sp + p] = f32::NAN;
