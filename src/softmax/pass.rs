@@ -119,8 +119,11 @@ fn tree(v: &mut [f64], n: usize) -> f64 {
 
 /// [`tree`] over `LANES` wide partial sums, position by position.
 #[inline(always)]
-fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES]) -> L::Wide {
-    let mut h = L::LANES / 2;
+///
+/// Only the first `used(cn)` partial sums can be non-zero (fewer classes than lanes), and
+/// adding a zero changes nothing: the tree starts at the level that reaches them.
+fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
+    let mut h = used::<L>(cn) / 2;
     while h >= 1 {
         for j in 0..h {
             acc[j] = L::wide_sum(acc[j], acc[j + h]);
@@ -128,6 +131,12 @@ fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES]) -> L::Wide {
         h /= 2;
     }
     acc[0]
+}
+
+/// The number of partial sums a row of `cn` classes uses, rounded up to a power of two.
+#[inline(always)]
+fn used<L: Lane>(cn: usize) -> usize {
+    cn.min(L::LANES).next_power_of_two()
 }
 
 /// `(T, S)` of a row from its sum over the non-top classes and its number of top classes.
@@ -781,7 +790,7 @@ fn column_block<L: Lane>(
             e.store(&mut g[cl * cs..cl * cs + np]);
         }
     }
-    let sums = tree_wide::<L>(&mut acc);
+    let sums = tree_wide::<L>(&mut acc, cn);
     let mut a = [0f64; MAX_LANES];
     L::wide_store(sums, &mut a);
     let mut tl = [0f32; MAX_LANES];
@@ -886,7 +895,7 @@ fn column_dense<L: Lane>(
         am[j] = L::wide_add(am[j], L::select(top, kg, zero));
     }
     let mut a = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut al), &mut a);
+    L::wide_store(tree_wide::<L>(&mut al, cn), &mut a);
     for (p, (l, &a)) in b.loss.iter_mut().zip(&a).enumerate() {
         *l = if p < np && b.live[p] { a as f32 } else { 0.0 };
     }
@@ -894,9 +903,9 @@ fn column_dense<L: Lane>(
         return;
     }
     let mut gx = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut ax), &mut gx);
+    L::wide_store(tree_wide::<L>(&mut ax, cn), &mut gx);
     let mut gm = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut am), &mut gm);
+    L::wide_store(tree_wide::<L>(&mut am, cn), &mut gm);
     let (mut big_g, mut g_x) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
     for p in 0..L::LANES {
         big_g[p] = ((gx[p] + gm[p]) as f32).min(MAX);
