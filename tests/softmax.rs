@@ -278,3 +278,104 @@ fn distributions_against_the_oracle() {
     sweep(true, 0.0, false);
     sweep(true, 0.05, true);
 }
+
+/// The oracle's gradient formula against central differences of its own loss, in f64 (so the
+/// crate is compared with an oracle whose derivative is checked independently).
+#[test]
+fn oracle_gradient_matches_finite_differences() {
+    let mut rng = Rng(31);
+    for &c in &[2usize, 3, 7, 20] {
+        for &gamma in &[0.0, 0.3, 1.0, 2.0, 2.5, 5.0] {
+            for trial in 0..20 {
+                let z: Vec<f32> = (0..c).map(|_| rng.range(-4.0, 4.0) as f32).collect();
+                let k: Vec<f64> = (0..c)
+                    .map(|j| {
+                        if trial % 2 == 0 {
+                            (j == 0) as u8 as f64
+                        } else {
+                            rng.unit()
+                        }
+                    })
+                    .collect();
+                let exact = row(&z, &k, gamma, false);
+                // The oracle in f64 at z + h e_j (its inputs are f32; difference in f64).
+                let loss_at = |j: usize, h: f64| {
+                    let zz: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+                    let mut zz = zz;
+                    zz[j] += h;
+                    let m = zz.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+                    let s: f64 = zz.iter().map(|v| (v - m).exp()).sum();
+                    (0..c)
+                        .map(|i| {
+                            let p = (zz[i] - m).exp() / s;
+                            k[i] * (1.0 - p).powf(gamma) * -(p.ln())
+                        })
+                        .sum::<f64>()
+                };
+                for j in 0..c {
+                    let h = 1e-5;
+                    let fd = (loss_at(j, h) - loss_at(j, -h)) / (2.0 * h);
+                    let err = (fd - exact.grad[j]).abs();
+                    assert!(
+                        err <= 1e-7 * (1.0 + exact.scale[j]),
+                        "C {c} gamma {gamma} j {j}: fd {fd} analytic {}",
+                        exact.grad[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The limits: masked classes, a label on a masked class, `+inf` logits, rows of `-inf`.
+#[test]
+fn limits_at_infinite_logits() {
+    let inf = f32::INFINITY;
+    for backend in Backend::available() {
+        let f = SoftmaxFocal::new(2.0).backend(backend);
+        let mut g = [0f32; 3];
+        // A label on a -inf class: loss +inf, gradient finite (-1 on the label, p elsewhere).
+        let l = f
+            .loss_and_grad(&[0.0, 0.0, -inf], &[2u8], &mut g, Reduction::Sum)
+            .unwrap();
+        assert_eq!(l, inf);
+        assert_eq!(g, [0.5, 0.5, -1.0], "{backend:?}");
+        // A +inf logit on the label: p = 1, loss 0, gradient 0.
+        let l = f
+            .loss_and_grad(&[inf, 1.0, -inf], &[0u8], &mut g, Reduction::Sum)
+            .unwrap();
+        assert_eq!((l, g), (0.0, [0.0; 3]), "{backend:?}");
+        // Two +inf logits share the probability: the label's p = 1/2.
+        let l = f
+            .loss_and_grad(&[inf, inf, 0.0], &[0u8], &mut g, Reduction::Sum)
+            .unwrap();
+        let want = 0.25 * core::f32::consts::LN_2;
+        assert!(
+            (l - want).abs() <= 2.0 * f32::EPSILON * want,
+            "{backend:?} {l}"
+        );
+        assert!(
+            g.iter().all(|v| v.is_finite()) && g[2] == 0.0,
+            "{backend:?} {g:?}"
+        );
+        // A row of -inf only is uniform.
+        let l = f.loss(&[-inf; 3], &[1u8], Reduction::Sum).unwrap();
+        let p = 1.0f64 / 3.0;
+        let want = (1.0 - p).powi(2) * -(p.ln());
+        assert!(
+            ((l as f64) - want).abs() <= 4.0 * f32::EPSILON as f64 * want,
+            "{backend:?} {l}"
+        );
+        // Confidently right at every margin: loss = q^2 ln(1 + T) without underflow to 0 until
+        // the true value does.
+        for margin in [20.0f32, 40.0, 60.0, 80.0] {
+            let l = f.loss(&[margin, 0.0, 0.0], &[0u8], Reduction::Sum).unwrap();
+            let t = 2.0 * (-(margin as f64)).exp();
+            let want = (t / (1.0 + t)).powi(2) * t.ln_1p();
+            assert!(
+                ((l as f64) - want).abs() <= 8.0 * f32::EPSILON as f64 * want + 1e-44,
+                "{backend:?} margin {margin}: {l} {want}"
+            );
+        }
+    }
+}
