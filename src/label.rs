@@ -49,6 +49,27 @@ pub(crate) mod sealed {
             }
         }
 
+        /// The class indices `r0..r0 + out.len()` into `out`; `false` (and nothing written)
+        /// for distributions.
+        #[inline(always)]
+        pub fn classes(&self, r0: usize, out: &mut [i64]) -> bool {
+            fn copy<T: Copy + Into<i64>>(src: &[T], out: &mut [i64]) {
+                for (o, &v) in out.iter_mut().zip(src) {
+                    *o = v.into();
+                }
+            }
+            let n = out.len();
+            match self {
+                Labels::U8(s) => copy(&s[r0..r0 + n], out),
+                Labels::U16(s) => copy(&s[r0..r0 + n], out),
+                Labels::U32(s) => copy(&s[r0..r0 + n], out),
+                Labels::I32(s) => copy(&s[r0..r0 + n], out),
+                Labels::I64(s) => copy(&s[r0..r0 + n], out),
+                Labels::Dense(_) => return false,
+            }
+            true
+        }
+
         /// The class index `i` (for index labels; `i64::MIN` for distributions, never asked).
         #[inline(always)]
         pub fn class(&self, i: usize) -> i64 {

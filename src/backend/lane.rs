@@ -158,6 +158,8 @@ pub(crate) trait Lane:
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide;
     /// Writes the `LANES` sums, lane `j` to `dst[j]` (`dst` has at least `LANES` elements).
     fn wide_store(a: Self::Wide, dst: &mut [f64]);
+    /// Every lane rounded to `f32` (to nearest, as `as f32`).
+    fn wide_round(a: Self::Wide) -> Self;
 }
 
 /// Two lanes in lock step, `2 * L::LANES` values: every operation is issued for both halves
@@ -392,5 +394,9 @@ impl<L: Lane> Lane for Two<L> {
         let (lo, hi) = dst.split_at_mut(L::LANES);
         L::wide_store(a.0, lo);
         L::wide_store(a.1, hi);
+    }
+    #[inline(always)]
+    fn wide_round(a: Self::Wide) -> Self {
+        Two(L::wide_round(a.0), L::wide_round(a.1))
     }
 }

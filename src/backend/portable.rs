@@ -216,4 +216,18 @@ impl Lane for f32x8 {
         dst[..4].copy_from_slice(&a[0].to_array());
         dst[4..8].copy_from_slice(&a[1].to_array());
     }
+    #[inline(always)]
+    fn wide_round(a: [f64x4; 2]) -> Self {
+        let (l, h) = (a[0].to_array(), a[1].to_array());
+        f32x8::new([
+            l[0] as f32,
+            l[1] as f32,
+            l[2] as f32,
+            l[3] as f32,
+            h[0] as f32,
+            h[1] as f32,
+            h[2] as f32,
+            h[3] as f32,
+        ])
+    }
 }

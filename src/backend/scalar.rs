@@ -151,4 +151,8 @@ impl Lane for f32 {
     fn wide_store(a: f64, dst: &mut [f64]) {
         dst[0] = a;
     }
+    #[inline(always)]
+    fn wide_round(a: f64) -> f32 {
+        a as f32
+    }
 }

@@ -61,23 +61,6 @@ impl Job<'_> {
         matches!(self.labels, Labels::Dense(_)) || self.eps > 0.0
     }
 
-    /// Row `r`'s label class, `None` if ignored (index labels, already validated).
-    #[inline(always)]
-    fn class(&self, r: usize) -> Option<usize> {
-        let v = self.labels.class(r);
-        if Some(v) == self.ignore {
-            None
-        } else {
-            Some(v as usize)
-        }
-    }
-
-    /// `s_r alpha`.
-    #[inline(always)]
-    fn sa(&self, r: usize) -> f32 {
-        self.sample_weights.map_or(1.0, |s| s[r]) * self.alpha
-    }
-
     /// Class `c`'s weight.
     #[inline(always)]
     fn w(&self, c: usize) -> f32 {
@@ -195,15 +178,24 @@ impl Block {
     #[inline(always)]
     fn labels(&mut self, job: &Job<'_>, r0: usize, n: usize) {
         *self = Block::new();
-        let dense = matches!(job.labels, Labels::Dense(_));
+        let mut cls = [0i64; MAX_LANES];
+        let dense = !job.labels.classes(r0, &mut cls[..n]);
+        let mut sa = [job.alpha; MAX_LANES];
+        if let Some(s) = job.sample_weights {
+            for (a, &s) in sa.iter_mut().zip(&s[r0..r0 + n]) {
+                *a = s * job.alpha;
+            }
+        }
         for i in 0..n {
-            let r = r0 + i;
-            let class = if dense { Some(0) } else { job.class(r) };
-            if let Some(y) = class {
+            if dense {
                 self.live[i] = true;
-                self.y[i] = if dense { -1.0 } else { y as f32 };
-                self.sa[i] = job.sa(r);
-                self.k[i] = (self.sa[i] * job.w(y)).min(MAX);
+                self.sa[i] = sa[i];
+            } else if Some(cls[i]) != job.ignore {
+                let y = cls[i] as usize;
+                self.live[i] = true;
+                self.y[i] = y as f32;
+                self.sa[i] = sa[i];
+                self.k[i] = (sa[i] * job.w(y)).min(MAX);
             }
         }
     }
@@ -790,23 +782,19 @@ fn column_block<L: Lane>(
             e.store(&mut g[cl * cs..cl * cs + np]);
         }
     }
-    let sums = tree_wide::<L>(&mut acc, cn);
-    let mut a = [0f64; MAX_LANES];
-    L::wide_store(sums, &mut a);
+    // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
+    // `row_sums`, lane by lane.
+    let t64 = L::wide_add(tree_wide::<L>(&mut acc, cn), ties - one);
+    let s64 = L::wide_add(t64, one);
+    L::select(live, L::wide_round(t64), zero).store(&mut b.t);
+    L::select(live, L::wide_round(s64), one).store(&mut b.s);
     let mut tl = [0f32; MAX_LANES];
     ties.store(&mut tl);
-    mv.store(&mut b.m);
-    dy.store(&mut b.dy);
-    for p in 0..np {
-        if b.live[p] {
-            let (t, s) = row_sums(a[p], tl[p]);
-            b.t[p] = t;
-            b.s[p] = s;
-            b.single[p] = tl[p] == 1.0;
-        } else {
-            b.dy[p] = 0.0;
-        }
+    for (s, &t) in b.single.iter_mut().zip(&tl) {
+        *s = t == 1.0;
     }
+    mv.store(&mut b.m);
+    L::select(live, dy, zero).store(&mut b.dy);
     finish::<L>(b, c, factor, dense);
     if dense {
         column_dense::<L>(job, xs, cs, np, lab, b, grad, mode, factor, c);

@@ -362,4 +362,15 @@ impl Lane for V256x2 {
             unsafe { _mm256_storeu_pd(d[4 * i..].as_mut_ptr(), v) };
         }
     }
+    #[inline(always)]
+    fn wide_round(a: [__m256d; 4]) -> Self {
+        // SAFETY: invariant (AVX). Each quarter rounded to nearest (the default mode).
+        unsafe {
+            let q: [__m128; 4] = core::array::from_fn(|i| _mm256_cvtpd_ps(a[i]));
+            V256x2([
+                _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(q[0]), q[1]),
+                _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(q[2]), q[3]),
+            ])
+        }
+    }
 }

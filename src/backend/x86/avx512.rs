@@ -307,4 +307,16 @@ impl Lane for V512 {
             _mm512_storeu_pd(d[8..].as_mut_ptr(), a[1]);
         }
     }
+    #[inline(always)]
+    fn wide_round(a: [__m512d; 2]) -> Self {
+        // SAFETY: invariant (AVX-512F). Each half rounded to nearest (the default mode).
+        unsafe {
+            let (lo, hi) = (_mm512_cvtpd_ps(a[0]), _mm512_cvtpd_ps(a[1]));
+            let lo = _mm512_castps_pd(_mm512_castps256_ps512(lo));
+            V512(_mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                lo,
+                _mm256_castps_pd(hi),
+            )))
+        }
+    }
 }
