@@ -189,7 +189,7 @@ fn check_case(rng: &mut Rng, case: Case, rows: usize, backend: Backend, worst: &
                 y[r]
             )
         };
-        let e = excess_ulps(per_row[r], exact.loss, rounded.loss, exact.loss, kmax);
+        let e = excess_ulps(per_row[r], exact.loss, rounded.loss, exact.loss, kmax, c);
         if e > worst.loss {
             worst.loss = e;
             worst.loss_at = at("loss", 0);
@@ -208,7 +208,7 @@ fn check_case(rng: &mut Rng, case: Case, rows: usize, backend: Backend, worst: &
                 "{}",
                 at("layout grad", j)
             );
-            let e = excess_ulps(g, exact.grad[j], rounded.grad[j], exact.scale[j], kmax);
+            let e = excess_ulps(g, exact.grad[j], rounded.grad[j], exact.scale[j], kmax, c);
             if e > worst.grad {
                 worst.grad = e;
                 worst.grad_at = at("grad", j);
@@ -376,6 +376,91 @@ fn limits_at_infinite_logits() {
                 ((l as f64) - want).abs() <= 8.0 * f32::EPSILON as f64 * want + 1e-44,
                 "{backend:?} margin {margin}: {l} {want}"
             );
+        }
+    }
+}
+
+/// The accuracy table of `docs/numerics.md` ("The softmax family"): the largest error beyond
+/// the conditioning, in ULP of the result's scale, by C and by the margin of the largest logit
+/// over the others (the label on the largest class half of the time), over gamma in
+/// {0, 0.5, 1, 2, 2.5, 5} and every backend. `cargo test --release --test softmax -- --ignored
+/// --nocapture accuracy_table` (about a minute).
+#[test]
+#[ignore]
+fn accuracy_table() {
+    let margins: [(f64, f64); 5] = [
+        (0.0, 1.0),
+        (1.0, 10.0),
+        (10.0, 40.0),
+        (40.0, 90.0),
+        (90.0, 200.0),
+    ];
+    let gammas = [0.0f32, 0.5, 1.0, 2.0, 2.5, 5.0];
+    for backend in Backend::available() {
+        println!("{backend:?}: loss / gradient, max ULP beyond the conditioning (gamma <= 2)");
+        for &c in &[2usize, 8, 50, 1000] {
+            let mut line = format!("C {c:>4}:");
+            for &(lo, hi) in &margins {
+                let mut rng = Rng(c as u64 * 1000 + lo as u64);
+                let rows = if c >= 1000 { 200 } else { 2000 };
+                let (mut wl, mut wg) = (0f64, 0f64);
+                // The same over gamma <= 2 (the modulator adds about gamma ULP above).
+                let (mut wl2, mut wg2) = (0f64, 0f64);
+                for &gamma in &gammas {
+                    let mut x = Vec::with_capacity(rows * c);
+                    let mut y = Vec::with_capacity(rows);
+                    for r in 0..rows {
+                        let mut z: Vec<f32> = (0..c).map(|_| rng.range(-3.0, 3.0) as f32).collect();
+                        let top = rng.below(c);
+                        let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                        z[top] = m + rng.range(lo, hi) as f32;
+                        x.extend_from_slice(&z);
+                        y.push(if r % 2 == 0 {
+                            top as u32
+                        } else {
+                            rng.below(c) as u32
+                        });
+                    }
+                    let f = SoftmaxFocal::new(gamma).backend(backend);
+                    let mut g = vec![0f32; rows * c];
+                    let mut per_row = vec![0f32; rows];
+                    f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
+                    f.loss_per_row(&x, &y, &mut per_row).unwrap();
+                    for r in 0..rows {
+                        let z = &x[r * c..(r + 1) * c];
+                        let k: Vec<f64> =
+                            (0..c).map(|j| (j == y[r] as usize) as u8 as f64).collect();
+                        let exact = row(z, &k, gamma as f64, false);
+                        let rounded = row(z, &k, gamma as f64, true);
+                        let el =
+                            excess_ulps(per_row[r], exact.loss, rounded.loss, exact.loss, 1.0, c);
+                        wl = wl.max(el);
+                        if gamma <= 2.0 {
+                            wl2 = wl2.max(el);
+                        }
+                        for j in 0..c {
+                            let e = excess_ulps(
+                                g[r * c + j],
+                                exact.grad[j],
+                                rounded.grad[j],
+                                exact.scale[j],
+                                1.0,
+                                c,
+                            );
+                            wg = wg.max(e);
+                            if gamma <= 2.0 {
+                                wg2 = wg2.max(e);
+                            }
+                        }
+                    }
+                }
+                line += &format!(" [{lo}, {hi}) {wl:.1} / {wg:.1} ({wl2:.1} / {wg2:.1}) |");
+                assert!(
+                    wl <= allowed(5.0, false) && wg <= allowed(5.0, false),
+                    "{backend:?} C {c} margin [{lo}, {hi})"
+                );
+            }
+            println!("{line}");
         }
     }
 }

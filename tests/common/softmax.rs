@@ -97,7 +97,10 @@ pub fn row(z: &[f32], k: &[f64], gamma: f64, round: bool) -> RowOut {
 /// `SM_ULP + SM_GAMMA_ULP gamma` (+ `SM_WEIGHT_ULP` when weights, alpha or smoothing multiply
 /// in f32), plus twice the change the f32 rounding of `z_c - m` alone causes (the
 /// conditioning), plus a subnormal allowance of `SM_SUB_ABS` units of `2^-149` times the
-/// largest weight.
+/// largest weight and the number of classes: where the row's `T` is below `2^-126`, each
+/// `e^(z_k - m)` it sums is a subnormal f32, rounded to a multiple of `2^-149` (an absolute
+/// error of `2^-150` per class, which no relative bound can cover; only results near or
+/// below `2^-126` are affected).
 pub const SM_ULP: f64 = 8.0;
 pub const SM_GAMMA_ULP: f64 = 1.0;
 pub const SM_WEIGHT_ULP: f64 = 2.0;
@@ -105,7 +108,14 @@ pub const SM_SUB_ABS: f64 = 8.0;
 
 /// The error of `got` against `exact` in ULP of `scale`, after the allowance for the
 /// conditioning `forced = |exact - rounded|`: `(|got - exact| - 2 forced) / ulp(scale)`.
-pub fn excess_ulps(got: f32, exact: f64, rounded: f64, scale: f64, kmax: f64) -> f64 {
+pub fn excess_ulps(
+    got: f32,
+    exact: f64,
+    rounded: f64,
+    scale: f64,
+    kmax: f64,
+    classes: usize,
+) -> f64 {
     if got.is_nan() {
         return f64::INFINITY;
     }
@@ -118,7 +128,7 @@ pub fn excess_ulps(got: f32, exact: f64, rounded: f64, scale: f64, kmax: f64) ->
     }
     let forced = (exact - rounded).abs();
     let err = ((got as f64) - exact).abs() - 2.0 * forced;
-    if err <= SM_SUB_ABS * kmax.max(1.0) * (2f64).powi(-149) {
+    if err <= SM_SUB_ABS * kmax.max(1.0) * classes as f64 * (2f64).powi(-149) {
         return 0.0;
     }
     err.max(0.0) / ulp(scale.abs().max(f32::MIN_POSITIVE as f64))
