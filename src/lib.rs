@@ -1,16 +1,20 @@
-//! Exact, fused sigmoid focal loss for `no_std` Rust.
+//! Exact, fused focal losses for `no_std` Rust: the sigmoid family and the softmax family.
 //!
 //! On flat row-major `[rows, classes]` `f32` slices, without allocating, this crate computes
 //! binary cross-entropy with logits, alpha-balanced cross-entropy, the sigmoid focal loss of
 //! Lin et al. (2017) in its three conventions, with per-class, positive and per-row weights,
 //! label smoothing and the reductions the peers use, and writes the loss and its gradient in
-//! one pass. [`class_balanced_weights`] computes the weights of Cui et al. (2019).
+//! one pass. [`SoftmaxFocal`] does the same for softmax cross-entropy and the softmax focal
+//! loss (class indices or distributions, `ignore_index`, the `[N, C, S]` layout).
+//! [`class_balanced_weights`] computes the weights of Cui et al. (2019).
 //!
 //! | item | what |
 //! |---|---|
 //! | [`Focal`] | the loss: builder, `loss`, `loss_and_grad`, `loss_elementwise`, `partial` |
 //! | [`Modulator`] | `Linear` (torchvision) / `Geometric` (original TF) / `Separable` (kornia) |
-//! | [`Reduction`] | `Sum`, `Mean`, `PerPositive`, `Scale(s)` |
+//! | [`SoftmaxFocal`] | the softmax family: builder, `loss`, `loss_and_grad`, `loss_per_row`, `partial` |
+//! | [`Label`] | the label types of `SoftmaxFocal`: `u8`..`i64` indices, `f32` distributions |
+//! | [`Reduction`] | `Sum`, `Mean`, `PerPositive`, `WeightedMean`, `Scale(s)` |
 //! | [`Partial`], [`Grad`] | chunks of a batch, combined exactly |
 //! | [`class_balanced_weights`] | `(1 - beta) / (1 - beta^n)`, normalised |
 //! | [`Error`] | every way a call can be wrong |

@@ -366,6 +366,15 @@ fn limits_at_infinite_logits() {
             ((l as f64) - want).abs() <= 4.0 * f32::EPSILON as f64 * want,
             "{backend:?} {l}"
         );
+        // Cross-entropy of a confidently right row: ln(1 + T), where a log-sum-exp in f32
+        // rounds 1 + T to 1 and returns 0.
+        let ce = SoftmaxFocal::cross_entropy().backend(backend);
+        let l = ce.loss(&[20.0, 0.0, 0.0], &[0u8], Reduction::Sum).unwrap();
+        let want = (2.0 * (-20f64).exp()).ln_1p();
+        assert!(
+            ((l as f64) - want).abs() <= 2.0 * f32::EPSILON as f64 * want,
+            "{backend:?} {l}"
+        );
         // Confidently right at every margin: loss = q^2 ln(1 + T) without underflow to 0 until
         // the true value does.
         for margin in [20.0f32, 40.0, 60.0, 80.0] {
