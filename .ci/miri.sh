@@ -95,6 +95,9 @@ for CONFIG in baseline avx2; do
     miri_test errors all --test errors
     miri_test reference all --test reference
     miri_test presets all --test presets
+    miri_test softmax_errors all --test softmax_errors
+    miri_test softmax_presets all --test softmax_presets
+    miri_test softmax_limits 1 --test softmax -- --exact limits_at_infinite_logits
     if [[ $CONFIG == avx2 ]]; then
         miri_test identities "${#IDENTITIES[@]}" --test identities -- --exact "${IDENTITIES[@]}"
     fi
