@@ -11,6 +11,7 @@
 
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
+use crate::backend::MAX_LANES;
 use crate::math;
 use crate::sum::Dd;
 
@@ -160,6 +161,37 @@ pub(crate) trait Lane:
     fn wide_store(a: Self::Wide, dst: &mut [f64]);
     /// Every lane rounded to `f32` (to nearest, as `as f32`).
     fn wide_round(a: Self::Wide) -> Self;
+    /// The sum of the lanes in the fixed tree `a[j] += a[j + h]` for `h = LANES/2, ..., 1`
+    /// (the order `crate::softmax::pass` relies on), in `f64`.
+    #[inline(always)]
+    fn wide_tree(a: Self::Wide) -> f64 {
+        let mut v = [0f64; MAX_LANES];
+        Self::wide_store(a, &mut v);
+        let mut h = Self::LANES / 2;
+        while h >= 1 {
+            for j in 0..h {
+                v[j] += v[j + h];
+            }
+            h /= 2;
+        }
+        v[0]
+    }
+    /// The largest lane (of non-NaN values).
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let mut v = [f32::NEG_INFINITY; MAX_LANES];
+        self.store(&mut v);
+        let mut h = Self::LANES / 2;
+        while h >= 1 {
+            for j in 0..h {
+                v[j] = v[j].max(v[j + h]);
+            }
+            h /= 2;
+        }
+        v[0]
+    }
+    /// The number of lanes set.
+    fn count(m: Self::Mask) -> u32;
 }
 
 /// Two lanes in lock step, `2 * L::LANES` values: every operation is issued for both halves
@@ -398,5 +430,9 @@ impl<L: Lane> Lane for Two<L> {
     #[inline(always)]
     fn wide_round(a: Self::Wide) -> Self {
         Two(L::wide_round(a.0), L::wide_round(a.1))
+    }
+    #[inline(always)]
+    fn count(m: Self::Mask) -> u32 {
+        L::count(m.0) + L::count(m.1)
     }
 }

@@ -230,4 +230,8 @@ impl Lane for f32x8 {
             h[3] as f32,
         ])
     }
+    #[inline(always)]
+    fn count(m: f32x8) -> u32 {
+        m.to_bitmask().count_ones()
+    }
 }

@@ -155,4 +155,8 @@ impl Lane for f32 {
     fn wide_round(a: f64) -> f32 {
         a as f32
     }
+    #[inline(always)]
+    fn count(m: bool) -> u32 {
+        m as u32
+    }
 }

@@ -13,7 +13,7 @@
 //! lane-wise, so only their order matters. Both shapes add a row's class values in `f64`
 //! (exact widening, one rounding per addition) into `LANES` partial sums, class `c` into
 //! partial sum `c mod LANES` in class order, and combine the partial sums in the same fixed
-//! tree ([`tree`]): [`rows`] has the partial sums in the lanes of one [`Lane::Wide`], and
+//! tree ([`Lane::wide_tree`]): [`rows`] has the partial sums in the lanes of one [`Lane::Wide`], and
 //! [`columns`] keeps `LANES` of them per position. Each backend has its own `LANES`, so the
 //! identity holds per backend (backends differ in the last bits anyway).
 //!
@@ -86,21 +86,8 @@ const IOTA: [f32; MAX_LANES] = {
     a
 };
 
-/// The fixed order in which `n` (a power of two) partial sums are combined: `v[j] += v[j + h]`
-/// for `h = n/2, n/4, ..., 1`. [`columns`] does the same with whole [`Lane::Wide`]s.
-#[inline(always)]
-fn tree(v: &mut [f64], n: usize) -> f64 {
-    let mut h = n / 2;
-    while h >= 1 {
-        for j in 0..h {
-            v[j] += v[j + h];
-        }
-        h /= 2;
-    }
-    v[0]
-}
-
-/// [`tree`] over `LANES` wide partial sums, position by position.
+/// [`Lane::wide_tree`]'s order (`v[j] += v[j + h]` for `h = LANES/2, ..., 1`) over `LANES`
+/// wide partial sums, position by position.
 #[inline(always)]
 ///
 /// Only the first `used(cn)` partial sums can be non-zero (fewer classes than lanes), and
@@ -320,36 +307,6 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
     }
 }
 
-/// The largest lane (a tree of `max`).
-#[inline(always)]
-fn hmax<L: Lane>(v: L) -> f32 {
-    let mut a = [NEG_INF; MAX_LANES];
-    v.store(&mut a);
-    let mut h = L::LANES / 2;
-    while h >= 1 {
-        for j in 0..h {
-            a[j] = a[j].max(a[j + h]);
-        }
-        h /= 2;
-    }
-    a[0]
-}
-
-/// The sum of the lanes (small integers: exact in any order).
-#[inline(always)]
-fn hsum_int<L: Lane>(v: L) -> f32 {
-    let mut a = [0f32; MAX_LANES];
-    v.store(&mut a);
-    let mut h = L::LANES / 2;
-    while h >= 1 {
-        for j in 0..h {
-            a[j] += a[j + h];
-        }
-        h /= 2;
-    }
-    a[0]
-}
-
 /// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
 #[inline(always)]
 fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
@@ -361,7 +318,7 @@ fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
         nan |= !L::all(v.eq(v));
         mv = mv.max(v);
     }
-    (hmax(mv), nan)
+    (mv.reduce_max(), nan)
 }
 
 /// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
@@ -378,23 +335,23 @@ fn chunk<L: Lane>(z: &[f32], off: usize, ms: L) -> (L::Mask, L, L) {
 fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
     let cn = z.len();
     let zero = L::splat(0.0);
-    let one = L::splat(1.0);
     let ms = L::splat(m);
     let mut acc = L::wide_zero();
-    let mut ties = zero;
+    let mut ties = 0u32;
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
         let (top, _, e) = chunk::<L>(z, off, ms);
         acc = L::wide_add(acc, keep(fr, L::select(top, zero, e), zero));
-        ties = ties + keep(fr, L::select(top, one, zero), zero);
+        ties += L::count(match fr {
+            None => top,
+            Some(f) => top & f,
+        });
         if let Some(g) = store.as_deref_mut() {
             e.store(&mut g[off..]);
         }
     }
-    let mut a = [0f64; MAX_LANES];
-    L::wide_store(acc, &mut a);
-    (tree(&mut a, L::LANES), hsum_int(ties))
+    (L::wide_tree(acc), ties as f32)
 }
 
 /// The class-last row kernel.
@@ -579,16 +536,12 @@ fn dense_row<L: Lane>(
         ax = L::wide_add(ax, L::select(top, zero, kg));
         am = L::wide_add(am, L::select(top, kg, zero));
     }
-    let mut a = [0f64; MAX_LANES];
-    L::wide_store(al, &mut a);
-    let loss = tree(&mut a, L::LANES) as f32;
+    let loss = L::wide_tree(al) as f32;
     if mode == Mode::None {
         return loss;
     }
-    L::wide_store(ax, &mut a);
-    let gx = tree(&mut a, L::LANES);
-    L::wide_store(am, &mut a);
-    let gm = tree(&mut a, L::LANES);
+    let gx = L::wide_tree(ax);
+    let gm = L::wide_tree(am);
     let big_g = L::splat(((gx + gm) as f32).min(MAX));
     let g_x = L::splat((gx as f32).min(MAX));
     let single = b.single[i];

@@ -363,6 +363,14 @@ impl Lane for V256x2 {
         }
     }
     #[inline(always)]
+    fn count(m: M256x2) -> u32 {
+        // SAFETY: invariant (AVX).
+        unsafe {
+            (_mm256_movemask_ps(m.0[0]) as u32).count_ones()
+                + (_mm256_movemask_ps(m.0[1]) as u32).count_ones()
+        }
+    }
+    #[inline(always)]
     fn wide_round(a: [__m256d; 4]) -> Self {
         // SAFETY: invariant (AVX). Each quarter rounded to nearest (the default mode).
         unsafe {

@@ -308,6 +308,37 @@ impl Lane for V512 {
         }
     }
     #[inline(always)]
+    fn count(m: u16) -> u32 {
+        m.count_ones()
+    }
+    #[inline(always)]
+    fn wide_tree(a: [__m512d; 2]) -> f64 {
+        // SAFETY: invariant (AVX-512F). The tree of the default: lanes j + (j + 8), then
+        // j + (j + 4), j + (j + 2), j + (j + 1), each an f64 addition per lane.
+        unsafe {
+            let s8 = _mm512_add_pd(a[0], a[1]);
+            let s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd::<1>(s8));
+            let s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd::<1>(s4));
+            let s1 = _mm_add_sd(s2, _mm_unpackhi_pd(s2, s2));
+            _mm_cvtsd_f64(s1)
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: invariant (AVX-512F). Maximum of non-NaN values: exact in any order.
+        unsafe {
+            let h = _mm512_castps_pd(self.0);
+            let m8 = _mm256_max_ps(
+                _mm256_castpd_ps(_mm512_castpd512_pd256(h)),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(h)),
+            );
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps::<1>(m8));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let m1 = _mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2));
+            _mm_cvtss_f32(m1)
+        }
+    }
+    #[inline(always)]
     fn wide_round(a: [__m512d; 2]) -> Self {
         // SAFETY: invariant (AVX-512F). Each half rounded to nearest (the default mode).
         unsafe {
