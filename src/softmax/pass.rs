@@ -231,6 +231,30 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
     ((f * kg).min(L::splat(MAX)) * q).store(&mut b.t2);
 }
 
+/// `f::<C>(args)` for the class count `cn` in `1..=SMALL_C`.
+macro_rules! dispatch_c {
+    ($cn:expr, $f:ident, $($a:expr),*) => {
+        match $cn {
+            1 => $f::<1>($($a),*),
+            2 => $f::<2>($($a),*),
+            3 => $f::<3>($($a),*),
+            4 => $f::<4>($($a),*),
+            5 => $f::<5>($($a),*),
+            6 => $f::<6>($($a),*),
+            7 => $f::<7>($($a),*),
+            8 => $f::<8>($($a),*),
+            9 => $f::<9>($($a),*),
+            10 => $f::<10>($($a),*),
+            11 => $f::<11>($($a),*),
+            12 => $f::<12>($($a),*),
+            13 => $f::<13>($($a),*),
+            14 => $f::<14>($($a),*),
+            15 => $f::<15>($($a),*),
+            _ => $f::<16>($($a),*),
+        }
+    };
+}
+
 /// How a pass writes its gradient (`factor` is already part of the values).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -666,24 +690,33 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
     }
 }
 
-/// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`.
+/// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
+/// up to [`SMALL_C`], whose fixed inner length the compiler unrolls.
 #[inline(always)]
-fn transpose(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) {
-    for (p, row) in src.chunks_exact(cn).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            dst[c * ln + p] = v;
+fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * MAX_LANES], cn: usize, ln: usize) {
+    #[inline(always)]
+    fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * MAX_LANES], ln: usize) {
+        for (p, row) in src.chunks_exact(C).enumerate().take(MAX_LANES) {
+            for c in 0..C {
+                dst[(c * ln + p) % (SMALL_C * MAX_LANES)] = row[c];
+            }
         }
     }
+    dispatch_c!(cn, fixed, src, dst, ln);
 }
 
 /// The inverse of [`transpose`].
 #[inline(always)]
-fn untranspose(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) {
-    for (p, row) in dst.chunks_exact_mut(cn).enumerate() {
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = src[c * ln + p];
+fn untranspose(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], cn: usize, ln: usize) {
+    #[inline(always)]
+    fn fixed<const C: usize>(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], ln: usize) {
+        for (p, row) in dst.chunks_exact_mut(C).enumerate().take(MAX_LANES) {
+            for c in 0..C {
+                row[c] = src[(c * ln + p) % (SMALL_C * MAX_LANES)];
+            }
         }
     }
+    dispatch_c!(cn, fixed, src, dst, ln);
 }
 
 /// One block of `np` positions: logits at `xs[c cs + p]`, distributions likewise in `lab`, the
