@@ -168,3 +168,37 @@ fn presets_agree_with_the_peer_expressions() {
         assert!(close(got, cb, 8.0), "class-balanced C {c}: {got} {cb}");
     }
 }
+
+/// `Reduction::WeightedMean` for the sigmoid family: the sum of the element weights
+/// `w_c s_r` (rows x classes without weights, where it is `Mean`).
+#[test]
+fn weighted_mean_of_the_sigmoid_family() {
+    use focal_loss::{Focal, Grad};
+    let x = [0.5f32, -1.0, 2.0, 0.25, -0.5, 1.5];
+    let t = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0];
+    let f = Focal::new(2.0).alpha(0.25);
+    assert_eq!(
+        f.loss(&x, &t, Reduction::WeightedMean).unwrap(),
+        f.loss(&x, &t, Reduction::Mean).unwrap()
+    );
+    let (w, s) = ([0.5f32, 2.0, 4.0], [3.0f32, 0.25]);
+    let fw = f.class_weights(&w).sample_weights(&s);
+    let p = fw.partial(&x, &t, Grad::Skip).unwrap();
+    let total: f64 = (0..2)
+        .map(|r| (0..3).map(|c| (w[c] * s[r]) as f64).sum::<f64>())
+        .sum();
+    assert_eq!(p.weight(), total);
+    let sum = fw.loss(&x, &t, Reduction::Sum).unwrap() as f64;
+    let got = fw.loss(&x, &t, Reduction::WeightedMean).unwrap() as f64;
+    assert!((got - sum / total).abs() <= 2.0 * f32::EPSILON as f64 * got);
+    // The gradient is that of the reduced value: the Sum gradient over W.
+    let (mut gs, mut gw) = ([0f32; 6], [0f32; 6]);
+    fw.loss_and_grad(&x, &t, &mut gs, Reduction::Sum).unwrap();
+    fw.loss_and_grad(&x, &t, &mut gw, Reduction::WeightedMean)
+        .unwrap();
+    for (a, b) in gs.iter().zip(&gw) {
+        assert!(
+            ((*a as f64) / total - *b as f64).abs() <= 2.0 * f32::EPSILON as f64 * b.abs() as f64
+        );
+    }
+}
