@@ -11,10 +11,11 @@
 //! # The same bits in both shapes
 //! A row's result must not depend on its layout. Everything but the sums over classes is
 //! lane-wise, so only their order matters. Both shapes add a row's class values in `f64`
-//! (exact widening, one rounding per addition) into `LANES` partial sums, class `c` into
-//! partial sum `c mod LANES` in class order, and combine the partial sums in the same fixed
-//! tree ([`Lane::wide_tree`]): [`rows`] has the partial sums in the lanes of one [`Lane::Wide`], and
-//! [`columns`] keeps `LANES` of them per position. Each backend has its own `LANES`, so the
+//! (exact widening, one rounding per addition) into `LANES` partial sums, class `c` into the
+//! partial sum of the lane it has in the row kernel's chunks ([`group`]: `c mod LANES` but for
+//! the overlapping last chunk of a row) in class order, and combine the partial sums in the
+//! same fixed tree ([`Lane::wide_tree`]): [`rows`] has the partial sums in the lanes of one
+//! [`Lane::Wide`], and [`columns`] keeps `LANES` of them per position. Each backend has its own `LANES`, so the
 //! identity holds per backend (backends differ in the last bits anyway).
 //!
 //! # Index labels and distributions
@@ -88,10 +89,10 @@ const IOTA: [f32; MAX_LANES] = {
 
 /// [`Lane::wide_tree`]'s order (`v[j] += v[j + h]` for `h = LANES/2, ..., 1`) over `LANES`
 /// wide partial sums, position by position.
-#[inline(always)]
 ///
 /// Only the first `used(cn)` partial sums can be non-zero (fewer classes than lanes), and
 /// adding a zero changes nothing: the tree starts at the level that reaches them.
+#[inline(always)]
 fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
     let mut h = used::<L>(cn) / 2;
     while h >= 1 {

@@ -17,7 +17,7 @@ use crate::sum::{self, Dd};
 
 /// A backend file's entry: `LANES`, the detection `Token` (made only by `detect`, after
 /// `cpufeatures` has found the instruction set), `run` (work on the file's vector type,
-/// compiled with the instruction set enabled), the vector type's [`Body`] compiled the same
+/// compiled with the instruction set enabled), the vector type's [`Body`](crate::sigmoid::pass::Body) compiled the same
 /// way, and a `Sum2` per `f64` lane for its accumulators (through [`crate::sum::two_sum`] on a
 /// small `Add`/`Sub` wrapper of the `f64` register). One macro, so that the two files state
 /// only what differs.
