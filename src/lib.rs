@@ -16,7 +16,7 @@
 //! | [`Label`] | the label types of `SoftmaxFocal`: `u8`..`i64` indices, `f32` distributions |
 //! | [`Reduction`] | `Sum`, `Mean`, `PerPositive`, `WeightedMean`, `Scale(s)` |
 //! | [`Partial`], [`Grad`] | chunks of a batch, combined exactly |
-//! | [`class_balanced_weights`] | `(1 - beta) / (1 - beta^n)`, normalised |
+//! | [`class_balanced_weights`] | `(1 - beta) / (1 - beta^n)`, normalised ([`EmptyClass`]: classes without examples) |
 //! | [`Error`] | every way a call can be wrong |
 //!
 //! Everything is exact where the peers are not: the result is within a few ULP of the true
@@ -53,10 +53,10 @@ mod sum;
 mod target;
 
 pub use backend::Backend;
-pub use class_balanced::class_balanced_weights;
+pub use class_balanced::{EmptyClass, class_balanced_weights, class_balanced_weights_with};
 pub use error::Error;
 pub use label::Label;
-pub use reduce::{Partial, Reduction};
+pub use reduce::{Partial, PartialParts, Reduction};
 pub use sigmoid::{Focal, Grad, Modulator};
 pub use softmax::SoftmaxFocal;
 pub use target::Target;

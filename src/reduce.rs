@@ -52,6 +52,33 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// `Scale(1 / max(positives, 1))`: the factor of `PerPositive` for a batch split into
+    /// chunks, from the positives of the whole batch (summed over the chunks' [`Partial`]s,
+    /// or with [`Focal::positives`](crate::Focal::positives) /
+    /// [`SoftmaxFocal::positives`](crate::SoftmaxFocal::positives) per chunk), rounded once
+    /// to f32 as a whole call rounds its own factor.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Focal, Grad, Reduction};
+    /// let (x, t) = ([0.5f32, -1.0, 2.0, 0.3], [1.0f32, 0.0, 1.0, 1.0]);
+    /// let f = Focal::new(2.0).classes(2);
+    /// // Each worker counts its chunk; the sum is all-reduced; each scales by the total.
+    /// let total = f.positives(&t[..2])? + f.positives(&t[2..])?;
+    /// let scale = Reduction::per_positive(total);
+    /// let mut whole = [0f32; 4];
+    /// f.loss_and_grad(&x, &t, &mut whole, Reduction::PerPositive)?;
+    /// let mut g = [0f32; 4];
+    /// let Reduction::Scale(s) = scale else { unreachable!() };
+    /// f.partial(&x[..2], &t[..2], Grad::Write(&mut g[..2], s))?;
+    /// f.partial(&x[2..], &t[2..], Grad::Write(&mut g[2..], s))?;
+    /// assert_eq!(g, whole);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn per_positive(positives: f64) -> Reduction {
+        Reduction::Scale((1.0 / positives.max(1.0)) as f32)
+    }
+
     /// The factor applied to the weighted loss sum, in f64, for `elements` elements whose raw
     /// targets sum to `positives` and element weights to `weight`.
     pub(crate) fn factor(self, elements: u64, positives: f64, weight: f64) -> Result<f64, Error> {
@@ -108,7 +135,93 @@ pub struct Partial {
     pub(crate) weight: f64,
 }
 
+/// A [`Partial`] taken apart into plain numbers, to cross a process boundary (an all-gather
+/// between workers) and be put together again exactly: [`Partial::from_parts`] of
+/// [`Partial::to_parts`] is the same partial, bit for bit.
+///
+/// # Example
+/// ```
+/// use focal_loss::{Focal, Grad, Partial, PartialParts, Reduction};
+/// let f = Focal::new(2.0);
+/// let p = f.partial(&[0.5f32, -1.0], &[1.0f32, 0.0], Grad::Skip)?;
+/// let parts: PartialParts = p.to_parts();
+/// let wire = [parts.loss_hi, parts.loss_lo, parts.positives, parts.elements as f64, parts.weight];
+/// let back = Partial::from_parts(PartialParts {
+///     loss_hi: wire[0],
+///     loss_lo: wire[1],
+///     positives: wire[2],
+///     elements: wire[3] as u64,
+///     weight: wire[4],
+/// });
+/// assert_eq!(back, p);
+/// assert_eq!(back.reduce(Reduction::Mean)?, p.reduce(Reduction::Mean)?);
+/// # Ok::<(), focal_loss::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct PartialParts {
+    /// The loss sum as a double-word: `loss_hi + loss_lo` (f64 each).
+    pub loss_hi: f64,
+    /// The low word of the loss sum.
+    pub loss_lo: f64,
+    /// [`Partial::positives`].
+    pub positives: f64,
+    /// [`Partial::elements`].
+    pub elements: u64,
+    /// [`Partial::weight`].
+    pub weight: f64,
+}
+
+impl From<Partial> for PartialParts {
+    fn from(p: Partial) -> PartialParts {
+        p.to_parts()
+    }
+}
+
+impl From<PartialParts> for Partial {
+    fn from(p: PartialParts) -> Partial {
+        Partial::from_parts(p)
+    }
+}
+
 impl Partial {
+    /// The partial as plain numbers (see [`PartialParts`]).
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Partial;
+    /// assert_eq!(Partial::EMPTY.to_parts().elements, 0);
+    /// ```
+    pub fn to_parts(&self) -> PartialParts {
+        PartialParts {
+            loss_hi: self.loss.hi,
+            loss_lo: self.loss.lo,
+            positives: self.positives,
+            elements: self.elements,
+            weight: self.weight,
+        }
+    }
+
+    /// The partial of [`to_parts`](Self::to_parts), exactly.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::{Partial, PartialParts};
+    /// let p = Partial::from_parts(PartialParts { loss_hi: 3.0, elements: 2, ..Default::default() });
+    /// assert_eq!(p.loss_sum(), 3.0);
+    /// assert_eq!(Partial::from_parts(p.to_parts()), p);
+    /// ```
+    pub fn from_parts(parts: PartialParts) -> Partial {
+        Partial {
+            loss: Dd {
+                hi: parts.loss_hi,
+                lo: parts.loss_lo,
+            },
+            positives: parts.positives,
+            elements: parts.elements,
+            weight: parts.weight,
+        }
+    }
+
     /// Nothing: the identity of [`merge`](Self::merge).
     ///
     /// # Example

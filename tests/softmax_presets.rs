@@ -202,3 +202,70 @@ fn weighted_mean_of_the_sigmoid_family() {
         );
     }
 }
+
+/// Empty classes in the class-balanced weights: each policy.
+#[test]
+fn class_balanced_weights_of_empty_classes() {
+    use focal_loss::{EmptyClass, Error, class_balanced_weights, class_balanced_weights_with};
+    let mut w = [0f32; 4];
+    let counts = [1000u64, 0, 20, 0];
+    assert_eq!(
+        class_balanced_weights(&counts, 0.999, &mut w),
+        Err(Error::ZeroCount { index: 1 })
+    );
+    class_balanced_weights_with(&counts, 0.999, EmptyClass::AsOne, &mut w).unwrap();
+    let mut as_one = [0f32; 4];
+    class_balanced_weights(&[1000, 1, 20, 1], 0.999, &mut as_one).unwrap();
+    assert_eq!(w, as_one);
+    class_balanced_weights_with(&counts, 0.999, EmptyClass::Zero, &mut w).unwrap();
+    let mut kept = [0f32; 2];
+    class_balanced_weights(&[1000, 20], 0.999, &mut kept).unwrap();
+    assert_eq!(w, [kept[0], 0.0, kept[1], 0.0]);
+    assert_eq!(
+        class_balanced_weights_with(&[0, 0], 0.9, EmptyClass::Zero, &mut [0f32; 2]),
+        Err(Error::ZeroCount { index: 0 })
+    );
+}
+
+/// The per-positive factor of a batch split into chunks, and partials taken apart and put
+/// together again, give the whole call's loss and gradient bits.
+#[test]
+fn chunks_with_counted_positives_and_parts() {
+    use focal_loss::{Grad, Partial, PartialParts};
+    let mut rng = Rng(41);
+    let (rows, c) = (40usize, 7usize);
+    let x: Vec<f32> = (0..rows * c).map(|_| rng.range(-5.0, 5.0) as f32).collect();
+    let y: Vec<i64> = (0..rows)
+        .map(|r| if r % 6 == 0 { -100 } else { (r % c) as i64 })
+        .collect();
+    let f = SoftmaxFocal::new(2.0).ignore_index(-100);
+    let mut whole = vec![0f32; rows * c];
+    let l = f
+        .loss_and_grad(&x, &y, &mut whole, Reduction::PerPositive)
+        .unwrap();
+    let chunks: Vec<(usize, usize)> = vec![(0, 13), (13, 29), (29, 40)];
+    let total: f64 = chunks
+        .iter()
+        .map(|&(a, b)| f.positives(&y[a..b]).unwrap())
+        .sum();
+    let Reduction::Scale(s) = Reduction::per_positive(total) else {
+        unreachable!()
+    };
+    let mut g = vec![0f32; rows * c];
+    let mut merged = Partial::EMPTY;
+    for &(a, b) in &chunks {
+        let p = f
+            .partial(
+                &x[a * c..b * c],
+                &y[a..b],
+                Grad::Write(&mut g[a * c..b * c], s),
+            )
+            .unwrap();
+        // Across a process boundary and back.
+        let parts: PartialParts = p.into();
+        merged = merged.merge(Partial::from(parts));
+    }
+    assert_eq!(g, whole);
+    assert_eq!(merged.reduce(Reduction::PerPositive).unwrap(), l);
+    assert_eq!(merged.positives(), total);
+}

@@ -597,6 +597,32 @@ impl<'a> Focal<'a> {
         Ok(())
     }
 
+    /// The sum of the raw targets of a chunk (its positives, for hard targets): what
+    /// `PerPositive` divides by, to be summed over the chunks of a batch (an all-reduce) and
+    /// turned into the chunks' gradient factor with [`Reduction::per_positive`]. Equal to the
+    /// [`Partial::positives`] of the chunk (bit for bit for hard targets).
+    ///
+    /// # Errors
+    /// [`Error::TargetOutOfRange`] for a target outside `[0, 1]` or NaN.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::Focal;
+    /// assert_eq!(Focal::new(2.0).positives(&[1u8, 0, 1, 1])?, 3.0);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn positives<T: Target>(&self, targets: &[T]) -> Result<f64, Error> {
+        let mut sum = 0.0;
+        for (i, t) in targets.iter().enumerate() {
+            let v = t.value();
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::TargetOutOfRange { index: i, value: v });
+            }
+            sum += v as f64;
+        }
+        Ok(sum)
+    }
+
     /// One chunk of a larger batch: its [`Partial`] sums (to [`merge`](Partial::merge) with
     /// the other chunks and [`reduce`](Partial::reduce)), and its gradient as [`Grad`] asks.
     /// Chunks must be whole rows; per-row `sample_weights` are those of the chunk's rows.

@@ -469,6 +469,60 @@ impl<'a> SoftmaxFocal<'a> {
         Ok(())
     }
 
+    /// What `PerPositive` divides by for a chunk: the rows not ignored (index labels), or the
+    /// sum of the raw labels (distributions), to be summed over the chunks of a batch and
+    /// turned into the chunks' gradient factor with [`Reduction::per_positive`]. Equal to the
+    /// chunk's [`Partial::positives`] (bit for bit for index labels; distributions are summed
+    /// in another order, within the f64 rounding).
+    ///
+    /// # Errors
+    /// [`Error::LabelOutOfRange`] for an index outside `[0, C)` that is not the ignore index
+    /// (checked when `C` is known from [`classes`](Self::classes) or the class weights);
+    /// [`Error::TargetOutOfRange`] for an `f32` label outside `[0, 1]`.
+    ///
+    /// # Example
+    /// ```
+    /// use focal_loss::SoftmaxFocal;
+    /// let f = SoftmaxFocal::new(2.0).ignore_index(-100);
+    /// assert_eq!(f.positives(&[3i64, -100, 0])?, 2.0);
+    /// # Ok::<(), focal_loss::Error>(())
+    /// ```
+    pub fn positives<T: Label>(&self, labels: &[T]) -> Result<f64, Error> {
+        let classes = self.classes.or(self.class_weights.map(<[f32]>::len));
+        match T::labels(labels) {
+            Labels::Dense(lab) => {
+                let mut sum = 0.0;
+                for (i, &v) in lab.iter().enumerate() {
+                    if !(0.0..=1.0).contains(&v) {
+                        return Err(Error::TargetOutOfRange { index: i, value: v });
+                    }
+                    sum += v as f64;
+                }
+                Ok(sum)
+            }
+            labels => {
+                let mut kept = 0u64;
+                for row in 0..labels.len() {
+                    let v = labels.class(row);
+                    if Some(v) == self.ignore_index {
+                        continue;
+                    }
+                    if let Some(c) = classes
+                        && !(0..c as i64).contains(&v)
+                    {
+                        return Err(Error::LabelOutOfRange {
+                            row,
+                            label: v,
+                            classes: c,
+                        });
+                    }
+                    kept += 1;
+                }
+                Ok(kept as f64)
+            }
+        }
+    }
+
     /// One chunk of a larger batch (whole rows; whole images with
     /// [`spatial`](Self::spatial)): its [`Partial`] sums, and its gradient as [`Grad`] asks
     /// (`s` the factor of the reduction applied to the merged partials). The partial's
