@@ -17,6 +17,7 @@
 //! | [`Reduction`] | `Sum`, `Mean`, `PerPositive`, `WeightedMean`, `Scale(s)` |
 //! | [`Partial`], [`Grad`] | chunks of a batch, combined exactly |
 //! | [`class_balanced_weights`] | `(1 - beta) / (1 - beta^n)`, normalised ([`EmptyClass`]: classes without examples) |
+//! | [`FocalConfig`], [`SoftmaxFocalConfig`] | owned, `'static` forms of the builders (see [`config`]) |
 //! | [`Error`] | every way a call can be wrong |
 //!
 //! Everything is exact where the peers are not: the result is within a few ULP of the true
@@ -43,6 +44,7 @@
 
 mod backend;
 mod class_balanced;
+pub mod config;
 mod error;
 mod label;
 mod math;
@@ -54,6 +56,7 @@ mod target;
 
 pub use backend::Backend;
 pub use class_balanced::{EmptyClass, class_balanced_weights, class_balanced_weights_with};
+pub use config::{FocalConfig, SoftmaxFocalConfig};
 pub use error::Error;
 pub use label::Label;
 pub use reduce::{Partial, PartialParts, Reduction};

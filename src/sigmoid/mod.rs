@@ -143,15 +143,15 @@ pub enum Grad<'g> {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Focal<'a> {
-    gamma: f32,
-    alpha: Alpha<'a>,
-    class_weights: Option<&'a [f32]>,
-    pos_weight: Option<&'a [f32]>,
-    sample_weights: Option<&'a [f32]>,
-    eps: f32,
-    classes: Option<usize>,
-    modulator: Modulator,
-    backend: Backend,
+    pub(crate) gamma: f32,
+    pub(crate) alpha: Alpha<'a>,
+    pub(crate) class_weights: Option<&'a [f32]>,
+    pub(crate) pos_weight: Option<&'a [f32]>,
+    pub(crate) sample_weights: Option<&'a [f32]>,
+    pub(crate) eps: f32,
+    pub(crate) classes: Option<usize>,
+    pub(crate) modulator: Modulator,
+    pub(crate) backend: Backend,
 }
 
 /// The factor of the gradient: given by the caller, or that of a reduction.

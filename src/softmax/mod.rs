@@ -102,15 +102,15 @@ const MAX_CLASSES: usize = 1 << 24;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftmaxFocal<'a> {
-    gamma: f32,
-    alpha: f32,
-    class_weights: Option<&'a [f32]>,
-    sample_weights: Option<&'a [f32]>,
-    eps: f32,
-    ignore_index: Option<i64>,
-    classes: Option<usize>,
-    spatial: usize,
-    backend: Backend,
+    pub(crate) gamma: f32,
+    pub(crate) alpha: f32,
+    pub(crate) class_weights: Option<&'a [f32]>,
+    pub(crate) sample_weights: Option<&'a [f32]>,
+    pub(crate) eps: f32,
+    pub(crate) ignore_index: Option<i64>,
+    pub(crate) classes: Option<usize>,
+    pub(crate) spatial: usize,
+    pub(crate) backend: Backend,
 }
 
 /// What a call computes besides the loss sum.
