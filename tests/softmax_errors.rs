@@ -248,3 +248,33 @@ fn empty_and_zero_factors() {
     let f = SoftmaxFocal::new(2.0).class_weights(&[0.0; 3]);
     assert_eq!(f.loss(&X, &[0u8, 1], Reduction::WeightedMean), Ok(0.0));
 }
+
+/// A zero class weight times an overflowing product of sample weight and alpha is 0, not the
+/// clamped maximum (the fuzzers' reproducer: `s = alpha = f32::MAX`, class weights 0).
+#[test]
+fn zero_weight_times_overflowing_weights() {
+    for backend in focal_loss::Backend::available() {
+        let f = SoftmaxFocal::new(4.97)
+            .alpha(f32::MAX)
+            .class_weights(&[0.0, 0.0])
+            .sample_weights(&[f32::MAX])
+            .backend(backend);
+        let mut g = [f32::NAN; 2];
+        assert_eq!(
+            f.loss_and_grad(
+                &[0.621_270_95, 0.722_837_1],
+                &[0u32],
+                &mut g,
+                Reduction::Sum
+            ),
+            Ok(0.0)
+        );
+        assert_eq!(g, [0.0; 2], "{backend:?}");
+        let f = f.label_smoothing(0.1);
+        assert_eq!(
+            f.loss(&[0.6, 0.7], &[0u32], Reduction::Sum),
+            Ok(0.0),
+            "{backend:?}"
+        );
+    }
+}

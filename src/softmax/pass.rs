@@ -171,7 +171,9 @@ impl Block {
         let mut sa = [job.alpha; MAX_LANES];
         if let Some(s) = job.sample_weights {
             for (a, &s) in sa.iter_mut().zip(&s[r0..r0 + n]) {
-                *a = s * job.alpha;
+                // Clamped, as every product of weights: `inf * 0` (a zero class weight)
+                // would be NaN.
+                *a = (s * job.alpha).min(MAX);
             }
         }
         for i in 0..n {
