@@ -278,3 +278,55 @@ fn zero_weight_times_overflowing_weights() {
         );
     }
 }
+
+/// A negative factor times a weight near `f32::MAX` overflows to `-inf`; times `q = 0` (one
+/// class: p = 1) it gave NaN. The factor products are clamped on both sides.
+#[test]
+fn negative_factor_times_huge_weight() {
+    use focal_loss::Grad;
+    for backend in focal_loss::Backend::available() {
+        let f = SoftmaxFocal::new(0.0)
+            .class_weights(&[f32::MAX])
+            .backend(backend);
+        let mut g = [f32::NAN];
+        f.partial(&[0.683_674_9], &[0u32], Grad::Write(&mut g, -3.4e10))
+            .unwrap();
+        assert_eq!(g, [0.0], "{backend:?}");
+        let mut g = [f32::NAN; 3];
+        let f = SoftmaxFocal::new(2.0)
+            .class_weights(&[f32::MAX; 3])
+            .backend(backend);
+        f.partial(
+            &[0.0, f32::NEG_INFINITY, 1.0],
+            &[2u32],
+            Grad::Write(&mut g, -3.4e10),
+        )
+        .unwrap();
+        assert!(g.iter().all(|v| !v.is_nan()), "{backend:?} {g:?}");
+        assert_eq!(g[1], 0.0, "{backend:?}");
+    }
+}
+
+/// `WeightedMean` over tiny weights: the factor `1 / W` beyond `f32::MAX` saturates, the
+/// gradient stays free of NaN, and index labels still give the bits of one-hot rows.
+#[test]
+fn weighted_mean_over_tiny_weights() {
+    for backend in focal_loss::Backend::available() {
+        let f = SoftmaxFocal::new(0.0)
+            .sample_weights(&[1.84e-43])
+            .backend(backend);
+        let x = [0.621_270_95f32, 0.722_837_1];
+        let (mut a, mut b) = ([0f32; 2], [0f32; 2]);
+        f.loss_and_grad(&x, &[0i64], &mut a, Reduction::WeightedMean)
+            .unwrap();
+        f.classes(2)
+            .loss_and_grad(&x, &[1.0f32, 0.0], &mut b, Reduction::WeightedMean)
+            .unwrap();
+        assert!(a.iter().all(|v| !v.is_nan()), "{backend:?} {a:?}");
+        assert_eq!(
+            a.map(f32::to_bits),
+            b.map(f32::to_bits),
+            "{backend:?} {a:?} {b:?}"
+        );
+    }
+}

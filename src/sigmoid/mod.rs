@@ -728,7 +728,11 @@ impl<'a> Focal<'a> {
         }
         let scale = match factor {
             GradFactor::Given(s) => s,
-            GradFactor::Of(r) => r.factor(x.len() as u64, positives, weight)? as f32,
+            // `WeightedMean` over weights below 2^-128 overflows f32: the largest factor
+            // (the gradient saturates instead of forming `0 * inf`).
+            GradFactor::Of(r) => r
+                .factor(x.len() as u64, positives, weight)?
+                .min(f32::MAX as f64) as f32,
         };
         // A zero factor gives a zero gradient, even where an element's derivative overflowed
         // (weights beyond the documented range): 0, not `0 * inf`.

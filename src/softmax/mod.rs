@@ -592,7 +592,11 @@ impl<'a> SoftmaxFocal<'a> {
         }
         let scale = match factor {
             Factor::Given(s) => s,
-            Factor::Of(r) => r.factor(counts.rows, counts.positives, counts.weight)? as f32,
+            // `WeightedMean` over weights below 2^-128 overflows f32: the largest factor
+            // (the gradient saturates instead of forming `0 * inf`).
+            Factor::Of(r) => r
+                .factor(counts.rows, counts.positives, counts.weight)?
+                .min(f32::MAX as f64) as f32,
         };
         // A zero factor gives a zero gradient, even where a term overflowed.
         let mut sink = match sink {

@@ -230,8 +230,8 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
     let live = mask::<L>(&b.live);
     let zero = L::splat(0.0);
     L::select(live, loss, zero).store(&mut b.loss);
-    (kg * fs).min(L::splat(MAX)).store(&mut b.coef);
-    ((f * kg).min(L::splat(MAX)) * q).store(&mut b.t2);
+    clamp(kg * fs).store(&mut b.coef);
+    (clamp(f * kg) * q).store(&mut b.t2);
 }
 
 /// `f::<C>(args)` for the class count `cn` in `1..=SMALL_C`.
@@ -256,6 +256,14 @@ macro_rules! dispatch_c {
             _ => $f::<16>($($a),*),
         }
     };
+}
+
+/// `v` clamped to `[-MAX, MAX]`: a product with the reduction's factor (negative for a
+/// negative `Scale`) that overflows stays finite, so that a later product by 0 (`e = 0` of a
+/// masked class, `q = 0` of a certain one) gives 0, not `inf * 0`.
+#[inline(always)]
+fn clamp<L: Lane>(v: L) -> L {
+    v.max(L::splat(-MAX)).min(L::splat(MAX))
 }
 
 /// How a pass writes its gradient (`factor` is already part of the values).
@@ -605,15 +613,14 @@ fn dense_grad<L: Lane>(
     fs: L,
     f: L,
 ) -> L {
-    let max = L::splat(MAX);
     let rest = big_g - kg;
     let rest = if single {
         L::select(top, g_x, rest)
     } else {
         rest
     };
-    let coef = (rest * fs).min(max);
-    e * coef - (f * kg).min(max) * q
+    let coef = clamp(rest * fs);
+    e * coef - clamp(f * kg) * q
 }
 
 /// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
@@ -896,10 +903,9 @@ fn column_dense<L: Lane>(
     for cl in 0..cn {
         let (top, e, _, kg, q) = class(cl);
         // `dense_grad` with a per-lane `single`.
-        let max = L::splat(MAX);
         let rest = big_g - kg;
         let rest = L::select(top & single, g_x, rest);
-        let v = e * (rest * fs).min(max) - (f * kg).min(max) * q;
+        let v = e * clamp(rest * fs) - clamp(f * kg) * q;
         let gc = &mut g[cl * cs..cl * cs + np];
         let out = match mode {
             Mode::Write => L::select(live, v, zero),
