@@ -734,18 +734,7 @@ impl<'a> Focal<'a> {
                 .factor(x.len() as u64, positives, weight)?
                 .min(f32::MAX as f64) as f32,
         };
-        // A zero factor gives a zero gradient, even where an element's derivative overflowed
-        // (weights beyond the documented range): 0, not `0 * inf`.
-        let mut sink = match sink {
-            Sink::Write(g, _) if scale == 0.0 => {
-                g.fill(0.0);
-                Sink::None
-            }
-            Sink::Add(..) if scale == 0.0 => Sink::None,
-            Sink::Write(g, _) => Sink::Write(g, scale),
-            Sink::Add(g, _) => Sink::Add(g, scale),
-            other => other,
-        };
+        let mut sink = sink.with_factor(scale);
         let sums = pass::run(isa, &job, &mut sink);
         if sums.bad {
             return Err(first_bad(x, t));

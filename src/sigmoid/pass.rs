@@ -90,7 +90,23 @@ pub(crate) enum Sink<'o> {
     Elementwise(&'o mut [f32]),
 }
 
-impl Sink<'_> {
+impl<'o> Sink<'o> {
+    /// The sink with the gradient factor `scale`. A zero factor gives a zero gradient, even
+    /// where a term overflowed: `Write` fills zeros and `Add` leaves the gradient alone
+    /// (both then write nothing more), not `0 * inf`.
+    pub(crate) fn with_factor(self, scale: f32) -> Sink<'o> {
+        match self {
+            Sink::Write(g, _) if scale == 0.0 => {
+                g.fill(0.0);
+                Sink::None
+            }
+            Sink::Add(..) if scale == 0.0 => Sink::None,
+            Sink::Write(g, _) => Sink::Write(g, scale),
+            Sink::Add(g, _) => Sink::Add(g, scale),
+            other => other,
+        }
+    }
+
     /// The same output for the elements `r` alone.
     fn part(&mut self, r: core::ops::Range<usize>) -> Sink<'_> {
         match self {

@@ -598,17 +598,7 @@ impl<'a> SoftmaxFocal<'a> {
                 .factor(counts.rows, counts.positives, counts.weight)?
                 .min(f32::MAX as f64) as f32,
         };
-        // A zero factor gives a zero gradient, even where a term overflowed.
-        let mut sink = match sink {
-            Sink::Write(g, _) if scale == 0.0 => {
-                g.fill(0.0);
-                Sink::None
-            }
-            Sink::Add(..) if scale == 0.0 => Sink::None,
-            Sink::Write(g, _) => Sink::Write(g, scale),
-            Sink::Add(g, _) => Sink::Add(g, scale),
-            other => other,
-        };
+        let mut sink = sink.with_factor(scale);
         let sums = pass::run(isa, &job, &mut sink, scale);
         if sums.bad
             && let Some(e) = first_nan(&job)

@@ -588,7 +588,8 @@ fn dense_row<L: Lane>(
         let (top, d, e) = chunk::<L>(z, off, ms);
         let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
         let (_, kg, q) = term(d, e, k, &row, c);
-        let v = dense_grad(top, single, e, kg, q, big_g, g_x, fs, f);
+        let sole = if single { top } else { top & !top };
+        let v = dense_grad(sole, e, kg, q, big_g, g_x, fs, f);
         match mode {
             Mode::Write => v,
             _ => old + v,
@@ -599,26 +600,11 @@ fn dense_row<L: Lane>(
 
 /// `dl/dz_j = e_j min(G_{-j} factor / S, MAX) - min(factor K_j g_j, MAX) q_j`, with
 /// `G_{-j} = G_x` (the non-top classes' sum) for the one top class of a row without ties,
-/// `G - K_j g_j` otherwise.
+/// `G - K_j g_j` otherwise (`sole`: the lanes of such a class).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn dense_grad<L: Lane>(
-    top: L::Mask,
-    single: bool,
-    e: L,
-    kg: L,
-    q: L,
-    big_g: L,
-    g_x: L,
-    fs: L,
-    f: L,
-) -> L {
-    let rest = big_g - kg;
-    let rest = if single {
-        L::select(top, g_x, rest)
-    } else {
-        rest
-    };
+fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L, f: L) -> L {
+    let rest = L::select(sole, g_x, big_g - kg);
     let coef = clamp(rest * fs);
     e * coef - clamp(f * kg) * q
 }
@@ -902,10 +888,7 @@ fn column_dense<L: Lane>(
     let g = grad.unwrap_or(&mut []);
     for cl in 0..cn {
         let (top, e, _, kg, q) = class(cl);
-        // `dense_grad` with a per-lane `single`.
-        let rest = big_g - kg;
-        let rest = L::select(top & single, g_x, rest);
-        let v = e * clamp(rest * fs) - clamp(f * kg) * q;
+        let v = dense_grad(top & single, e, kg, q, big_g, g_x, fs, f);
         let gc = &mut g[cl * cs..cl * cs + np];
         let out = match mode {
             Mode::Write => L::select(live, v, zero),
