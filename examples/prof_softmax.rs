@@ -1,9 +1,10 @@
 //! Profiling helper for the softmax family (not documented in the README): one configuration
 //! in a loop, for A/B runs.
 //!
-//! `prof_softmax <gamma> <C> <logits> <reps> <mode> [rows|nchw|dense|smooth] [backend]`;
+//! `prof_softmax <gamma> <C> <logits> <reps> <mode> [rows|nchw|dense|smooth] [backend] [f32|bf16]`;
 //! `mode`: `grad` (`loss_and_grad`, `Mean`), `acc`, `loss`, `row`. Prints the minimum and
-//! median ns per logit of 15 rounds.
+//! median ns per logit of 15 rounds. `bf16`: bf16 logits and gradient.
+use focal_loss::half::bf16;
 use focal_loss::{Backend, Reduction, SoftmaxFocal};
 
 fn main() {
@@ -39,12 +40,19 @@ fn main() {
         _ => f,
     };
     let dense = layout == "dense";
+    let half = arg(8, "f32") == "bf16";
+    let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let mut gh = vec![bf16::ZERO; n];
     let mut s = 0.0;
     let mut times = Vec::new();
     for _ in 0..15 {
         let start = std::time::Instant::now();
         for _ in 0..reps / 15 + 1 {
             s += match (mode.as_str(), dense) {
+                ("grad", false) if half => {
+                    f.loss_and_grad(&xh, &y, &mut gh, Reduction::Mean).unwrap()
+                }
+                ("loss", _) if half => f.loss(&xh, &y, Reduction::Mean).unwrap(),
                 ("loss", _) => f.loss(&x, &y, Reduction::Mean).unwrap(),
                 ("acc", _) => f
                     .loss_and_grad_accumulate(&x, &y, &mut g, Reduction::Mean)

@@ -46,6 +46,7 @@ mod backend;
 mod class_balanced;
 pub mod config;
 mod error;
+mod float;
 mod label;
 mod math;
 mod reduce;
@@ -58,6 +59,10 @@ pub use backend::Backend;
 pub use class_balanced::{EmptyClass, class_balanced_weights, class_balanced_weights_with};
 pub use config::{FocalConfig, SoftmaxFocalConfig};
 pub use error::Error;
+pub use float::Float;
+/// The `half` crate, whose `bf16` and `f16` the entry points take (re-exported so that a
+/// caller names the same version).
+pub use half;
 pub use label::Label;
 pub use reduce::{Partial, PartialParts, Reduction};
 pub use sigmoid::{Focal, Grad, Modulator};

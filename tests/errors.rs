@@ -396,7 +396,7 @@ fn empty_batches_are_fine() {
     assert_eq!(f.loss(none, none, Reduction::Mean), Ok(0.0));
     assert_eq!(f.loss(none, none, Reduction::PerPositive), Ok(0.0));
     assert_eq!(
-        f.loss_and_grad(none, none, &mut [], Reduction::Sum),
+        f.loss_and_grad(none, none, &mut [0f32; 0], Reduction::Sum),
         Ok(0.0)
     );
     assert_eq!(f.classes(5).loss(none, none, Reduction::Sum), Ok(0.0));

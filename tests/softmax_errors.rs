@@ -235,8 +235,11 @@ fn parameters() {
 #[test]
 fn empty_and_zero_factors() {
     let f = SoftmaxFocal::new(2.0).classes(3);
-    assert_eq!(f.loss(&[], &[0u8; 0], Reduction::Mean), Ok(0.0));
-    assert_eq!(f.loss(&[], &[0f32; 0], Reduction::WeightedMean), Ok(0.0));
+    assert_eq!(f.loss(&[0f32; 0], &[0u8; 0], Reduction::Mean), Ok(0.0));
+    assert_eq!(
+        f.loss(&[0f32; 0], &[0f32; 0], Reduction::WeightedMean),
+        Ok(0.0)
+    );
     // All rows ignored: Mean is 0, the gradient 0.
     let mut g = [f32::NAN; 6];
     let l = f

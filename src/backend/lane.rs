@@ -12,6 +12,7 @@
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use crate::backend::MAX_LANES;
+use crate::float;
 use crate::math;
 use crate::sum::Dd;
 
@@ -49,6 +50,45 @@ pub(crate) trait Lane:
     fn load_or(src: &[f32], fill: f32) -> Self;
     /// Writes the first `min(dst.len(), LANES)` lanes.
     fn store(self, dst: &mut [f32]);
+    /// `src[..LANES]` as `bf16` bits widened to `f32` (exactly: a shift), or `src` padded
+    /// with `fill` when it is shorter.
+    #[inline(always)]
+    fn load_bf16(src: &[u16], fill: f32) -> Self {
+        let mut a = [fill; MAX_LANES];
+        for (d, &b) in a.iter_mut().zip(src).take(Self::LANES) {
+            *d = float::bf16_bits_to_f32(b);
+        }
+        Self::load_or(&a[..Self::LANES], fill)
+    }
+    /// `src[..LANES]` as `f16` bits widened to `f32` (exactly), or `src` padded with `fill`.
+    #[inline(always)]
+    fn load_f16(src: &[u16], fill: f32) -> Self {
+        let mut a = [fill; MAX_LANES];
+        for (d, &b) in a.iter_mut().zip(src).take(Self::LANES) {
+            *d = float::f16_bits_to_f32(b);
+        }
+        Self::load_or(&a[..Self::LANES], fill)
+    }
+    /// Writes the first `min(dst.len(), LANES)` lanes as `bf16` bits, each rounded to
+    /// nearest, ties to even (a NaN stays a quiet NaN).
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [u16]) {
+        let mut a = [0f32; MAX_LANES];
+        self.store(&mut a[..Self::LANES]);
+        for (d, &v) in dst.iter_mut().zip(&a[..Self::LANES]) {
+            *d = float::f32_to_bf16_bits(v);
+        }
+    }
+    /// Writes the first `min(dst.len(), LANES)` lanes as `f16` bits, each rounded to
+    /// nearest, ties to even (beyond 65520 in magnitude: `inf`).
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [u16]) {
+        let mut a = [0f32; MAX_LANES];
+        self.store(&mut a[..Self::LANES]);
+        for (d, &v) in dst.iter_mut().zip(&a[..Self::LANES]) {
+            *d = float::f32_to_f16_bits(v);
+        }
+    }
 
     /// `self * a + b`, fused where the instruction set has it.
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -271,6 +311,30 @@ impl<L: Lane> Lane for Two<L> {
         self.0.store(dst);
         if let Some(hi) = dst.get_mut(L::LANES..) {
             self.1.store(hi);
+        }
+    }
+    #[inline(always)]
+    fn load_bf16(src: &[u16], fill: f32) -> Self {
+        let hi = src.get(L::LANES..).unwrap_or(&[]);
+        Two(L::load_bf16(src, fill), L::load_bf16(hi, fill))
+    }
+    #[inline(always)]
+    fn load_f16(src: &[u16], fill: f32) -> Self {
+        let hi = src.get(L::LANES..).unwrap_or(&[]);
+        Two(L::load_f16(src, fill), L::load_f16(hi, fill))
+    }
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [u16]) {
+        self.0.store_bf16(dst);
+        if let Some(hi) = dst.get_mut(L::LANES..) {
+            self.1.store_bf16(hi);
+        }
+    }
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [u16]) {
+        self.0.store_f16(dst);
+        if let Some(hi) = dst.get_mut(L::LANES..) {
+            self.1.store_f16(hi);
         }
     }
     #[inline(always)]

@@ -7,9 +7,10 @@ pub(crate) mod pass;
 
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::float::{Float, Src};
 use crate::reduce::{Partial, Reduction};
 use crate::target::Target;
-use pass::{Alpha, Job, Sink};
+use pass::{Alpha, Job, Out};
 
 /// Which focal modulator `m` multiplies the cross-entropy. All three are equal when every
 /// target is 0 or 1 (with [`Separable`](Modulator::Separable) taking alpha as `alpha` and
@@ -65,7 +66,10 @@ impl Modulator {
 /// `Write(grad, s)` sets `grad[i] = s * d(sum l)/dx_i`; `Accumulate(grad, s)` adds it
 /// (`grad[i] += ...`, for runtimes that sum gradients); `Skip` computes the loss only. `s` is
 /// the factor of the reduction the caller applies to the merged partials (e.g.
-/// `1 / global_positives`); it must be finite.
+/// `1 / global_positives`); it must be finite. `G` is the gradient's element type: that of
+/// the logits in [`Focal::partial`] and [`SoftmaxFocal::partial`](crate::SoftmaxFocal::partial)
+/// (as an autograd runtime's gradient; [`Focal::loss_and_grad`] writes any [`Float`] for any
+/// logits).
 ///
 /// # Example
 /// ```
@@ -78,13 +82,13 @@ impl Modulator {
 /// # Ok::<(), focal_loss::Error>(())
 /// ```
 #[derive(Debug)]
-pub enum Grad<'g> {
+pub enum Grad<'g, G: Float = f32> {
     /// No gradient.
     Skip,
     /// `grad = s * dL/dx`.
-    Write(&'g mut [f32], f32),
+    Write(&'g mut [G], f32),
     /// `grad += s * dL/dx`.
-    Accumulate(&'g mut [f32], f32),
+    Accumulate(&'g mut [G], f32),
 }
 
 /// The sigmoid focal loss family on flat row-major `[rows, classes]` `f32` slices, with its
@@ -493,15 +497,16 @@ impl<'a> Focal<'a> {
     /// assert!((l - 4.508_907e-4).abs() <= 2e-6 * 4.508_907e-4);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss<T: Target>(
+    pub fn loss<X: Float, T: Target>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0, 0.0)?;
         let count = reduction == Reduction::PerPositive;
-        self.execute(logits, targets, Sink::None, GradFactor::Given(1.0), count)?
+        let x = X::src(logits);
+        self.execute(x, targets, Out::None, GradFactor::Given(1.0), count)?
             .reduce(reduction)
     }
 
@@ -525,11 +530,11 @@ impl<'a> Focal<'a> {
     /// assert!(mean > 0.0);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad<T: Target>(
+    pub fn loss_and_grad<X: Float, T: Target, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
-        grad: &mut [f32],
+        grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
         self.whole(logits, targets, grad, reduction, false)
@@ -554,11 +559,11 @@ impl<'a> Focal<'a> {
     /// assert_eq!(twice[0], 2.0 * once[0]);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad_accumulate<T: Target>(
+    pub fn loss_and_grad_accumulate<X: Float, T: Target, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
-        grad: &mut [f32],
+        grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
         self.whole(logits, targets, grad, reduction, true)
@@ -581,16 +586,16 @@ impl<'a> Focal<'a> {
     /// assert!((l.iter().sum::<f32>() - sum).abs() <= 1e-6 * sum);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_elementwise<T: Target>(
+    pub fn loss_elementwise<X: Float, T: Target, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
-        out: &mut [f32],
+        out: &mut [G],
     ) -> Result<(), Error> {
         self.execute(
-            logits,
+            X::src(logits),
             targets,
-            Sink::Elementwise(out),
+            Out::Elementwise(G::dst(out)),
             GradFactor::Given(1.0),
             false,
         )?;
@@ -649,38 +654,44 @@ impl<'a> Focal<'a> {
     /// assert_eq!(g, whole);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn partial<T: Target>(
+    pub fn partial<X: Float, T: Target>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
-        grad: Grad<'_>,
+        grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
         let (out, s) = match grad {
-            Grad::Skip => (Sink::None, 1.0),
-            Grad::Write(g, s) => (Sink::Write(g, s), s),
-            Grad::Accumulate(g, s) => (Sink::Add(g, s), s),
+            Grad::Skip => (Out::None, 1.0),
+            Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
+            Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
         };
         Reduction::Scale(s).factor(0, 0.0, 0.0)?;
-        self.execute(logits, targets, out, GradFactor::Given(s), true)
+        self.execute(X::src(logits), targets, out, GradFactor::Given(s), true)
     }
 
-    fn whole<T: Target>(
+    fn whole<X: Float, T: Target, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         targets: &[T],
-        grad: &mut [f32],
+        grad: &mut [G],
         reduction: Reduction,
         accumulate: bool,
     ) -> Result<f32, Error> {
         reduction.factor(0, 0.0, 0.0)?;
         let out = if accumulate {
-            Sink::Add(grad, 1.0)
+            Out::Add(G::dst(grad), 1.0)
         } else {
-            Sink::Write(grad, 1.0)
+            Out::Write(G::dst(grad), 1.0)
         };
         let count = reduction == Reduction::PerPositive;
-        self.execute(logits, targets, out, GradFactor::Of(reduction), count)?
-            .reduce(reduction)
+        self.execute(
+            X::src(logits),
+            targets,
+            out,
+            GradFactor::Of(reduction),
+            count,
+        )?
+        .reduce(reduction)
     }
 
     /// Validates, runs one pass on the chosen backend (after a validating scan when the
@@ -689,35 +700,38 @@ impl<'a> Focal<'a> {
     /// unless `count_positives`.
     fn execute<T: Target>(
         &self,
-        x: &[f32],
+        x: Src<'_>,
         t: &[T],
-        sink: Sink<'_>,
+        out: Out<'_>,
         factor: GradFactor,
         count_positives: bool,
     ) -> Result<Partial, Error> {
-        let out_len = match &sink {
-            Sink::None => None,
-            Sink::Elementwise(o) => Some(("out", o.len())),
-            Sink::Write(g, _) | Sink::Add(g, _) => Some(("grad", g.len())),
-        };
+        let out_len = out.len().map(|n| {
+            let what = if matches!(out, Out::Elementwise(_)) {
+                "out"
+            } else {
+                "grad"
+            };
+            (what, n)
+        });
         let mut job = self.job(x, t, out_len)?;
         let isa = self.backend.isa()?;
-        let needs_scan = matches!(sink, Sink::Add(..))
+        let needs_scan = matches!(out, Out::Add(..))
             || matches!(
-                (&sink, factor),
-                (Sink::Write(..), GradFactor::Of(Reduction::PerPositive))
+                (&out, factor),
+                (Out::Write(..), GradFactor::Of(Reduction::PerPositive))
             );
         let mut positives = 0.0;
-        let weight = element_weight(&job);
+        let weight = element_weight(&job, x.len());
         job.count_positives = count_positives;
         if needs_scan {
             // Accumulating must leave the gradient untouched on error: every input is checked
             // first. Scaling by the positives needs their count first: the targets alone
             // (the pass checks the logits).
-            let checked = if matches!(sink, Sink::Add(..)) {
+            let checked = if matches!(out, Out::Add(..)) {
                 x
             } else {
-                &[]
+                Src::F32(&[])
             };
             let s = pass::run_scan(isa, checked, t);
             if s.bad {
@@ -734,8 +748,8 @@ impl<'a> Focal<'a> {
                 .factor(x.len() as u64, positives, weight)?
                 .min(f32::MAX as f64) as f32,
         };
-        let mut sink = sink.with_factor(scale);
-        let sums = pass::run(isa, &job, &mut sink);
+        let mut out = out.with_factor(scale);
+        let sums = pass::run(isa, &job, x, &mut out);
         if sums.bad {
             return Err(first_bad(x, t));
         }
@@ -754,7 +768,7 @@ impl<'a> Focal<'a> {
     /// Validates parameters and lengths (the data is validated by the pass itself).
     fn job<'d, T: Target>(
         &self,
-        logits: &'d [f32],
+        logits: Src<'d>,
         targets: &'d [T],
         out: Option<(&'static str, usize)>,
     ) -> Result<Job<'d, T>, Error>
@@ -842,7 +856,8 @@ impl<'a> Focal<'a> {
             check_weights("sample_weights", w)?;
         }
         Ok(Job {
-            x: logits,
+            // The pass reads `f32` logits from here, others from the `Src` it is given.
+            x: logits.as_f32().unwrap_or(&[]),
             t: targets,
             classes: c,
             gamma: self.gamma,
@@ -859,8 +874,8 @@ impl<'a> Focal<'a> {
 
 /// The sum of the element weights `w_c s_r` of a job (its rows times its classes without
 /// weights), for [`Reduction::WeightedMean`]: the product of the two sums, in f64.
-fn element_weight<T>(job: &Job<'_, T>) -> f64 {
-    let rows = job.x.len() / job.classes;
+fn element_weight<T>(job: &Job<'_, T>, n: usize) -> f64 {
+    let rows = n / job.classes;
     let sum =
         |w: Option<&[f32]>, n: usize| w.map_or(n as f64, |w| w.iter().map(|&v| v as f64).sum());
     sum(job.sample_weights, rows) * sum(job.class_weights, job.classes)
@@ -879,8 +894,9 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
 }
 
 /// The first NaN logit or out-of-range target, in index order (the error path only).
-fn first_bad<T: Target>(x: &[f32], t: &[T]) -> Error {
-    for (i, (&xi, ti)) in x.iter().zip(t).enumerate() {
+fn first_bad<T: Target>(x: Src<'_>, t: &[T]) -> Error {
+    for (i, ti) in t.iter().enumerate().take(x.len()) {
+        let xi = x.get(i);
         let ti = ti.value();
         if xi.is_nan() {
             return Error::NanLogit { index: i };

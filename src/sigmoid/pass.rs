@@ -25,6 +25,7 @@
 use super::kernel::{self, Consts, Weights};
 use crate::backend::lane::{Lane, Two, TwoMask};
 use crate::backend::{Isa, Kernel, MAX_LANES, select};
+use crate::float::{Dst, Src};
 use crate::sum::Dd;
 use crate::target::Target;
 use crate::target::sealed::Slice;
@@ -80,41 +81,62 @@ impl<'a, T> Job<'a, T> {
 
 /// Where a pass writes, besides its sums (the internal form of [`Grad`](crate::Grad) and of
 /// the entry points' output slices).
-pub(crate) enum Sink<'o> {
+pub(crate) enum Sink<'o, G = f32> {
     None,
     /// `grad = s * dl/dx`.
-    Write(&'o mut [f32], f32),
+    Write(&'o mut [G], f32),
     /// `grad += s * dl/dx`.
-    Add(&'o mut [f32], f32),
+    Add(&'o mut [G], f32),
     /// `out = l`.
-    Elementwise(&'o mut [f32]),
+    Elementwise(&'o mut [G]),
 }
 
-impl<'o> Sink<'o> {
-    /// The sink with the gradient factor `scale`. A zero factor gives a zero gradient, even
-    /// where a term overflowed: `Write` fills zeros and `Add` leaves the gradient alone
+/// Where a call writes, in the caller's element type: the form of [`Sink`] the entry points
+/// build (a pass converts it block by block, see [`pass`]).
+pub(crate) enum Out<'o> {
+    None,
+    /// `grad = s * dl/dx`.
+    Write(Dst<'o>, f32),
+    /// `grad += s * dl/dx`.
+    Add(Dst<'o>, f32),
+    /// `out = l`.
+    Elementwise(Dst<'o>),
+}
+
+impl<'o> Out<'o> {
+    /// The output with the gradient factor `scale`. A zero factor gives a zero gradient,
+    /// even where a term overflowed: `Write` fills zeros and `Add` leaves the gradient alone
     /// (both then write nothing more), not `0 * inf`.
-    pub(crate) fn with_factor(self, scale: f32) -> Sink<'o> {
+    pub(crate) fn with_factor(self, scale: f32) -> Out<'o> {
         match self {
-            Sink::Write(g, _) if scale == 0.0 => {
-                g.fill(0.0);
-                Sink::None
+            Out::Write(mut g, _) if scale == 0.0 => {
+                g.fill_zero();
+                Out::None
             }
-            Sink::Add(..) if scale == 0.0 => Sink::None,
-            Sink::Write(g, _) => Sink::Write(g, scale),
-            Sink::Add(g, _) => Sink::Add(g, scale),
+            Out::Add(..) if scale == 0.0 => Out::None,
+            Out::Write(g, _) => Out::Write(g, scale),
+            Out::Add(g, _) => Out::Add(g, scale),
             other => other,
         }
     }
 
-    /// The same output for the elements `r` alone.
-    fn part(&mut self, r: core::ops::Range<usize>) -> Sink<'_> {
+    /// The length of the output slice, if any.
+    pub(crate) fn len(&self) -> Option<usize> {
         match self {
-            Sink::None => Sink::None,
-            Sink::Write(out, s) => Sink::Write(&mut out[r], *s),
-            Sink::Add(out, s) => Sink::Add(&mut out[r], *s),
-            Sink::Elementwise(out) => Sink::Elementwise(&mut out[r]),
+            Out::None => None,
+            Out::Write(d, _) | Out::Add(d, _) | Out::Elementwise(d) => Some(d.len()),
         }
+    }
+
+    /// The same output as a [`Sink`], when it is `f32`.
+    pub(crate) fn as_sink(&mut self) -> Option<Sink<'_>> {
+        Some(match self {
+            Out::None => Sink::None,
+            Out::Write(Dst::F32(g), s) => Sink::Write(g, *s),
+            Out::Add(Dst::F32(g), s) => Sink::Add(g, *s),
+            Out::Elementwise(Dst::F32(o)) => Sink::Elementwise(o),
+            _ => return None,
+        })
     }
 }
 
@@ -288,14 +310,7 @@ fn load_class<L: Lane>(param: Option<&[f32]>, dflt: f32, c0: usize, classes: usi
 /// `src` as a vector of f32, padded with 0.
 #[inline(always)]
 pub(crate) fn load_targets<L: Lane, T: Target>(src: &[T]) -> L {
-    match T::as_f32(src) {
-        Some(f) => L::load_or(f, 0.0),
-        None => {
-            let mut a = [0f32; MAX_LANES];
-            T::widen(src, &mut a[..L::LANES]);
-            L::load_or(&a[..L::LANES], 0.0)
-        }
-    }
+    T::slice(src).load::<L>(0..src.len().min(L::LANES))
 }
 
 /// Per-lane validity of the padded last vector.
@@ -332,11 +347,18 @@ pub(crate) trait Body: Lane {
     }
 }
 
-/// The loss sum, target sum and validity of `job`, with `sink` written for every element:
-/// [`Body::body`] on the whole job (`f32` targets), or block by block on the targets widened
-/// to `f32` (bytes), the state carried from block to block, so that both give the same bits.
+/// The loss sum, target sum and validity of `job` (logits `x`, targets `t`), with `out`
+/// written for every element: [`Body::body`] on the whole job when everything is `f32`, or
+/// block by block ([`BLOCK`] elements, so that the blocks' vectors and pairs are the whole
+/// job's) on the logits and targets widened to `f32` in stack buffers and the outputs
+/// narrowed from one, the state carried from block to block: the same bits either way.
 #[inline(always)]
-pub(crate) fn pass<L: Body, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
+pub(crate) fn pass<L: Body>(
+    job: &Job<'_, ()>,
+    x: Src<'_>,
+    t: Slice<'_>,
+    out: &mut Out<'_>,
+) -> Sums {
     let params = ClassParams::new(job);
     let zero = L::splat(0.0);
     let mut st = State::<L> {
@@ -345,18 +367,68 @@ pub(crate) fn pass<L: Body, T: Target>(job: &Job<'_, T>, sink: &mut Sink<'_>) ->
         c0: 0,
         row: 0,
     };
-    match T::as_f32(job.t) {
-        Some(t) => L::body(&job.with_targets(t), &params, sink, &mut st),
-        None => {
-            let mut buf = [0f32; BLOCK];
-            let n = job.x.len();
+    let whole = match (x.as_f32(), t) {
+        (Some(xf), Slice::F32(tf)) => Some((xf, tf)),
+        _ => None,
+    };
+    match (whole, out.as_sink()) {
+        (Some((xf, tf)), Some(mut sink)) => {
+            let mut j = job.with_targets(tf);
+            j.x = xf;
+            L::body(&j, &params, &mut sink, &mut st);
+        }
+        _ => {
+            let (mut bx, mut bt, mut bg) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+            let n = x.len();
             let mut s = 0;
             while s < n {
                 let e = (s + BLOCK).min(n);
-                T::widen(&job.t[s..e], &mut buf[..e - s]);
-                let mut block = job.with_targets(&buf[..e - s]);
-                block.x = &job.x[s..e];
-                L::body(&block, &params, &mut sink.part(s..e), &mut st);
+                let len = e - s;
+                let xb = match x {
+                    Src::F32(v) => &v[s..e],
+                    _ => {
+                        x.slice(s..e).widen::<L>(&mut bx[..len]);
+                        &bx[..len]
+                    }
+                };
+                let tb = match t {
+                    Slice::F32(v) => &v[s..e],
+                    _ => {
+                        t.widen::<L>(s..e, &mut bt[..len]);
+                        &bt[..len]
+                    }
+                };
+                let mut block = job.with_targets(tb);
+                block.x = xb;
+                let g = &mut bg[..len];
+                match out {
+                    Out::None => L::body(&block, &params, &mut Sink::None, &mut st),
+                    Out::Write(Dst::F32(d), f) => {
+                        L::body(&block, &params, &mut Sink::Write(&mut d[s..e], *f), &mut st)
+                    }
+                    Out::Add(Dst::F32(d), f) => {
+                        L::body(&block, &params, &mut Sink::Add(&mut d[s..e], *f), &mut st)
+                    }
+                    Out::Elementwise(Dst::F32(d)) => L::body(
+                        &block,
+                        &params,
+                        &mut Sink::Elementwise(&mut d[s..e]),
+                        &mut st,
+                    ),
+                    Out::Write(d, f) => {
+                        L::body(&block, &params, &mut Sink::Write(g, *f), &mut st);
+                        d.slice(s..e).narrow::<L>(g);
+                    }
+                    Out::Add(d, f) => {
+                        d.slice(s..e).widen::<L>(g);
+                        L::body(&block, &params, &mut Sink::Add(g, *f), &mut st);
+                        d.slice(s..e).narrow::<L>(g);
+                    }
+                    Out::Elementwise(d) => {
+                        L::body(&block, &params, &mut Sink::Elementwise(g), &mut st);
+                        d.slice(s..e).narrow::<L>(g);
+                    }
+                }
                 s = e;
             }
         }
@@ -834,23 +906,23 @@ fn soft_run<L: Lane, T: Target>(
 /// empty to validate and sum the targets alone (when only the sum must come first: the pass
 /// checks the logits itself).
 #[inline(always)]
-pub(crate) fn scan<L: Lane, T: Target>(x: &[f32], t: &[T]) -> Sums {
+pub(crate) fn scan<L: Lane>(x: Src<'_>, t: Slice<'_>) -> Sums {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let mut acc = L::acc_zero();
     let mut ok = zero.eq(zero);
-    if x.is_empty() {
-        for ts in t.chunks(L::LANES) {
-            let tv = load_targets::<L, T>(ts);
-            ok = ok & tv.ge(zero) & tv.le(one);
-            L::acc_add_t(&mut acc, tv);
+    let n = t.len();
+    let mut i = 0;
+    while i < n {
+        let e = (i + L::LANES).min(n);
+        let tv = t.load::<L>(i..e);
+        ok = ok & tv.ge(zero) & tv.le(one);
+        if x.len() != 0 {
+            let xv = x.slice(i..e).load::<L>(0, 0.0);
+            ok = ok & xv.eq(xv);
         }
-    }
-    for (xs, ts) in x.chunks(L::LANES).zip(t.chunks(L::LANES)) {
-        let xv = L::load_or(xs, 0.0);
-        let tv = load_targets::<L, T>(ts);
-        ok = ok & xv.eq(xv) & tv.ge(zero) & tv.le(one);
         L::acc_add_t(&mut acc, tv);
+        i = e;
     }
     let (loss, positives) = L::acc_total(acc);
     Sums {
@@ -861,66 +933,52 @@ pub(crate) fn scan<L: Lane, T: Target>(x: &[f32], t: &[T]) -> Sums {
 }
 
 /// [`pass`] as work for [`select`].
-struct Pass<'r, 'd, 'o, T> {
-    job: &'r Job<'d, T>,
-    sink: &'r mut Sink<'o>,
+struct Pass<'r, 'd, 'o> {
+    job: &'r Job<'d, ()>,
+    x: Src<'d>,
+    t: Slice<'d>,
+    out: &'r mut Out<'o>,
 }
 
-impl<T: Target> Kernel for Pass<'_, '_, '_, T> {
+impl Kernel for Pass<'_, '_, '_> {
     type Output = Sums;
     #[inline(always)]
     fn run<L: Body>(self) -> Sums {
-        pass::<L, T>(self.job, self.sink)
+        pass::<L>(self.job, self.x, self.t, self.out)
     }
 }
 
 /// [`scan`] as work for [`select`].
-struct Scan<'d, T> {
-    x: &'d [f32],
-    t: &'d [T],
+struct Scan<'d> {
+    x: Src<'d>,
+    t: Slice<'d>,
 }
 
-impl<T: Target> Kernel for Scan<'_, T> {
+impl Kernel for Scan<'_> {
     type Output = Sums;
     #[inline(always)]
     fn run<L: Body>(self) -> Sums {
-        scan::<L, T>(self.x, self.t)
+        scan::<L>(self.x, self.t)
     }
 }
 
-/// One pass of `job` on `isa`, writing `sink`: compiled here, once per target type, not in
-/// the crates that call the generic entry points.
-pub(crate) fn run<T: Target>(isa: Isa, job: &Job<'_, T>, sink: &mut Sink<'_>) -> Sums {
-    match T::slice(job.t) {
-        Slice::F32(t) => run_f32(isa, &job.with_targets(t), sink),
-        Slice::U8(t) => run_u8(isa, &job.with_targets(t), sink),
-    }
+/// One pass of `job` (logits `x`) on `isa`, writing `out`: compiled here, once, not in the
+/// crates that call the generic entry points.
+pub(crate) fn run<T: Target>(isa: Isa, job: &Job<'_, T>, x: Src<'_>, out: &mut Out<'_>) -> Sums {
+    run_any(isa, &job.with_targets(&[]), x, T::slice(job.t), out)
 }
 
 #[inline(never)]
-fn run_f32(isa: Isa, job: &Job<'_, f32>, sink: &mut Sink<'_>) -> Sums {
-    select(isa, Pass { job, sink })
-}
-
-#[inline(never)]
-fn run_u8(isa: Isa, job: &Job<'_, u8>, sink: &mut Sink<'_>) -> Sums {
-    select(isa, Pass { job, sink })
+fn run_any(isa: Isa, job: &Job<'_, ()>, x: Src<'_>, t: Slice<'_>, out: &mut Out<'_>) -> Sums {
+    select(isa, Pass { job, x, t, out })
 }
 
 /// Validation and target sum on `isa` (`x` empty: the targets alone, see [`scan`]).
-pub(crate) fn run_scan<T: Target>(isa: Isa, x: &[f32], t: &[T]) -> Sums {
-    match T::slice(t) {
-        Slice::F32(t) => scan_f32(isa, x, t),
-        Slice::U8(t) => scan_u8(isa, x, t),
-    }
+pub(crate) fn run_scan<T: Target>(isa: Isa, x: Src<'_>, t: &[T]) -> Sums {
+    scan_any(isa, x, T::slice(t))
 }
 
 #[inline(never)]
-fn scan_f32(isa: Isa, x: &[f32], t: &[f32]) -> Sums {
-    select(isa, Scan { x, t })
-}
-
-#[inline(never)]
-fn scan_u8(isa: Isa, x: &[f32], t: &[u8]) -> Sums {
+fn scan_any(isa: Isa, x: Src<'_>, t: Slice<'_>) -> Sums {
     select(isa, Scan { x, t })
 }

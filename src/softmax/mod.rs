@@ -6,10 +6,11 @@ pub(crate) mod pass;
 
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::float::{Float, Src};
 use crate::label::Label;
 use crate::label::sealed::Labels;
 use crate::reduce::{Partial, Reduction};
-use crate::sigmoid::pass::Sink;
+use crate::sigmoid::pass::Out;
 use crate::sigmoid::{Grad, check_len, check_weights};
 use pass::Job;
 
@@ -370,13 +371,13 @@ impl<'a> SoftmaxFocal<'a> {
     /// assert!((l - 3f32.ln()).abs() <= f32::EPSILON);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss<T: Label>(
+    pub fn loss<X: Float, T: Label>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         labels: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        let p = self.execute(logits, labels, Sink::None, Factor::Of(reduction))?;
+        let p = self.execute(X::src(logits), labels, Out::None, Factor::Of(reduction))?;
         p.reduce(reduction)
     }
 
@@ -396,17 +397,17 @@ impl<'a> SoftmaxFocal<'a> {
     /// assert!(g[0] < 0.0 && (g.iter().sum::<f32>()).abs() < 1e-7);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad<T: Label>(
+    pub fn loss_and_grad<X: Float, T: Label, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         labels: &[T],
-        grad: &mut [f32],
+        grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
         let p = self.execute(
-            logits,
+            X::src(logits),
             labels,
-            Sink::Write(grad, 1.0),
+            Out::Write(G::dst(grad), 1.0),
             Factor::Of(reduction),
         )?;
         p.reduce(reduction)
@@ -431,14 +432,15 @@ impl<'a> SoftmaxFocal<'a> {
     /// assert_eq!(twice, once.map(|g| 2.0 * g));
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_and_grad_accumulate<T: Label>(
+    pub fn loss_and_grad_accumulate<X: Float, T: Label, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         labels: &[T],
-        grad: &mut [f32],
+        grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        let p = self.execute(logits, labels, Sink::Add(grad, 1.0), Factor::Of(reduction))?;
+        let out = Out::Add(G::dst(grad), 1.0);
+        let p = self.execute(X::src(logits), labels, out, Factor::Of(reduction))?;
         p.reduce(reduction)
     }
 
@@ -459,13 +461,14 @@ impl<'a> SoftmaxFocal<'a> {
     /// assert_eq!(l[0] + l[1], f.loss(&x, &[0u8, 0], Reduction::Sum)?);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn loss_per_row<T: Label>(
+    pub fn loss_per_row<X: Float, T: Label, G: Float>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         labels: &[T],
-        out: &mut [f32],
+        out: &mut [G],
     ) -> Result<(), Error> {
-        self.execute(logits, labels, Sink::Elementwise(out), Factor::Given(1.0))?;
+        let out = Out::Elementwise(G::dst(out));
+        self.execute(X::src(logits), labels, out, Factor::Given(1.0))?;
         Ok(())
     }
 
@@ -549,42 +552,41 @@ impl<'a> SoftmaxFocal<'a> {
     /// assert_eq!(g, whole);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```
-    pub fn partial<T: Label>(
+    pub fn partial<X: Float, T: Label>(
         &self,
-        logits: &[f32],
+        logits: &[X],
         labels: &[T],
-        grad: Grad<'_>,
+        grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
         let (sink, s) = match grad {
-            Grad::Skip => (Sink::None, 1.0),
-            Grad::Write(g, s) => (Sink::Write(g, s), s),
-            Grad::Accumulate(g, s) => (Sink::Add(g, s), s),
+            Grad::Skip => (Out::None, 1.0),
+            Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
+            Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
         };
         Reduction::Scale(s).factor(0, 0.0, 0.0)?;
-        self.execute(logits, labels, sink, Factor::Given(s))
+        self.execute(X::src(logits), labels, sink, Factor::Given(s))
     }
 
     /// Validates, counts the labels, runs one pass, and reports the first NaN logit of a
     /// counted row if the pass saw one.
     fn execute<T: Label>(
         &self,
-        logits: &[f32],
+        logits: Src<'_>,
         labels: &[T],
-        sink: Sink<'_>,
+        sink: Out<'_>,
         factor: Factor,
     ) -> Result<Partial, Error> {
         if let Factor::Of(r) = factor {
             r.factor(0, 0.0, 0.0)?;
         }
-        let out = match &sink {
-            Sink::None => None,
-            Sink::Elementwise(o) => Some(("out", o.len(), false)),
-            Sink::Write(g, _) | Sink::Add(g, _) => Some(("grad", g.len(), true)),
-        };
+        let out = sink.len().map(|n| match sink {
+            Out::Elementwise(_) => ("out", n, false),
+            _ => ("grad", n, true),
+        });
         let job = self.job(logits, T::labels(labels), out)?;
         let isa = self.backend.isa()?;
         let counts = count(&job)?;
-        if matches!(sink, Sink::Add(..))
+        if matches!(sink, Out::Add(..))
             && has_nan(&job)
             && let Some(e) = first_nan(&job)
         {
@@ -616,7 +618,7 @@ impl<'a> SoftmaxFocal<'a> {
     /// Validates parameters and lengths.
     fn job<'d>(
         &self,
-        logits: &'d [f32],
+        logits: Src<'d>,
         labels: Labels<'d>,
         out: Option<(&'static str, usize, bool)>,
     ) -> Result<Job<'d>, Error>
@@ -787,9 +789,7 @@ fn count(job: &Job<'_>) -> Result<Counts, Error> {
 
 /// Whether any logit is NaN (whole chunks, so that it vectorizes).
 fn has_nan(job: &Job<'_>) -> bool {
-    job.x
-        .chunks(256)
-        .any(|c| c.iter().fold(false, |any, v| any | v.is_nan()))
+    job.x.has_nan()
 }
 
 /// The first NaN logit of a counted row, in index order.

@@ -28,9 +28,12 @@
 use super::kernel::{Consts, Row, ln_s, term};
 use crate::backend::lane::Lane;
 use crate::backend::{Isa, Kernel, MAX_LANES, select};
+use crate::float::{Dst, Elem, Src};
 use crate::label::sealed::Labels;
-use crate::sigmoid::pass::{Body, Sink};
+use crate::sigmoid::pass::{Body, Out, Sink};
 use crate::sum::Dd;
+use half::slice::HalfBitsSliceExt;
+use half::{bf16, f16};
 
 /// Class-last batches with at most this many classes go through [`columns`] (transposed).
 pub(crate) const SMALL_C: usize = 16;
@@ -43,7 +46,8 @@ const MAX: f32 = f32::MAX;
 /// A validated batch and its parameters.
 #[derive(Clone, Copy)]
 pub(crate) struct Job<'a> {
-    pub x: &'a [f32],
+    /// The logits (the pass reads them as their own type, see [`run`]).
+    pub x: Src<'a>,
     pub labels: Labels<'a>,
     pub classes: usize,
     /// Positions per image (`S` of `[N, C, S]`); 1 for class-last.
@@ -276,17 +280,23 @@ enum Mode {
 
 /// One pass of `job` on lanes `L`, with the gradient factor `factor`.
 #[inline(always)]
-fn pass<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32) -> Sums {
+fn pass<L: Lane, X: Elem, G: Elem>(
+    job: &Job<'_>,
+    x: &[X],
+    sink: &mut Sink<'_, G>,
+    factor: f32,
+) -> Sums {
     let c = Consts::<L>::new(job.gamma);
     if job.spatial == 1 && (L::LANES == 1 || job.classes > SMALL_C) {
-        rows::<L>(job, sink, factor, &c)
+        rows::<L, X, G>(job, x, sink, factor, &c)
     } else {
-        columns::<L>(job, sink, factor, &c)
+        columns::<L, X, G>(job, x, sink, factor, &c)
     }
 }
 
 /// Splits the sink into its mode, its gradient slice and its per-row output.
-fn parts<'s>(sink: &'s mut Sink<'_>) -> (Mode, Option<&'s mut [f32]>, Option<&'s mut [f32]>) {
+#[allow(clippy::type_complexity)]
+fn parts<'s, G>(sink: &'s mut Sink<'_, G>) -> (Mode, Option<&'s mut [G]>, Option<&'s mut [G]>) {
     match sink {
         Sink::None => (Mode::None, None, None),
         Sink::Write(g, _) => (Mode::Write, Some(&mut **g), None),
@@ -344,12 +354,12 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
 
 /// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
 #[inline(always)]
-fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
+fn row_max<L: Lane, X: Elem>(z: &[X]) -> (f32, bool) {
     let cn = z.len();
     let mut mv = L::splat(NEG_INF);
     let mut nan = false;
     for j in 0..n_chunks::<L>(cn) {
-        let v = L::load_or(&z[offset::<L>(j, cn)..], NEG_INF);
+        let v: L = X::load(&z[offset::<L>(j, cn)..], NEG_INF);
         nan |= !L::all(v.eq(v));
         mv = mv.max(v);
     }
@@ -358,8 +368,8 @@ fn row_max<L: Lane>(z: &[f32]) -> (f32, bool) {
 
 /// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
 #[inline(always)]
-fn chunk<L: Lane>(z: &[f32], off: usize, ms: L) -> (L::Mask, L, L) {
-    let v = L::load_or(&z[off..], NEG_INF);
+fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L) -> (L::Mask, L, L) {
+    let v: L = X::load(&z[off..], NEG_INF);
     let top = v.eq(ms);
     let d = L::select(top, L::splat(0.0), v - ms);
     (top, d, d.exp())
@@ -367,7 +377,7 @@ fn chunk<L: Lane>(z: &[f32], off: usize, ms: L) -> (L::Mask, L, L) {
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
 #[inline(always)]
-fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
+fn row_sum<L: Lane, X: Elem>(z: &[X], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
     let cn = z.len();
     let zero = L::splat(0.0);
     let ms = L::splat(m);
@@ -376,7 +386,7 @@ fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
-        let (top, _, e) = chunk::<L>(z, off, ms);
+        let (top, _, e) = chunk::<L, X>(z, off, ms);
         acc = L::wide_add(acc, keep(fr, L::select(top, zero, e), zero));
         ties += L::count(match fr {
             None => top,
@@ -391,9 +401,15 @@ fn row_sum<L: Lane>(z: &[f32], m: f32, mut store: Option<&mut [f32]>) -> (f64, f
 
 /// The class-last row kernel.
 #[inline(always)]
-fn rows<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>) -> Sums {
+fn rows<L: Lane, X: Elem, G: Elem>(
+    job: &Job<'_>,
+    x: &[X],
+    sink: &mut Sink<'_, G>,
+    factor: f32,
+    c: &Consts<L>,
+) -> Sums {
     let cn = job.classes;
-    let n_rows = job.x.len() / cn;
+    let n_rows = x.len() / cn;
     let dense = job.dense();
     let (mode, mut grad, mut per_row) = parts(sink);
     let bsz = (BLOCK_LOGITS / cn).clamp(1, L::LANES);
@@ -406,27 +422,32 @@ fn rows<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>)
         b.labels(job, r0, n);
         for i in 0..n {
             let r = r0 + i;
-            let z = &job.x[r * cn..(r + 1) * cn];
+            let z = &x[r * cn..(r + 1) * cn];
             if !b.live[i] {
                 if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
-                    g[r * cn..(r + 1) * cn].fill(0.0);
+                    g[r * cn..(r + 1) * cn].fill(G::from_f32(0.0));
                 }
                 continue;
             }
-            let (m, nan) = row_max::<L>(z);
+            let (m, nan) = row_max::<L, X>(z);
             bad |= nan;
+            // The fast path keeps `e` in an `f32` gradient for its last pass (it computes
+            // it again for a half-precision one).
             let store = match (mode, dense) {
-                (Mode::Write, false) => grad.as_deref_mut().map(|g| &mut g[r * cn..(r + 1) * cn]),
+                (Mode::Write, false) => grad
+                    .as_deref_mut()
+                    .and_then(G::as_f32_mut)
+                    .map(|g| &mut g[r * cn..(r + 1) * cn]),
                 _ => None,
             };
-            let (sum, ties) = row_sum::<L>(z, m, store);
+            let (sum, ties) = row_sum::<L, X>(z, m, store);
             let (t, s) = row_sums(sum, ties);
             b.m[i] = m;
             b.t[i] = t;
             b.s[i] = s;
             b.single[i] = ties == 1.0;
             if !dense {
-                let zy = z[b.y[i] as usize];
+                let zy = z[b.y[i] as usize].to_f32();
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
             }
         }
@@ -436,20 +457,21 @@ fn rows<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>)
                 if b.live[i] {
                     let r = r0 + i;
                     let g = grad.as_deref_mut().map(|g| &mut g[r * cn..(r + 1) * cn]);
-                    b.loss[i] = dense_row::<L>(job, r, &b, i, mode, g, factor, c);
+                    b.loss[i] = dense_row::<L, X, G>(job, x, r, &b, i, mode, g, factor, c);
                 }
             }
         }
         L::acc_add(&mut loss, lanes::<L>(&b.loss));
         if let Some(o) = per_row.as_deref_mut() {
-            o[r0..r0 + n].copy_from_slice(&b.loss[..n]);
+            narrow(&b.loss[..n], &mut o[r0..r0 + n]);
         }
         if !dense && mode != Mode::None {
             let g = grad.as_deref_mut().unwrap_or(&mut []);
             for i in 0..n {
                 if b.live[i] {
                     let r = r0 + i;
-                    fast_row_grad::<L>(job, &mut g[r * cn..(r + 1) * cn], &b, i, mode, r);
+                    let z = &x[r * cn..(r + 1) * cn];
+                    fast_row_grad::<L, X, G>(z, &mut g[r * cn..(r + 1) * cn], &b, i, mode);
                 }
             }
         }
@@ -464,25 +486,29 @@ fn rows<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>)
 /// The fast path's gradient of row `r` (lane `i` of the block): `e_j coef`, and
 /// `0 - t2` for the label's class.
 #[inline(always)]
-fn fast_row_grad<L: Lane>(job: &Job<'_>, g: &mut [f32], b: &Block, i: usize, mode: Mode, r: usize) {
-    let cn = job.classes;
+fn fast_row_grad<L: Lane, X: Elem, G: Elem>(z: &[X], g: &mut [G], b: &Block, i: usize, mode: Mode) {
+    let cn = z.len();
     let y = b.y[i] as usize;
     let coef = L::splat(b.coef[i]);
     let label = 0.0 - b.t2[i];
+    let ms = L::splat(b.m[i]);
     match mode {
+        // `e` was kept by `row_sum` in an `f32` gradient.
+        Mode::Write if G::IS_F32 => {
+            rewrite::<L, G>(g, cn, |_, e| e * coef);
+            g[y] = G::from_f32(label);
+        }
         Mode::Write => {
-            rewrite::<L>(g, cn, |_, e| e * coef);
-            g[y] = label;
+            rewrite::<L, G>(g, cn, |off, _| chunk::<L, X>(z, off, ms).2 * coef);
+            g[y] = G::from_f32(label);
         }
         Mode::Add => {
-            let g_y = g[y];
-            let z = &job.x[r * cn..(r + 1) * cn];
-            let ms = L::splat(b.m[i]);
-            rewrite::<L>(g, cn, |off, old| {
-                let (_, _, e) = chunk::<L>(z, off, ms);
+            let g_y = g[y].to_f32();
+            rewrite::<L, G>(g, cn, |off, old| {
+                let (_, _, e) = chunk::<L, X>(z, off, ms);
                 old + e * coef
             });
-            g[y] = g_y + label;
+            g[y] = G::from_f32(g_y + label);
         }
         Mode::None => {}
     }
@@ -493,18 +519,26 @@ fn fast_row_grad<L: Lane>(job: &Job<'_>, g: &mut [f32], b: &Block, i: usize, mod
 /// the others read (so that its overlapping lanes compute, and store, the same bits), and no
 /// load waits for a store it partly overlaps.
 #[inline(always)]
-fn rewrite<L: Lane>(g: &mut [f32], cn: usize, mut f: impl FnMut(usize, L) -> L) {
+fn rewrite<L: Lane, G: Elem>(g: &mut [G], cn: usize, mut f: impl FnMut(usize, L) -> L) {
     let n = n_chunks::<L>(cn);
-    let mut cur = L::load_or(&g[offset::<L>(0, cn)..], 0.0);
+    let mut cur = G::load(&g[offset::<L>(0, cn)..], 0.0);
     for j in 0..n {
         let off = offset::<L>(j, cn);
         let next = if j + 1 < n {
-            L::load_or(&g[offset::<L>(j + 1, cn)..], 0.0)
+            G::load(&g[offset::<L>(j + 1, cn)..], 0.0)
         } else {
             cur
         };
-        f(off, cur).store(&mut g[off..]);
+        G::store(f(off, cur), &mut g[off..]);
         cur = next;
+    }
+}
+
+/// `dst[i] = src[i]` rounded once to `G` (per-row losses).
+#[inline(always)]
+fn narrow<G: Elem>(src: &[f32], dst: &mut [G]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = G::from_f32(v);
     }
 }
 
@@ -541,18 +575,19 @@ fn dense_k<L: Lane>(
 /// The dense path of row `r` (lane `i`): every class's term, the row's loss, and its gradient.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn dense_row<L: Lane>(
+fn dense_row<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
+    x: &[X],
     r: usize,
     b: &Block,
     i: usize,
     mode: Mode,
-    g: Option<&mut [f32]>,
+    g: Option<&mut [G]>,
     factor: f32,
     c: &Consts<L>,
 ) -> f32 {
     let cn = job.classes;
-    let z = &job.x[r * cn..(r + 1) * cn];
+    let z = &x[r * cn..(r + 1) * cn];
     let zero = L::splat(0.0);
     let ms = L::splat(b.m[i]);
     let row = Row {
@@ -564,7 +599,7 @@ fn dense_row<L: Lane>(
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
-        let (top, d, e) = chunk::<L>(z, off, ms);
+        let (top, d, e) = chunk::<L, X>(z, off, ms);
         let k = dense_k::<L>(job, r, off, fr, b.sa[i], b.y[i]);
         let (l, kg, _) = term(d, e, k, &row, c);
         al = L::wide_add(al, l);
@@ -584,8 +619,8 @@ fn dense_row<L: Lane>(
     let f = L::splat(factor);
     let g = g.unwrap_or(&mut []);
     // Every lane of every chunk (the overlapping lanes of the last compute the same values).
-    rewrite::<L>(g, cn, |off, old| {
-        let (top, d, e) = chunk::<L>(z, off, ms);
+    rewrite::<L, G>(g, cn, |off, old| {
+        let (top, d, e) = chunk::<L, X>(z, off, ms);
         let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
         let (_, kg, q) = term(d, e, k, &row, c);
         let sole = if single { top } else { top & !top };
@@ -612,7 +647,13 @@ fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L
 /// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
 /// batch, transposed into a stack buffer), classes in sequence.
 #[inline(always)]
-fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<L>) -> Sums {
+fn columns<L: Lane, X: Elem, G: Elem>(
+    job: &Job<'_>,
+    x: &[X],
+    sink: &mut Sink<'_, G>,
+    factor: f32,
+    c: &Consts<L>,
+) -> Sums {
     let (mode, mut grad, mut per_row) = parts(sink);
     let cn = job.classes;
     let sp = job.spatial;
@@ -621,7 +662,7 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
     let mut bad = false;
     let mut b = Block::new();
     if sp > 1 {
-        for n in 0..job.x.len() / (cn * sp) {
+        for n in 0..x.len() / (cn * sp) {
             let mut s0 = 0;
             while s0 < sp {
                 let np = ln.min(sp - s0);
@@ -633,11 +674,11 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
                     _ => None,
                 };
                 let g = grad.as_deref_mut().map(|g| &mut g[base..]);
-                let x = &job.x[base..];
-                bad |= column_block::<L>(job, x, sp, np, lab, &mut b, g, mode, factor, c);
+                let xs = &x[base..];
+                bad |= column_block::<L, X, G>(job, xs, sp, np, lab, &mut b, g, mode, factor, c);
                 L::acc_add(&mut loss, lanes::<L>(&b.loss));
                 if let Some(o) = per_row.as_deref_mut() {
-                    o[r0..r0 + np].copy_from_slice(&b.loss[..np]);
+                    narrow(&b.loss[..np], &mut o[r0..r0 + np]);
                 }
                 s0 += np;
             }
@@ -647,13 +688,15 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
         let mut xb = [0f32; SMALL_C * MAX_LANES];
         let mut lb = [0f32; SMALL_C * MAX_LANES];
         let mut gb = [0f32; SMALL_C * MAX_LANES];
-        let rows = job.x.len() / cn;
+        // Half-precision rows widened (and gradients narrowed) here, around the transposition.
+        let mut wb = [0f32; SMALL_C * MAX_LANES];
+        let rows = x.len() / cn;
         let mut r0 = 0;
         while r0 < rows {
             let np = ln.min(rows - r0);
             b.labels(job, r0, np);
             let span = r0 * cn..(r0 + np) * cn;
-            transpose(&job.x[span.clone()], &mut xb, cn, ln);
+            transpose(widened::<L, X>(&x[span.clone()], &mut wb), &mut xb, cn, ln);
             let lab = match job.labels {
                 Labels::Dense(l) => {
                     transpose(&l[span.clone()], &mut lb, cn, ln);
@@ -662,20 +705,33 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
                 _ => None,
             };
             if let (Mode::Add, Some(g)) = (mode, grad.as_deref()) {
-                transpose(&g[span.clone()], &mut gb, cn, ln);
+                transpose(widened::<L, G>(&g[span.clone()], &mut wb), &mut gb, cn, ln);
             }
             let g = if mode == Mode::None {
                 None
             } else {
                 Some(&mut gb[..])
             };
-            bad |= column_block::<L>(job, &xb, ln, np, lab, &mut b, g, mode, factor, c);
+            bad |= column_block::<L, f32, f32>(job, &xb, ln, np, lab, &mut b, g, mode, factor, c);
             if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
-                untranspose(&gb, &mut g[span], cn, ln);
+                let g = &mut g[span];
+                match G::as_f32_mut(g) {
+                    Some(g) => untranspose(&gb, g, cn, ln),
+                    None => {
+                        let n = g.len();
+                        untranspose(&gb, &mut wb[..n], cn, ln);
+                        let mut i = 0;
+                        while i < n {
+                            let e = (i + L::LANES).min(n);
+                            G::store(L::load_or(&wb[i..e], 0.0), &mut g[i..e]);
+                            i = e;
+                        }
+                    }
+                }
             }
             L::acc_add(&mut loss, lanes::<L>(&b.loss));
             if let Some(o) = per_row.as_deref_mut() {
-                o[r0..r0 + np].copy_from_slice(&b.loss[..np]);
+                narrow(&b.loss[..np], &mut o[r0..r0 + np]);
             }
             r0 += np;
         }
@@ -684,6 +740,25 @@ fn columns<L: Lane>(job: &Job<'_>, sink: &mut Sink<'_>, factor: f32, c: &Consts<
         loss: L::acc_total(loss).0,
         bad,
     }
+}
+
+/// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
+#[inline(always)]
+fn widened<'b, L: Lane, X: Elem>(
+    src: &'b [X],
+    buf: &'b mut [f32; SMALL_C * MAX_LANES],
+) -> &'b [f32] {
+    if let Some(v) = X::as_f32(src) {
+        return v;
+    }
+    let n = src.len();
+    let mut i = 0;
+    while i < n {
+        let e = (i + L::LANES).min(n);
+        X::load::<L>(&src[i..e], 0.0).store(&mut buf[i..e]);
+        i = e;
+    }
+    &buf[..n]
 }
 
 /// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
@@ -719,14 +794,14 @@ fn untranspose(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], cn: usize, ln:
 /// gradient likewise in `grad`. Returns whether a counted position has a NaN logit.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn column_block<L: Lane>(
+fn column_block<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    xs: &[f32],
+    xs: &[X],
     cs: usize,
     np: usize,
     lab: Option<&[f32]>,
     b: &mut Block,
-    mut grad: Option<&mut [f32]>,
+    mut grad: Option<&mut [G]>,
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
@@ -737,7 +812,7 @@ fn column_block<L: Lane>(
     let one = L::splat(1.0);
     let live = mask::<L>(&b.live);
     let yv = lanes::<L>(&b.y);
-    let load = |cl: usize| L::select(live, L::load_or(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    let load = |cl: usize| L::select(live, X::load(&xs[cl * cs..cl * cs + np], 0.0), zero);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
     let mut nan = live & !live;
@@ -750,7 +825,8 @@ fn column_block<L: Lane>(
     let mut acc = [L::wide_zero(); MAX_LANES];
     let mut ties = zero;
     let mut dy = zero;
-    let store_e = mode == Mode::Write && !dense;
+    // `e` is kept for the gradient's pass in an `f32` gradient (computed again for another).
+    let store_e = mode == Mode::Write && !dense && G::IS_F32;
     for cl in 0..cn {
         let v = load(cl);
         let top = v.eq(mv);
@@ -761,7 +837,7 @@ fn column_block<L: Lane>(
         ties = ties + L::select(top, one, zero);
         dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
         if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
-            e.store(&mut g[cl * cs..cl * cs + np]);
+            G::store(e, &mut g[cl * cs..cl * cs + np]);
         }
     }
     // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
@@ -779,7 +855,7 @@ fn column_block<L: Lane>(
     L::select(live, dy, zero).store(&mut b.dy);
     finish::<L>(b, c, factor, dense);
     if dense {
-        column_dense::<L>(job, xs, cs, np, lab, b, grad, mode, factor, c);
+        column_dense::<L, X, G>(job, xs, cs, np, lab, b, grad, mode, factor, c);
     } else if mode != Mode::None {
         let g = grad.unwrap_or(&mut []);
         let coef = lanes::<L>(&b.coef);
@@ -788,7 +864,7 @@ fn column_block<L: Lane>(
             let gc = &mut g[cl * cs..cl * cs + np];
             let is_y = yv.eq(L::splat(cl as f32));
             let v = match mode {
-                Mode::Write => L::load_or(gc, 0.0) * coef,
+                Mode::Write if store_e => G::load::<L>(gc, 0.0) * coef,
                 _ => {
                     let x = load(cl);
                     let top = x.eq(mv);
@@ -800,11 +876,11 @@ fn column_block<L: Lane>(
             let out = match mode {
                 Mode::Write => L::select(live, v, zero),
                 _ => {
-                    let g0 = L::load_or(gc, 0.0);
+                    let g0: L = G::load(gc, 0.0);
                     L::select(live, g0 + v, g0)
                 }
             };
-            out.store(gc);
+            G::store(out, gc);
         }
     }
     L::any(nan & live)
@@ -813,14 +889,14 @@ fn column_block<L: Lane>(
 /// The dense path of a column block: every class's term, the losses and the gradient.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn column_dense<L: Lane>(
+fn column_dense<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    xs: &[f32],
+    xs: &[X],
     cs: usize,
     np: usize,
     lab: Option<&[f32]>,
     b: &mut Block,
-    grad: Option<&mut [f32]>,
+    grad: Option<&mut [G]>,
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
@@ -839,7 +915,7 @@ fn column_dense<L: Lane>(
         s: lanes::<L>(&b.s),
         ln_s: lanes::<L>(&b.ln_s),
     };
-    let load = |cl: usize| L::select(live, L::load_or(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    let load = |cl: usize| L::select(live, X::load(&xs[cl * cs..cl * cs + np], 0.0), zero);
     let class = |cl: usize| {
         let v = load(cl);
         let top = v.eq(mv);
@@ -893,32 +969,94 @@ fn column_dense<L: Lane>(
         let out = match mode {
             Mode::Write => L::select(live, v, zero),
             _ => {
-                let g0 = L::load_or(gc, 0.0);
+                let g0: L = G::load(gc, 0.0);
                 L::select(live, g0 + v, g0)
             }
         };
-        out.store(gc);
+        G::store(out, gc);
     }
 }
 
-/// [`pass`] as work for [`select`].
-struct Pass<'r, 'd, 'o> {
+/// [`pass`] on logits of type `X` and outputs of type `G`, as work for [`select`].
+struct Pass<'r, 'd, 'o, X, G> {
     job: &'r Job<'d>,
-    sink: &'r mut Sink<'o>,
+    x: &'d [X],
+    sink: Sink<'o, G>,
     factor: f32,
 }
 
-impl Kernel for Pass<'_, '_, '_> {
+impl<X: Elem, G: Elem> Kernel for Pass<'_, '_, '_, X, G> {
     type Output = Sums;
     #[inline(always)]
-    fn run<L: Body>(self) -> Sums {
-        pass::<L>(self.job, self.sink, self.factor)
+    fn run<L: Body>(mut self) -> Sums {
+        pass::<L, X, G>(self.job, self.x, &mut self.sink, self.factor)
     }
 }
 
-/// One pass of `job` on `isa`, writing `sink` (its gradient values already multiplied by
-/// `factor`).
+/// One pass of `job` on `isa`, writing `out` (its gradient values already multiplied by
+/// `factor`): the element types resolved here, so that each pair of logit and output types
+/// is compiled once, in this crate.
+pub(crate) fn run(isa: Isa, job: &Job<'_>, out: &mut Out<'_>, factor: f32) -> Sums {
+    match job.x {
+        Src::F32(x) => typed::<f32>(isa, job, x, out, factor),
+        Src::Bf16(x) => typed::<bf16>(isa, job, x.reinterpret_cast(), out, factor),
+        Src::F16(x) => typed::<f16>(isa, job, x.reinterpret_cast(), out, factor),
+    }
+}
+
+/// [`run`] on logits `x`, for each output type.
+fn typed<X: Elem>(isa: Isa, job: &Job<'_>, x: &[X], out: &mut Out<'_>, factor: f32) -> Sums {
+    match out {
+        Out::None => go::<X, f32>(isa, job, x, Sink::None, factor),
+        Out::Write(Dst::F32(g), s) => go(isa, job, x, Sink::Write(g, *s), factor),
+        Out::Add(Dst::F32(g), s) => go(isa, job, x, Sink::Add(g, *s), factor),
+        Out::Elementwise(Dst::F32(o)) => go(isa, job, x, Sink::Elementwise(o), factor),
+        Out::Write(Dst::Bf16(g), s) => go::<X, bf16>(
+            isa,
+            job,
+            x,
+            Sink::Write(g.reinterpret_cast_mut(), *s),
+            factor,
+        ),
+        Out::Add(Dst::Bf16(g), s) => {
+            go::<X, bf16>(isa, job, x, Sink::Add(g.reinterpret_cast_mut(), *s), factor)
+        }
+        Out::Elementwise(Dst::Bf16(o)) => go::<X, bf16>(
+            isa,
+            job,
+            x,
+            Sink::Elementwise(o.reinterpret_cast_mut()),
+            factor,
+        ),
+        Out::Write(Dst::F16(g), s) => go::<X, f16>(
+            isa,
+            job,
+            x,
+            Sink::Write(g.reinterpret_cast_mut(), *s),
+            factor,
+        ),
+        Out::Add(Dst::F16(g), s) => {
+            go::<X, f16>(isa, job, x, Sink::Add(g.reinterpret_cast_mut(), *s), factor)
+        }
+        Out::Elementwise(Dst::F16(o)) => go::<X, f16>(
+            isa,
+            job,
+            x,
+            Sink::Elementwise(o.reinterpret_cast_mut()),
+            factor,
+        ),
+    }
+}
+
 #[inline(never)]
-pub(crate) fn run(isa: Isa, job: &Job<'_>, sink: &mut Sink<'_>, factor: f32) -> Sums {
-    select(isa, Pass { job, sink, factor })
+fn go<X: Elem, G: Elem>(isa: Isa, job: &Job<'_>, x: &[X], sink: Sink<'_, G>, factor: f32) -> Sums {
+    select(
+        isa,
+        Pass {
+            job,
+            x,
+            sink,
+            factor,
+        },
+    )
 }

@@ -1,4 +1,4 @@
-//! The AVX2 + FMA backend: 16 lanes as two 256-bit registers.
+//! The AVX2 + FMA (+ F16C) backend: 16 lanes as two 256-bit registers.
 //!
 //! `unsafe`: see the safety section of [`super`]. The vector type is private to this file;
 //! [`run`] alone instantiates work with it, and needs a [`Token`].
@@ -8,13 +8,15 @@ use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use super::{padded, total};
 use crate::backend::lane::Lane;
+use crate::float;
 use crate::sum::Dd;
 
 entry! {
     vector: V256x2,
-    what: "AVX, AVX2 and FMA",
-    enable: "avx,avx2,fma",
+    what: "AVX, AVX2, FMA and F16C",
+    enable: "avx,avx2,fma,f16c",
     detect: ["avx", "avx2", "fma"],
+    extra: super::f16c(),
     f64: F64x4(__m256d, _mm256_add_pd, _mm256_sub_pd),
     sum2: sum2_256
 }
@@ -184,6 +186,65 @@ impl Lane for V256x2 {
             let n = dst.len().min(16);
             dst[..n].copy_from_slice(&a[..n]);
         }
+    }
+    #[inline(always)]
+    fn load_bf16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads bytes 0..16 and 16..32 of the 32-byte array `a`.
+            Some(a) => V256x2(unsafe {
+                let w = |p: &[u16]| {
+                    let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.as_ptr().cast()));
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v))
+                };
+                [w(&a[..8]), w(&a[8..])]
+            }),
+            None => Self::load_or(&float::padded_bf16::<16>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn load_f16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant (F16C); reads bytes 0..16 and 16..32 of the 32-byte array `a`.
+            Some(a) => V256x2(unsafe {
+                let w = |p: &[u16]| _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr().cast()));
+                [w(&a[..8]), w(&a[8..])]
+            }),
+            None => Self::load_or(&float::padded_f16::<16>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [u16]) {
+        // SAFETY: invariant (AVX2). Round to nearest even on the bits (add 0x7fff and the
+        // lowest kept bit), quiet NaN kept; pack the two halves' high words in lane order.
+        let packed = unsafe {
+            let r = |v: __m256| {
+                let x = _mm256_castps_si256(v);
+                let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(1));
+                let up = _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb);
+                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+                let q = _mm256_or_si256(x, _mm256_set1_epi32(0x0040_0000));
+                _mm256_srli_epi32::<16>(_mm256_blendv_epi8(up, q, nan))
+            };
+            let p = _mm256_packus_epi32(r(self.0[0]), r(self.0[1]));
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(p)
+        };
+        let mut a = [0u16; 16];
+        // SAFETY: writes the 32 bytes of `a`.
+        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), packed) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
+    }
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [u16]) {
+        let mut a = [0u16; 16];
+        // SAFETY: invariant (F16C); writes bytes 0..16 and 16..32 of the 32-byte array `a`.
+        unsafe {
+            let h = |v: __m256| _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+            _mm_storeu_si128(a.as_mut_ptr().cast(), h(self.0[0]));
+            _mm_storeu_si128(a[8..].as_mut_ptr().cast(), h(self.0[1]));
+        }
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {

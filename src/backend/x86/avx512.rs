@@ -8,6 +8,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::{padded, total};
 use crate::backend::lane::Lane;
+use crate::float;
 use crate::sum::Dd;
 
 entry! {
@@ -15,6 +16,7 @@ entry! {
     what: "AVX-512F",
     enable: "avx512f",
     detect: ["avx512f"],
+    extra: true,
     f64: F64x8(__m512d, _mm512_add_pd, _mm512_sub_pd),
     sum2: sum2_512
 }
@@ -99,6 +101,53 @@ impl Lane for V512 {
                 V512(unsafe { _mm512_loadu_ps(a.as_ptr()) })
             }
         }
+    }
+    #[inline(always)]
+    fn load_bf16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads the 32 bytes of the array `a`.
+            Some(a) => V512(unsafe {
+                let v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(a.as_ptr().cast()));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+            }),
+            None => Self::load_or(&float::padded_bf16::<16>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn load_f16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads the 32 bytes of the array `a`.
+            Some(a) => V512(unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(a.as_ptr().cast())) }),
+            None => Self::load_or(&float::padded_f16::<16>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [u16]) {
+        // SAFETY: invariant. Round to nearest even on the bits (add 0x7fff and the lowest
+        // kept bit), quiet NaN kept, then the high words (vpmovdw).
+        let h = unsafe {
+            let x = _mm512_castps_si512(self.0);
+            let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
+            let up = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), lsb);
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
+            let q = _mm512_or_si512(x, _mm512_set1_epi32(0x0040_0000));
+            _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_mask_blend_epi32(nan, up, q)))
+        };
+        let mut a = [0u16; 16];
+        // SAFETY: writes the 32 bytes of `a`.
+        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
+    }
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [u16]) {
+        // SAFETY: invariant.
+        let h = unsafe { _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self.0) };
+        let mut a = [0u16; 16];
+        // SAFETY: writes the 32 bytes of `a`.
+        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {

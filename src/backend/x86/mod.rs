@@ -27,6 +27,7 @@ macro_rules! entry {
         what: $what:literal,
         enable: $enable:literal,
         detect: [$($feat:tt),+],
+        extra: $extra:expr,
         f64: $f64t:ident($reg:ty, $add:ident, $sub:ident),
         sum2: $sum2:ident
     ) => {
@@ -41,7 +42,7 @@ macro_rules! entry {
 
         /// A [`Token`] if this CPU has the instruction set (detected once, then cached).
         pub(crate) fn detect() -> Option<Token> {
-            cpu::get().then_some(Token(()))
+            (cpu::get() && $extra).then_some(Token(()))
         }
 
         #[doc = concat!("`k` on `", stringify!($vt), "`, compiled with the instruction set enabled.")]
@@ -114,6 +115,34 @@ macro_rules! entry {
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+
+/// Whether the CPU has F16C (`vcvtph2ps`/`vcvtps2ph`, CPUID leaf 1, ECX bit 29), which
+/// `cpufeatures` does not list; asked once, then cached. Every CPU with AVX2 has it (it came
+/// a generation earlier), so requiring it for the AVX2 backend excludes no real CPU. Under
+/// Miri, which cannot run CPUID, the compile-time setting.
+fn f16c() -> bool {
+    #[cfg(miri)]
+    {
+        cfg!(target_feature = "f16c")
+    }
+    #[cfg(not(miri))]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        static KNOWN: AtomicU8 = AtomicU8::new(0);
+        match KNOWN.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                // SAFETY: CPUID exists on every x86-64 CPU (`unsafe` on older toolchains only).
+                #[allow(unused_unsafe)]
+                let ecx = unsafe { core::arch::x86_64::__cpuid(1) }.ecx;
+                let has = ecx & (1 << 29) != 0;
+                KNOWN.store(1 + has as u8, Ordering::Relaxed);
+                has
+            }
+        }
+    }
+}
 
 /// Pads a short slice into a full array (the last vector of a batch).
 #[inline(always)]
