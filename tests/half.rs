@@ -351,3 +351,23 @@ fn softmax_half_precision_ignored_rows_are_not_read() {
         Err(focal_loss::Error::NanLogit { index: 4 })
     );
 }
+
+#[test]
+fn softmax_half_precision_large_batches_stage_the_exponentials() {
+    // From 16384 logits on, a half-precision gradient's pass keeps `e` on the stack (row
+    // kernel and [N, C, S]); the bits must not change.
+    let mut rng = Rng(5);
+    for &(c, sp, n_img) in &[(50, 1, 400), (1000, 1, 20), (19, 1000, 1), (40, 300, 2)] {
+        let rows = n_img * sp;
+        let x = logits(&mut rng, rows * c);
+        let y: Vec<u32> = (0..rows).map(|_| rng.below(c) as u32).collect();
+        for backend in Backend::available() {
+            let f = SoftmaxFocal::new(2.0)
+                .classes(c)
+                .spatial(sp)
+                .backend(backend);
+            let what = format!("C={c} S={sp} {backend:?}");
+            softmax_types(&f, &x, &y, rows, &what);
+        }
+    }
+}

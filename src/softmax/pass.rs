@@ -287,12 +287,33 @@ fn pass<L: Lane, X: Elem, G: Elem>(
     factor: f32,
 ) -> Sums {
     let c = Consts::<L>::new(job.gamma);
-    if job.spatial == 1 && (L::LANES == 1 || job.classes > SMALL_C) {
-        rows::<L, X, G>(job, x, sink, factor, &c)
+    let by_row = job.spatial == 1 && (L::LANES == 1 || job.classes > SMALL_C);
+    // A half-precision gradient cannot hold the fast path's `e` until its last pass: a
+    // stack buffer does, for large batches (below, zeroing it would cost more than computing
+    // `e` again).
+    let stage = !G::IS_F32
+        && matches!(sink, Sink::Write(..))
+        && !job.dense()
+        && x.len() >= STAGE_MIN
+        // (the transposed class-last blocks have an f32 gradient block of their own)
+        && (job.spatial != 1 || by_row);
+    if stage {
+        let mut buf = [0f32; BLOCK_LOGITS];
+        if by_row {
+            rows::<L, X, G>(job, x, sink, factor, &c, &mut buf)
+        } else {
+            columns::<L, X, G>(job, x, sink, factor, &c, &mut buf)
+        }
+    } else if by_row {
+        rows::<L, X, G>(job, x, sink, factor, &c, &mut [])
     } else {
-        columns::<L, X, G>(job, x, sink, factor, &c)
+        columns::<L, X, G>(job, x, sink, factor, &c, &mut [])
     }
 }
+
+/// Batches of at least this many logits stage the fast path's `e` on the stack when the
+/// gradient is half-precision (see [`pass`]).
+const STAGE_MIN: usize = 16384;
 
 /// Splits the sink into its mode, its gradient slice and its per-row output.
 #[allow(clippy::type_complexity)]
@@ -407,6 +428,7 @@ fn rows<L: Lane, X: Elem, G: Elem>(
     sink: &mut Sink<'_, G>,
     factor: f32,
     c: &Consts<L>,
+    stage: &mut [f32],
 ) -> Sums {
     let cn = job.classes;
     let n_rows = x.len() / cn;
@@ -434,10 +456,11 @@ fn rows<L: Lane, X: Elem, G: Elem>(
             // The fast path keeps `e` in an `f32` gradient for its last pass (it computes
             // it again for a half-precision one).
             let store = match (mode, dense) {
-                (Mode::Write, false) => grad
-                    .as_deref_mut()
-                    .and_then(G::as_f32_mut)
-                    .map(|g| &mut g[r * cn..(r + 1) * cn]),
+                (Mode::Write, false) => match grad.as_deref_mut().and_then(G::as_f32_mut) {
+                    Some(g) => Some(&mut g[r * cn..(r + 1) * cn]),
+                    // All rows of the block, or none (`stage` holds BLOCK_LOGITS).
+                    None => stage.get_mut(i * cn..(i + 1) * cn),
+                },
                 _ => None,
             };
             let (sum, ties) = row_sum::<L, X>(z, m, store);
@@ -471,7 +494,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 if b.live[i] {
                     let r = r0 + i;
                     let z = &x[r * cn..(r + 1) * cn];
-                    fast_row_grad::<L, X, G>(z, &mut g[r * cn..(r + 1) * cn], &b, i, mode);
+                    let e = stage.get(i * cn..(i + 1) * cn);
+                    fast_row_grad::<L, X, G>(z, &mut g[r * cn..(r + 1) * cn], e, &b, i, mode);
                 }
             }
         }
@@ -486,7 +510,14 @@ fn rows<L: Lane, X: Elem, G: Elem>(
 /// The fast path's gradient of row `r` (lane `i` of the block): `e_j coef`, and
 /// `0 - t2` for the label's class.
 #[inline(always)]
-fn fast_row_grad<L: Lane, X: Elem, G: Elem>(z: &[X], g: &mut [G], b: &Block, i: usize, mode: Mode) {
+fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
+    z: &[X],
+    g: &mut [G],
+    staged: Option<&[f32]>,
+    b: &Block,
+    i: usize,
+    mode: Mode,
+) {
     let cn = z.len();
     let y = b.y[i] as usize;
     let coef = L::splat(b.coef[i]);
@@ -499,7 +530,10 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(z: &[X], g: &mut [G], b: &Block, i: 
             g[y] = G::from_f32(label);
         }
         Mode::Write => {
-            rewrite::<L, G>(g, cn, |off, _| chunk::<L, X>(z, off, ms).2 * coef);
+            match staged {
+                Some(e) => rewrite::<L, G>(g, cn, |off, _| L::load_or(&e[off..], 0.0) * coef),
+                None => rewrite::<L, G>(g, cn, |off, _| chunk::<L, X>(z, off, ms).2 * coef),
+            }
             g[y] = G::from_f32(label);
         }
         Mode::Add => {
@@ -653,6 +687,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
     sink: &mut Sink<'_, G>,
     factor: f32,
     c: &Consts<L>,
+    stage: &mut [f32],
 ) -> Sums {
     let (mode, mut grad, mut per_row) = parts(sink);
     let cn = job.classes;
@@ -675,7 +710,8 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                 };
                 let g = grad.as_deref_mut().map(|g| &mut g[base..]);
                 let xs = &x[base..];
-                bad |= column_block::<L, X, G>(job, xs, sp, np, lab, &mut b, g, mode, factor, c);
+                let cb = (xs, sp, np, lab);
+                bad |= column_block::<L, X, G>(job, cb, &mut b, g, stage, mode, factor, c);
                 L::acc_add(&mut loss, lanes::<L>(&b.loss));
                 if let Some(o) = per_row.as_deref_mut() {
                     narrow(&b.loss[..np], &mut o[r0..r0 + np]);
@@ -712,7 +748,8 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             } else {
                 Some(&mut gb[..])
             };
-            bad |= column_block::<L, f32, f32>(job, &xb, ln, np, lab, &mut b, g, mode, factor, c);
+            let cb = (&xb[..], ln, np, lab);
+            bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, &mut [], mode, factor, c);
             if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
                 let g = &mut g[span];
                 match G::as_f32_mut(g) {
@@ -796,12 +833,10 @@ fn untranspose(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], cn: usize, ln:
 #[inline(always)]
 fn column_block<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    xs: &[X],
-    cs: usize,
-    np: usize,
-    lab: Option<&[f32]>,
+    (xs, cs, np, lab): (&[X], usize, usize, Option<&[f32]>),
     b: &mut Block,
     mut grad: Option<&mut [G]>,
+    stage: &mut [f32],
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
@@ -812,7 +847,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     let one = L::splat(1.0);
     let live = mask::<L>(&b.live);
     let yv = lanes::<L>(&b.y);
-    let load = |cl: usize| L::select(live, X::load(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
     let mut nan = live & !live;
@@ -825,8 +860,11 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     let mut acc = [L::wide_zero(); MAX_LANES];
     let mut ties = zero;
     let mut dy = zero;
-    // `e` is kept for the gradient's pass in an `f32` gradient (computed again for another).
-    let store_e = mode == Mode::Write && !dense && G::IS_F32;
+    // `e` is kept for the gradient's pass: in an `f32` gradient, or at `stage[cl LANES..]`
+    // (computed again there without either).
+    let ln = L::LANES;
+    let staged = !G::IS_F32 && stage.len() >= cn * ln;
+    let store_e = mode == Mode::Write && !dense && (G::IS_F32 || staged);
     for cl in 0..cn {
         let v = load(cl);
         let top = v.eq(mv);
@@ -836,7 +874,9 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
         ties = ties + L::select(top, one, zero);
         dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
-        if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
+        if staged {
+            e.store(&mut stage[cl * ln..cl * ln + np]);
+        } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
             G::store(e, &mut g[cl * cs..cl * cs + np]);
         }
     }
@@ -864,6 +904,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
             let gc = &mut g[cl * cs..cl * cs + np];
             let is_y = yv.eq(L::splat(cl as f32));
             let v = match mode {
+                Mode::Write if staged => L::load_or(&stage[cl * ln..cl * ln + np], 0.0) * coef,
                 Mode::Write if store_e => G::load::<L>(gc, 0.0) * coef,
                 _ => {
                     let x = load(cl);
@@ -884,6 +925,12 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
         }
     }
     L::any(nan & live)
+}
+
+/// The logits of one class at `xs[off..off + np]`, 0 outside `live`.
+#[inline(always)]
+fn plane<L: Lane, X: Elem>(xs: &[X], off: usize, np: usize, live: L::Mask) -> L {
+    L::select(live, X::load(&xs[off..off + np], 0.0), L::splat(0.0))
 }
 
 /// The dense path of a column block: every class's term, the losses and the gradient.
@@ -915,7 +962,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         s: lanes::<L>(&b.s),
         ln_s: lanes::<L>(&b.ln_s),
     };
-    let load = |cl: usize| L::select(live, X::load(&xs[cl * cs..cl * cs + np], 0.0), zero);
+    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live);
     let class = |cl: usize| {
         let v = load(cl);
         let top = v.eq(mv);
