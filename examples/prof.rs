@@ -8,6 +8,8 @@
 //! `PerPositive`), `cw` (50 class weights), `sw1` / `sw4` / `sw24` (1, 4 or 24 classes and a
 //! weight per row; `n` a multiple of the class count). `mode`: `grad` (`loss_and_grad`,
 //! `Mean`), `acc`, `elem`, `loss`. Prints the minimum and median ns per element of 15 rounds.
+//! `HALF=bf16` (or `f16`): `grad` with logits and gradient of that type.
+use focal_loss::half::{bf16, f16};
 use focal_loss::{Backend, Focal, Modulator, Reduction};
 
 fn main() {
@@ -31,6 +33,10 @@ fn main() {
     let w: Vec<f32> = (0..50).map(|c| 0.2 + c as f32 * 0.05).collect();
     let sw: Vec<f32> = (0..n).map(|i| 0.5 + (i % 3) as f32).collect();
     let mut g = vec![0f32; n];
+    let half = std::env::var("HALF").unwrap_or_default();
+    let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let (mut gb, mut gh) = (vec![bf16::ZERO; n], vec![f16::ZERO; n]);
 
     let f = Focal::new(gamma).alpha(0.25);
     let f = match kind {
@@ -73,6 +79,8 @@ fn main() {
                     f.loss_elementwise(&x, &t, &mut g).unwrap();
                     g[0]
                 }
+                _ if half == "bf16" => f.loss_and_grad(&xb, &t8, &mut gb, reduction).unwrap(),
+                _ if half == "f16" => f.loss_and_grad(&xh, &t8, &mut gh, reduction).unwrap(),
                 _ if kind == "u8" => f.loss_and_grad(&x, &t8, &mut g, reduction).unwrap(),
                 _ => f.loss_and_grad(&x, &t, &mut g, reduction).unwrap(),
             };

@@ -3,7 +3,9 @@
 //! 1. a zero factor times an overflowed term (weights beyond the documented range) gave NaN;
 //! 2. the soft-target modulator near `x = 0` at gamma near 5 exceeded the tolerance table;
 //! 3. `Partial::merge` was not commutative bit for bit;
-//! 4. `Partial::merge` overflowed its element count.
+//! 4. `Partial::merge` overflowed its element count;
+//! 5. the hard-target modulator at a gamma other than 0, 0.5, 1, 2 carried gamma ln(2) times
+//!    the rounding error of `ln(1 + e^-|x|)` near `x = 0` (beyond 8 ULP on every backend).
 
 mod common;
 
@@ -214,6 +216,37 @@ fn soft_modulator_near_zero_at_gamma_five() {
                     assert!(ulps(l, wl) <= 8.0, "{b:?}: {} ULP", ulps(l, wl));
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn hard_modulator_near_zero_at_general_gamma() {
+    // Found by the fuzzers (gamma, x, t): before the fix 8.06 (Portable), 9.52 (Portable),
+    // 8.19 (AVX2, AVX-512) ULP; now within 6.6.
+    let points = [
+        (3.990_310_4f32, -0.001_226_782_8f32, 0.0f32),
+        (5.0, -0.056_509_7, 0.0),
+        (5.0, 0.048_199_303, 1.0),
+    ];
+    for (gamma, x, t) in points {
+        let (wl, wg) = loss_grad(x as f64, t as f64, &Opts::plain(gamma as f64));
+        for b in Backend::available() {
+            let mut g = [0f32];
+            let l = Focal::new(gamma)
+                .backend(b)
+                .loss_and_grad(&[x], &[t], &mut g, Reduction::Sum)
+                .unwrap();
+            assert!(
+                ulps(l, wl) <= 8.0,
+                "{b:?} {gamma} {x}: loss {} ULP",
+                ulps(l, wl)
+            );
+            assert!(
+                ulps(g[0], wg) <= 8.0,
+                "{b:?} {gamma} {x}: grad {} ULP",
+                ulps(g[0], wg)
+            );
         }
     }
 }

@@ -141,7 +141,7 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let one = L::splat(1.0);
     let unit = r.le(one);
     let b_unit = r.min(one).max(zero).ln_1p();
-    let m_unit = modulator::<L, true>(zero, b_unit, &c.log);
+    let m_unit = modulator::<L, true>(zero, b_unit, zero, &c.log);
     if !any_top || L::all(unit) {
         return m_unit;
     }
@@ -154,7 +154,7 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let k = L::select(tiny, k - L::splat(24.0), k);
     let a = -k * L::splat(LN2_HI);
     let b = row.ln_s - k.mul_add(L::splat(LN2_LO), mant.ln());
-    let m_top = modulator::<L, true>(a, b, &c.log);
+    let m_top = modulator::<L, true>(a, b, zero, &c.log);
     let m_top = L::select(t.eq(zero), zero, m_top);
     L::select(top & !unit, m_top, m_unit)
 }

@@ -228,23 +228,16 @@ impl Lane for V256x2 {
             let p = _mm256_packus_epi32(r(self.0[0]), r(self.0[1]));
             _mm256_permute4x64_epi64::<0b11_01_10_00>(p)
         };
-        let mut a = [0u16; 16];
-        // SAFETY: writes the 32 bytes of `a`.
-        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), packed) };
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
+        store_u16x16(packed, dst);
     }
     #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
-        let mut a = [0u16; 16];
-        // SAFETY: invariant (F16C); writes bytes 0..16 and 16..32 of the 32-byte array `a`.
-        unsafe {
+        // SAFETY: invariant (F16C).
+        let packed = unsafe {
             let h = |v: __m256| _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-            _mm_storeu_si128(a.as_mut_ptr().cast(), h(self.0[0]));
-            _mm_storeu_si128(a[8..].as_mut_ptr().cast(), h(self.0[1]));
-        }
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
+            _mm256_set_m128i(h(self.0[1]), h(self.0[0]))
+        };
+        store_u16x16(packed, dst);
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
@@ -441,5 +434,20 @@ impl Lane for V256x2 {
                 _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(q[2]), q[3]),
             ])
         }
+    }
+}
+
+/// Writes the first `min(dst.len(), 16)` of the 16 words of `h`.
+#[inline(always)]
+fn store_u16x16(h: __m256i, dst: &mut [u16]) {
+    if let Some(d) = dst.first_chunk_mut::<16>() {
+        // SAFETY: invariant; writes the 32 bytes of the array `d`.
+        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), h) };
+    } else {
+        let mut a = [0u16; 16];
+        // SAFETY: invariant; writes the 32 bytes of `a`.
+        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
     }
 }

@@ -133,21 +133,13 @@ impl Lane for V512 {
             let q = _mm512_or_si512(x, _mm512_set1_epi32(0x0040_0000));
             _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_mask_blend_epi32(nan, up, q)))
         };
-        let mut a = [0u16; 16];
-        // SAFETY: writes the 32 bytes of `a`.
-        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
+        store_u16x16(h, dst);
     }
     #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
         // SAFETY: invariant.
         let h = unsafe { _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self.0) };
-        let mut a = [0u16; 16];
-        // SAFETY: writes the 32 bytes of `a`.
-        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
+        store_u16x16(h, dst);
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
@@ -398,5 +390,20 @@ impl Lane for V512 {
                 _mm256_castps_pd(hi),
             )))
         }
+    }
+}
+
+/// Writes the first `min(dst.len(), 16)` of the 16 words of `h`.
+#[inline(always)]
+fn store_u16x16(h: __m256i, dst: &mut [u16]) {
+    if let Some(d) = dst.first_chunk_mut::<16>() {
+        // SAFETY: invariant; writes the 32 bytes of the array `d`.
+        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), h) };
+    } else {
+        let mut a = [0u16; 16];
+        // SAFETY: invariant; writes the 32 bytes of `a`.
+        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
     }
 }
