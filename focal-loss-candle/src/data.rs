@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
-use candle_core::{Layout, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor, WithDType};
+use focal_loss::Float;
 
 /// The elements of `layout` in `v`, in row-major order: borrowed when contiguous, else
 /// gathered by walking the multi-index (the last dimension fastest).
@@ -64,5 +65,98 @@ impl Cached {
                 "{name}: no gradient kept (the logits did not track gradients in the forward pass)"
             ))),
         }
+    }
+}
+
+/// A loss module: what each family's op does with its storages.
+pub(crate) trait Loss: Clone + Send + Sync + 'static {
+    /// The op's name (in candle's errors).
+    const NAME: &'static str;
+    /// Checks the shapes and dtypes and computes the loss, through [`compute`].
+    fn forward(
+        &self,
+        step: &Step,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)>;
+}
+
+/// One application of a loss: whether to keep a gradient, and the gradient.
+pub(crate) struct Step {
+    train: bool,
+    kept: Cached,
+}
+
+/// The loss `f` computes on logits of the shape `l1`, as a scalar storage of the logits'
+/// dtype: with the gradient (kept for the backward pass) when training, else alone.
+pub(crate) fn compute<X: Float + WithDType>(
+    step: &Step,
+    l1: &Layout,
+    f: impl FnOnce(Option<&mut [X]>) -> core::result::Result<f32, focal_loss::Error>,
+) -> Result<(CpuStorage, Shape)> {
+    let loss = if step.train {
+        let mut g = vec![X::from_f32(0.0); l1.shape().elem_count()];
+        let loss = f(Some(&mut g)).map_err(wrap)?;
+        step.kept
+            .put(Tensor::from_vec(g, l1.shape(), &Device::Cpu)?)?;
+        loss
+    } else {
+        f(None).map_err(wrap)?
+    };
+    Ok((
+        X::to_cpu_storage_owned(vec![X::from_f32(loss)]),
+        Shape::from(()),
+    ))
+}
+
+/// The candle op of a loss.
+struct Op<F> {
+    loss: F,
+    step: Step,
+}
+
+impl<F: Loss> CustomOp2 for Op<F> {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.loss.forward(&self.step, s1, l1, s2, l2)
+    }
+
+    fn bwd(
+        &self,
+        _logits: &Tensor,
+        _rhs: &Tensor,
+        _loss: &Tensor,
+        grad_loss: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(self.step.kept.backward(F::NAME, grad_loss)?), None))
+    }
+}
+
+/// `loss` of `logits` against `rhs`: differentiable (the fused pass, its gradient kept) when
+/// the logits track gradients, the loss alone otherwise.
+pub(crate) fn apply<F: Loss>(loss: &F, logits: &Tensor, rhs: &Tensor) -> Result<Tensor> {
+    let train = logits.track_op();
+    let op = Op {
+        loss: loss.clone(),
+        step: Step {
+            train,
+            kept: Cached::default(),
+        },
+    };
+    if train {
+        logits.apply_op2(rhs, op)
+    } else {
+        logits.apply_op2_no_bwd(rhs, &op)
     }
 }

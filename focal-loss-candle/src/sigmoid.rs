@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Device, Error, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, Error, Layout, Result, Shape, Tensor, WithDType};
 use focal_loss::half::{bf16, f16};
 use focal_loss::{Float, Focal, FocalConfig, Reduction, Target};
 
-use crate::data::{Cached, elements, wrap};
+use crate::data::{Loss, Step, apply, compute, elements};
 
 /// The sigmoid focal family (BCE with logits, alpha-balanced, focal, class-balanced) as a
 /// candle loss: a [`FocalConfig`] that owns its weights and a [`Reduction`], `Send + Sync`,
@@ -72,77 +72,51 @@ impl SigmoidFocalLoss {
     /// Shapes that differ, a dtype other than those listed in the [crate docs](crate#data),
     /// a non-CPU tensor, or a [`focal_loss::Error`] of the kernel, wrapped.
     pub fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let op = Op {
-            loss: self.clone(),
-            train: logits.track_op(),
-            kept: Cached::default(),
-        };
-        if op.train {
-            logits.apply_op2(targets, op)
-        } else {
-            logits.apply_op2_no_bwd(targets, &op)
-        }
+        apply(self, logits, targets)
     }
 }
 
-/// One application of the loss: the module, whether to keep a gradient, and the gradient.
-struct Op {
-    loss: SigmoidFocalLoss,
-    train: bool,
-    kept: Cached,
-}
-
-const NAME: &str = "focal_loss_sigmoid";
-
-impl Op {
+impl SigmoidFocalLoss {
     fn logits<X: Float + WithDType>(
         &self,
+        step: &Step,
         x: &[X],
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         match s2 {
-            CpuStorage::U8(t) => self.run(x, &elements(t, l2), l1),
-            CpuStorage::F32(t) => self.run(x, &elements(t, l2), l1),
-            CpuStorage::BF16(t) => self.run(x, &elements(t, l2), l1),
-            CpuStorage::F16(t) => self.run(x, &elements(t, l2), l1),
-            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), NAME).bt()),
+            CpuStorage::U8(t) => self.run(step, x, &elements(t, l2), l1),
+            CpuStorage::F32(t) => self.run(step, x, &elements(t, l2), l1),
+            CpuStorage::BF16(t) => self.run(step, x, &elements(t, l2), l1),
+            CpuStorage::F16(t) => self.run(step, x, &elements(t, l2), l1),
+            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), Self::NAME).bt()),
         }
     }
 
     fn run<X: Float + WithDType, T: Target>(
         &self,
+        step: &Step,
         x: &[X],
         t: &[T],
         l1: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let classes = l1.dims().last().copied().unwrap_or(1).max(1);
-        let f = self.loss.config.focal().classes(classes);
-        let r = self.loss.reduction;
-        let loss = if self.train {
-            let mut g = vec![X::from_f32(0.0); x.len()];
-            let loss = f.loss_and_grad(x, t, &mut g, r).map_err(wrap)?;
-            self.kept
-                .put(Tensor::from_vec(g, l1.shape(), &Device::Cpu)?)?;
-            loss
-        } else {
-            f.loss(x, t, r).map_err(wrap)?
-        };
-        Ok((
-            X::to_cpu_storage_owned(vec![X::from_f32(loss)]),
-            Shape::from(()),
-        ))
+        let f = self.config.focal().classes(classes);
+        let r = self.reduction;
+        compute::<X>(step, l1, |g| match g {
+            Some(g) => f.loss_and_grad(x, t, g, r),
+            None => f.loss(x, t, r),
+        })
     }
 }
 
-impl CustomOp2 for Op {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Loss for SigmoidFocalLoss {
+    const NAME: &'static str = "focal_loss_sigmoid";
 
-    fn cpu_fwd(
+    fn forward(
         &self,
+        step: &Step,
         s1: &CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
@@ -152,25 +126,15 @@ impl CustomOp2 for Op {
             return Err(Error::ShapeMismatchBinaryOp {
                 lhs: l1.shape().clone(),
                 rhs: l2.shape().clone(),
-                op: NAME,
+                op: Self::NAME,
             }
             .bt());
         }
         match s1 {
-            CpuStorage::F32(x) => self.logits::<f32>(&elements(x, l1), l1, s2, l2),
-            CpuStorage::BF16(x) => self.logits::<bf16>(&elements(x, l1), l1, s2, l2),
-            CpuStorage::F16(x) => self.logits::<f16>(&elements(x, l1), l1, s2, l2),
-            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), NAME).bt()),
+            CpuStorage::F32(x) => self.logits::<f32>(step, &elements(x, l1), l1, s2, l2),
+            CpuStorage::BF16(x) => self.logits::<bf16>(step, &elements(x, l1), l1, s2, l2),
+            CpuStorage::F16(x) => self.logits::<f16>(step, &elements(x, l1), l1, s2, l2),
+            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), Self::NAME).bt()),
         }
-    }
-
-    fn bwd(
-        &self,
-        _logits: &Tensor,
-        _targets: &Tensor,
-        _loss: &Tensor,
-        grad_loss: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(self.kept.backward(NAME, grad_loss)?), None))
     }
 }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Device, Error, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, Error, Layout, Result, Shape, Tensor, WithDType};
 use focal_loss::half::{bf16, f16};
 use focal_loss::{Float, Label, Reduction, SoftmaxFocal, SoftmaxFocalConfig};
 
-use crate::data::{Cached, elements, wrap};
+use crate::data::{Loss, Step, apply, compute, elements};
 
 /// The softmax focal family (cross-entropy, softmax focal, class-balanced; `ignore_index`)
 /// as a candle loss: a [`SoftmaxFocalConfig`] that owns its class weights and a
@@ -75,30 +75,14 @@ impl SoftmaxFocalLoss {
     /// Logits of rank below 2, labels of the wrong shape or dtype, a non-CPU tensor, or a
     /// [`focal_loss::Error`] of the kernel (a label out of range, a NaN logit), wrapped.
     pub fn forward(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        let op = Op {
-            loss: self.clone(),
-            train: logits.track_op(),
-            kept: Cached::default(),
-        };
-        if op.train {
-            logits.apply_op2(labels, op)
-        } else {
-            logits.apply_op2_no_bwd(labels, &op)
-        }
+        apply(self, logits, labels)
     }
 }
 
-struct Op {
-    loss: SoftmaxFocalLoss,
-    train: bool,
-    kept: Cached,
-}
-
-const NAME: &str = "focal_loss_softmax";
-
-impl Op {
+impl SoftmaxFocalLoss {
     fn logits<X: Float + WithDType>(
         &self,
+        step: &Step,
         x: &[X],
         l1: &Layout,
         s2: &CpuStorage,
@@ -113,26 +97,29 @@ impl Op {
                 Err(Error::ShapeMismatchBinaryOp {
                     lhs: l1.shape().clone(),
                     rhs: l2.shape().clone(),
-                    op: NAME,
+                    op: Self::NAME,
                 }
                 .bt())
             }
         };
         match s2 {
-            CpuStorage::U8(y) => want(&index_shape).and_then(|_| self.run(x, &elements(y, l2), l1)),
+            CpuStorage::U8(y) => {
+                want(&index_shape).and_then(|_| self.run(step, x, &elements(y, l2), l1))
+            }
             CpuStorage::U32(y) => {
-                want(&index_shape).and_then(|_| self.run(x, &elements(y, l2), l1))
+                want(&index_shape).and_then(|_| self.run(step, x, &elements(y, l2), l1))
             }
             CpuStorage::I64(y) => {
-                want(&index_shape).and_then(|_| self.run(x, &elements(y, l2), l1))
+                want(&index_shape).and_then(|_| self.run(step, x, &elements(y, l2), l1))
             }
-            CpuStorage::F32(y) => want(dims).and_then(|_| self.run(x, &elements(y, l2), l1)),
-            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), NAME).bt()),
+            CpuStorage::F32(y) => want(dims).and_then(|_| self.run(step, x, &elements(y, l2), l1)),
+            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), Self::NAME).bt()),
         }
     }
 
     fn run<X: Float + WithDType, T: Label>(
         &self,
+        step: &Step,
         x: &[X],
         y: &[T],
         l1: &Layout,
@@ -140,35 +127,24 @@ impl Op {
         let dims = l1.dims();
         let spatial = dims[2..].iter().product::<usize>().max(1);
         let f = self
-            .loss
             .config
             .softmax_focal()
             .classes(dims[1])
             .spatial(spatial);
-        let r = self.loss.reduction;
-        let loss = if self.train {
-            let mut g = vec![X::from_f32(0.0); x.len()];
-            let loss = f.loss_and_grad(x, y, &mut g, r).map_err(wrap)?;
-            self.kept
-                .put(Tensor::from_vec(g, l1.shape(), &Device::Cpu)?)?;
-            loss
-        } else {
-            f.loss(x, y, r).map_err(wrap)?
-        };
-        Ok((
-            X::to_cpu_storage_owned(vec![X::from_f32(loss)]),
-            Shape::from(()),
-        ))
+        let r = self.reduction;
+        compute::<X>(step, l1, |g| match g {
+            Some(g) => f.loss_and_grad(x, y, g, r),
+            None => f.loss(x, y, r),
+        })
     }
 }
 
-impl CustomOp2 for Op {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Loss for SoftmaxFocalLoss {
+    const NAME: &'static str = "focal_loss_softmax";
 
-    fn cpu_fwd(
+    fn forward(
         &self,
+        step: &Step,
         s1: &CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
@@ -183,20 +159,10 @@ impl CustomOp2 for Op {
             .bt());
         }
         match s1 {
-            CpuStorage::F32(x) => self.logits::<f32>(&elements(x, l1), l1, s2, l2),
-            CpuStorage::BF16(x) => self.logits::<bf16>(&elements(x, l1), l1, s2, l2),
-            CpuStorage::F16(x) => self.logits::<f16>(&elements(x, l1), l1, s2, l2),
-            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), NAME).bt()),
+            CpuStorage::F32(x) => self.logits::<f32>(step, &elements(x, l1), l1, s2, l2),
+            CpuStorage::BF16(x) => self.logits::<bf16>(step, &elements(x, l1), l1, s2, l2),
+            CpuStorage::F16(x) => self.logits::<f16>(step, &elements(x, l1), l1, s2, l2),
+            other => Err(Error::UnsupportedDTypeForOp(other.dtype(), Self::NAME).bt()),
         }
-    }
-
-    fn bwd(
-        &self,
-        _logits: &Tensor,
-        _labels: &Tensor,
-        _loss: &Tensor,
-        grad_loss: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(self.kept.backward(NAME, grad_loss)?), None))
     }
 }
