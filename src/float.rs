@@ -373,18 +373,12 @@ impl Dst<'_> {
     /// Writes every element into `dst` (of the same length) as `f32`, `LANES` at a time.
     #[inline(always)]
     pub(crate) fn widen<L: Lane>(&self, dst: &mut [f32]) {
-        let n = dst.len().min(self.len());
-        let mut i = 0;
-        while i < n {
-            let e = (i + L::LANES).min(n);
-            let v: L = match self {
-                Dst::F32(s) => L::load_or(&s[i..e], 0.0),
-                Dst::Bf16(s) => L::load_bf16(&s[i..e], 0.0),
-                Dst::F16(s) => L::load_f16(&s[i..e], 0.0),
-            };
-            v.store(&mut dst[i..e]);
-            i = e;
-        }
+        let src = match self {
+            Dst::F32(s) => Src::F32(s),
+            Dst::Bf16(s) => Src::Bf16(s),
+            Dst::F16(s) => Src::F16(s),
+        };
+        src.widen::<L>(dst)
     }
 
     /// Writes `src` (`f32`, of the same length) into the elements, each rounded once.

@@ -54,19 +54,13 @@ pub(crate) trait Lane:
     /// with `fill` when it is shorter.
     #[inline(always)]
     fn load_bf16(src: &[u16], fill: f32) -> Self {
-        let mut a = [fill; MAX_LANES];
-        for (d, &b) in a.iter_mut().zip(src).take(Self::LANES) {
-            *d = float::bf16_bits_to_f32(b);
-        }
+        let a: [f32; MAX_LANES] = float::padded_bf16(src, fill);
         Self::load_or(&a[..Self::LANES], fill)
     }
     /// `src[..LANES]` as `f16` bits widened to `f32` (exactly), or `src` padded with `fill`.
     #[inline(always)]
     fn load_f16(src: &[u16], fill: f32) -> Self {
-        let mut a = [fill; MAX_LANES];
-        for (d, &b) in a.iter_mut().zip(src).take(Self::LANES) {
-            *d = float::f16_bits_to_f32(b);
-        }
+        let a: [f32; MAX_LANES] = float::padded_f16(src, fill);
         Self::load_or(&a[..Self::LANES], fill)
     }
     /// Writes the first `min(dst.len(), LANES)` lanes as `bf16` bits, each rounded to

@@ -6,7 +6,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
-use super::{padded, total};
+use super::{padded, store_u16x16, total};
 use crate::backend::lane::Lane;
 use crate::float;
 use crate::sum::Dd;
@@ -434,20 +434,5 @@ impl Lane for V256x2 {
                 _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(q[2]), q[3]),
             ])
         }
-    }
-}
-
-/// Writes the first `min(dst.len(), 16)` of the 16 words of `h`.
-#[inline(always)]
-fn store_u16x16(h: __m256i, dst: &mut [u16]) {
-    if let Some(d) = dst.first_chunk_mut::<16>() {
-        // SAFETY: invariant; writes the 32 bytes of the array `d`.
-        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), h) };
-    } else {
-        let mut a = [0u16; 16];
-        // SAFETY: invariant; writes the 32 bytes of `a`.
-        unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
-        let n = dst.len().min(16);
-        dst[..n].copy_from_slice(&a[..n]);
     }
 }

@@ -144,6 +144,22 @@ fn f16c() -> bool {
     }
 }
 
+/// Writes the first `min(dst.len(), 16)` of the 16 words of `h` (both backends' half-precision
+/// stores).
+#[inline(always)]
+fn store_u16x16(h: core::arch::x86_64::__m256i, dst: &mut [u16]) {
+    if let Some(d) = dst.first_chunk_mut::<16>() {
+        // SAFETY: invariant; writes the 32 bytes of the array `d`.
+        unsafe { core::arch::x86_64::_mm256_storeu_si256(d.as_mut_ptr().cast(), h) };
+    } else {
+        let mut a = [0u16; 16];
+        // SAFETY: invariant; writes the 32 bytes of `a`.
+        unsafe { core::arch::x86_64::_mm256_storeu_si256(a.as_mut_ptr().cast(), h) };
+        let n = dst.len().min(16);
+        dst[..n].copy_from_slice(&a[..n]);
+    }
+}
+
 /// Pads a short slice into a full array (the last vector of a batch).
 #[inline(always)]
 fn padded<const N: usize>(src: &[f32], fill: f32) -> [f32; N] {
