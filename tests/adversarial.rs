@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Opts, kappas, loss_grad, ulps, within};
+use common::{HARD_ULP, Opts, kappas, loss_grad, ulps, within};
 use focal_loss::{Backend, Focal, Grad, Modulator, Partial, Reduction};
 use proptest::prelude::*;
 
@@ -245,6 +245,39 @@ fn hard_modulator_near_zero_at_general_gamma() {
             assert!(
                 ulps(g[0], wg) <= 8.0,
                 "{b:?} {gamma} {x}: grad {} ULP",
+                ulps(g[0], wg)
+            );
+        }
+    }
+}
+
+#[test]
+fn hard_gamma_two_without_fma() {
+    // Found by the fuzzers on the Portable backend built without FMA (SSE2 only, as in this
+    // test build), (x, t): the product b * b of gamma 2 gave 9.03 and 8.03 ULP of the gradient
+    // (and 7.69 of the loss at x = 8.786729, t = 1); the log-space modulator there now.
+    let points = [
+        (3.337_23f32, 1.0f32),
+        (-0.999_422_43, 0.0),
+        (8.786_729, 1.0),
+        (0.579_115_6, 1.0),
+    ];
+    for (x, t) in points {
+        let (wl, wg) = loss_grad(x as f64, t as f64, &Opts::plain(2.0));
+        for b in Backend::available() {
+            let mut g = [0f32];
+            let l = Focal::new(2.0)
+                .backend(b)
+                .loss_and_grad(&[x], &[t], &mut g, Reduction::Sum)
+                .unwrap();
+            assert!(
+                ulps(l, wl) <= HARD_ULP,
+                "{b:?} {x}: loss {} ULP",
+                ulps(l, wl)
+            );
+            assert!(
+                ulps(g[0], wg) <= HARD_ULP,
+                "{b:?} {x}: grad {} ULP",
                 ulps(g[0], wg)
             );
         }

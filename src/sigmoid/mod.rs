@@ -113,9 +113,9 @@ pub enum Grad<'g, G: Float = f32> {
 /// `1 - p`; the modulator is computed in log space with the `gamma |x|` part split exactly.
 /// Measured against an f64 oracle over the whole f32 range (`tests/oracle.rs`,
 /// `tests/properties.rs`), for hard targets and normal results: loss and gradient within
-/// 8 ULP (declared; plus 2 when alpha or weights multiply; the fuzzers found up to 9.5 on
-/// `Portable` without FMA and 8.2 on AVX2/AVX-512 near `x = 0` at gamma 5, see
-/// `docs/numerics.md`), every
+/// 8 ULP (declared; plus 2 when alpha or weights multiply; points the fuzzers found
+/// beyond it near `x = 0` at gamma 5, and on `Portable` without FMA at gamma 2, were fixed,
+/// see `docs/numerics.md`), every
 /// finite logit and `gamma` in `[0, 5]`; soft targets within `8 (1 + kappa) + 2 gamma` ULP, `kappa` the
 /// condition number of the result in `x` and `t`. `x = +-inf` gives the limits: loss `+inf`
 /// or 0, a finite gradient. The guarantee covers weights that are 0 or in `[2^-30, 2^30]`
