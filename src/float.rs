@@ -44,7 +44,7 @@ use crate::backend::lane::Lane;
 /// assert!(g.iter().zip(&gf).all(|(h, &v)| *h == bf16::from_f32(v)));
 /// # Ok::<(), focal_loss::Error>(())
 /// ```
-pub trait Float: Copy + sealed::Sealed {
+pub trait Float: Copy + Sync + Send + sealed::Sealed {
     /// The value as an `f32` (exact).
     fn to_f32(self) -> f32;
     /// `v` rounded to this type (to nearest, ties to even).
@@ -348,6 +348,25 @@ impl Dst<'_> {
             Dst::F32(s) => Dst::F32(&mut s[r]),
             Dst::Bf16(s) => Dst::Bf16(&mut s[r]),
             Dst::F16(s) => Dst::F16(&mut s[r]),
+        }
+    }
+
+    /// The elements before `mid` and from `mid` on, as two slices of the same lifetime.
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+    pub(crate) fn split_at(self, mid: usize) -> (Self, Self) {
+        match self {
+            Dst::F32(s) => {
+                let (a, b) = s.split_at_mut(mid);
+                (Dst::F32(a), Dst::F32(b))
+            }
+            Dst::Bf16(s) => {
+                let (a, b) = s.split_at_mut(mid);
+                (Dst::Bf16(a), Dst::Bf16(b))
+            }
+            Dst::F16(s) => {
+                let (a, b) = s.split_at_mut(mid);
+                (Dst::F16(a), Dst::F16(b))
+            }
         }
     }
 

@@ -21,7 +21,7 @@
 /// assert!(a == b && b == c);
 /// # Ok::<(), focal_loss::Error>(())
 /// ```
-pub trait Label: Copy + sealed::Sealed {}
+pub trait Label: Copy + Sync + sealed::Sealed {}
 
 pub(crate) mod sealed {
     /// A label slice as one of the concrete types, so that the crate compiles its passes once
@@ -46,6 +46,18 @@ pub(crate) mod sealed {
                 Labels::I32(s) => s.len(),
                 Labels::I64(s) => s.len(),
                 Labels::Dense(s) => s.len(),
+            }
+        }
+
+        /// The labels `r` (class indices by row, distributions by element).
+        pub fn slice(&self, r: core::ops::Range<usize>) -> Self {
+            match self {
+                Labels::U8(s) => Labels::U8(&s[r]),
+                Labels::U16(s) => Labels::U16(&s[r]),
+                Labels::U32(s) => Labels::U32(&s[r]),
+                Labels::I32(s) => Labels::I32(&s[r]),
+                Labels::I64(s) => Labels::I64(&s[r]),
+                Labels::Dense(s) => Labels::Dense(&s[r]),
             }
         }
 

@@ -43,12 +43,15 @@
 #![deny(unsafe_code)]
 
 mod backend;
+mod chunk;
 mod class_balanced;
 pub mod config;
 mod error;
 mod float;
 mod label;
 mod math;
+#[cfg(feature = "rayon")]
+pub mod par;
 mod reduce;
 mod sigmoid;
 mod softmax;

@@ -20,7 +20,7 @@
 /// assert_eq!(a, b);
 /// # Ok::<(), focal_loss::Error>(())
 /// ```
-pub trait Target: Copy + sealed::Sealed {
+pub trait Target: Copy + Sync + sealed::Sealed {
     /// The target as an `f32`.
     ///
     /// # Example

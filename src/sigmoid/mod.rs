@@ -6,11 +6,12 @@ pub(crate) mod kernel;
 pub(crate) mod pass;
 
 use crate::backend::Backend;
+use crate::chunk::{Exec, Grid, Serial};
 use crate::error::Error;
 use crate::float::{Float, Src};
 use crate::reduce::{Partial, Reduction};
 use crate::target::Target;
-use pass::{Alpha, Job, Out};
+use pass::{Alpha, Job, Out, Sums};
 
 /// Which focal modulator `m` multiplies the cross-entropy. All three are equal when every
 /// target is 0 or 1 (with [`Separable`](Modulator::Separable) taking alpha as `alpha` and
@@ -503,11 +504,7 @@ impl<'a> Focal<'a> {
         targets: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        reduction.factor(0, 0.0, 0.0)?;
-        let count = reduction == Reduction::PerPositive;
-        let x = X::src(logits);
-        self.execute(x, targets, Out::None, GradFactor::Given(1.0), count)?
-            .reduce(reduction)
+        self.loss_on(&Serial, logits, targets, reduction)
     }
 
     /// The reduced loss, with `grad = d(reduced loss)/d(logits)` written in the same pass.
@@ -537,7 +534,7 @@ impl<'a> Focal<'a> {
         grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        self.whole(logits, targets, grad, reduction, false)
+        self.whole(&Serial, logits, targets, grad, reduction, false)
     }
 
     /// As [`loss_and_grad`](Self::loss_and_grad), but adds: `grad += d(reduced loss)/dx`.
@@ -566,7 +563,7 @@ impl<'a> Focal<'a> {
         grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        self.whole(logits, targets, grad, reduction, true)
+        self.whole(&Serial, logits, targets, grad, reduction, true)
     }
 
     /// The weighted per-element losses `out[i] = l_i` (no reduction).
@@ -592,14 +589,7 @@ impl<'a> Focal<'a> {
         targets: &[T],
         out: &mut [G],
     ) -> Result<(), Error> {
-        self.execute(
-            X::src(logits),
-            targets,
-            Out::Elementwise(G::dst(out)),
-            GradFactor::Given(1.0),
-            false,
-        )?;
-        Ok(())
+        self.elementwise_on(&Serial, logits, targets, out)
     }
 
     /// The sum of the raw targets of a chunk (its positives, for hard targets): what
@@ -660,17 +650,68 @@ impl<'a> Focal<'a> {
         targets: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
+        self.partial_on(&Serial, logits, targets, grad)
+    }
+
+    pub(crate) fn loss_on<E: Exec, X: Float, T: Target>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        targets: &[T],
+        reduction: Reduction,
+    ) -> Result<f32, Error> {
+        reduction.factor(0, 0.0, 0.0)?;
+        let count = reduction == Reduction::PerPositive;
+        let x = X::src(logits);
+        self.execute(exec, x, targets, Out::None, GradFactor::Given(1.0), count)?
+            .reduce(reduction)
+    }
+
+    pub(crate) fn elementwise_on<E: Exec, X: Float, T: Target, G: Float>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        targets: &[T],
+        out: &mut [G],
+    ) -> Result<(), Error> {
+        let out = Out::Elementwise(G::dst(out));
+        self.execute(
+            exec,
+            X::src(logits),
+            targets,
+            out,
+            GradFactor::Given(1.0),
+            false,
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn partial_on<E: Exec, X: Float, T: Target>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        targets: &[T],
+        grad: Grad<'_, X>,
+    ) -> Result<Partial, Error> {
         let (out, s) = match grad {
             Grad::Skip => (Out::None, 1.0),
             Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
             Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
         };
         Reduction::Scale(s).factor(0, 0.0, 0.0)?;
-        self.execute(X::src(logits), targets, out, GradFactor::Given(s), true)
+        self.execute(
+            exec,
+            X::src(logits),
+            targets,
+            out,
+            GradFactor::Given(s),
+            true,
+        )
     }
 
-    fn whole<X: Float, T: Target, G: Float>(
+    pub(crate) fn whole<E: Exec, X: Float, T: Target, G: Float>(
         &self,
+        exec: &E,
         logits: &[X],
         targets: &[T],
         grad: &mut [G],
@@ -685,6 +726,7 @@ impl<'a> Focal<'a> {
         };
         let count = reduction == Reduction::PerPositive;
         self.execute(
+            exec,
             X::src(logits),
             targets,
             out,
@@ -698,8 +740,9 @@ impl<'a> Focal<'a> {
     /// outputs must stay untouched on error, or the gradient factor needs the positives), and
     /// reports the first invalid element if the pass saw one. The returned positives are 0
     /// unless `count_positives`.
-    fn execute<T: Target>(
+    fn execute<T: Target, E: Exec>(
         &self,
+        exec: &E,
         x: Src<'_>,
         t: &[T],
         out: Out<'_>,
@@ -724,16 +767,33 @@ impl<'a> Focal<'a> {
         let mut positives = 0.0;
         let weight = element_weight(&job, x.len());
         job.count_positives = count_positives;
+        // Whole rows per chunk, the sums folded in chunk order (see `chunk`).
+        let grid = Grid::new(x.len() / job.classes, job.classes);
+        let merge = |a: Sums, b: Sums| Sums {
+            loss: a.loss.add(b.loss),
+            positives: a.positives + b.positives,
+            bad: a.bad | b.bad,
+        };
         if needs_scan {
             // Accumulating must leave the gradient untouched on error: every input is checked
             // first. Scaling by the positives needs their count first: the targets alone
             // (the pass checks the logits).
-            let checked = if matches!(out, Out::Add(..)) {
-                x
-            } else {
-                Src::F32(&[])
-            };
-            let s = pass::run_scan(isa, checked, t);
+            let checked = matches!(out, Out::Add(..));
+            let s = exec.fold(
+                &grid,
+                (Out::None, 0),
+                Sums::ZERO,
+                |k, _| {
+                    let e = grid.elems(k);
+                    let x = if checked {
+                        x.slice(e.clone())
+                    } else {
+                        Src::F32(&[])
+                    };
+                    pass::run_scan(isa, x, &t[e])
+                },
+                merge,
+            );
             if s.bad {
                 return Err(first_bad(x, t));
             }
@@ -748,8 +808,18 @@ impl<'a> Focal<'a> {
                 .factor(x.len() as u64, positives, weight)?
                 .min(f32::MAX as f64) as f32,
         };
-        let mut out = out.with_factor(scale);
-        let sums = pass::run(isa, &job, x, &mut out);
+        let out = out.with_factor(scale);
+        let job = &job;
+        let sums = exec.fold(
+            &grid,
+            (out, job.classes),
+            Sums::ZERO,
+            |k, mut out| {
+                let job = job.rows(grid.units(k));
+                pass::run(isa, &job, x.slice(grid.elems(k)), &mut out)
+            },
+            merge,
+        );
         if sums.bad {
             return Err(first_bad(x, t));
         }

@@ -61,6 +61,19 @@ pub(crate) struct Job<'a, T> {
 }
 
 impl<'a, T> Job<'a, T> {
+    /// The job of the rows `r` (of `classes` elements each): their logits (when `f32`),
+    /// targets and sample weights.
+    pub(crate) fn rows(&self, r: core::ops::Range<usize>) -> Job<'a, T> {
+        let c = self.classes;
+        let e = r.start * c..r.end * c;
+        Job {
+            x: self.x.get(e.clone()).unwrap_or(&[]),
+            t: &self.t[e],
+            sample_weights: self.sample_weights.map(|w| &w[r]),
+            ..*self
+        }
+    }
+
     /// The same job with the targets `t` (the same values, as another type).
     pub(crate) fn with_targets<U>(&self, t: &'a [U]) -> Job<'a, U> {
         Job {
@@ -128,6 +141,36 @@ impl<'o> Out<'o> {
         }
     }
 
+    /// The elements `r` of the output, reborrowed (`None` stays `None`).
+    pub(crate) fn slice(&mut self, r: core::ops::Range<usize>) -> Out<'_> {
+        match self {
+            Out::None => Out::None,
+            Out::Write(d, s) => Out::Write(d.slice(r), *s),
+            Out::Add(d, s) => Out::Add(d.slice(r), *s),
+            Out::Elementwise(d) => Out::Elementwise(d.slice(r)),
+        }
+    }
+
+    /// The output before element `mid` and from `mid` on.
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+    pub(crate) fn split_at(self, mid: usize) -> (Out<'o>, Out<'o>) {
+        match self {
+            Out::None => (Out::None, Out::None),
+            Out::Write(d, s) => {
+                let (a, b) = d.split_at(mid);
+                (Out::Write(a, s), Out::Write(b, s))
+            }
+            Out::Add(d, s) => {
+                let (a, b) = d.split_at(mid);
+                (Out::Add(a, s), Out::Add(b, s))
+            }
+            Out::Elementwise(d) => {
+                let (a, b) = d.split_at(mid);
+                (Out::Elementwise(a), Out::Elementwise(b))
+            }
+        }
+    }
+
     /// The same output as a [`Sink`], when it is `f32`.
     pub(crate) fn as_sink(&mut self) -> Option<Sink<'_>> {
         Some(match self {
@@ -147,6 +190,14 @@ pub(crate) struct Sums {
     pub loss: Dd,
     pub positives: f64,
     pub bad: bool,
+}
+
+impl Sums {
+    pub(crate) const ZERO: Sums = Sums {
+        loss: Dd::ZERO,
+        positives: 0.0,
+        bad: false,
+    };
 }
 
 /// The per-class weights of one class, in the order of [`Weights`]: `a_pos`, `a_neg`,

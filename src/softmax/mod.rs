@@ -5,6 +5,7 @@ pub(crate) mod kernel;
 pub(crate) mod pass;
 
 use crate::backend::Backend;
+use crate::chunk::{Exec, Grid, Serial};
 use crate::error::Error;
 use crate::float::{Float, Src};
 use crate::label::Label;
@@ -115,10 +116,27 @@ pub struct SoftmaxFocal<'a> {
 }
 
 /// What a call computes besides the loss sum.
+#[derive(Clone, Copy)]
 struct Counts {
     rows: u64,
     positives: f64,
     weight: f64,
+}
+
+impl Counts {
+    const ZERO: Counts = Counts {
+        rows: 0,
+        positives: 0.0,
+        weight: 0.0,
+    };
+
+    fn merge(self, o: Counts) -> Counts {
+        Counts {
+            rows: self.rows + o.rows,
+            positives: self.positives + o.positives,
+            weight: self.weight + o.weight,
+        }
+    }
 }
 
 impl<'a> SoftmaxFocal<'a> {
@@ -576,6 +594,19 @@ impl<'a> SoftmaxFocal<'a> {
         sink: Out<'_>,
         factor: Factor,
     ) -> Result<Partial, Error> {
+        self.execute_on(&Serial, logits, labels, sink, factor)
+    }
+
+    /// [`execute`](Self::execute), the chunks run by `exec`: whole rows of a class-last
+    /// batch, whole images of an `[N, C, S]` one (see `chunk`).
+    pub(crate) fn execute_on<T: Label, E: Exec>(
+        &self,
+        exec: &E,
+        logits: Src<'_>,
+        labels: &[T],
+        sink: Out<'_>,
+        factor: Factor,
+    ) -> Result<Partial, Error> {
         if let Factor::Of(r) = factor {
             r.factor(0, 0.0, 0.0)?;
         }
@@ -585,12 +616,28 @@ impl<'a> SoftmaxFocal<'a> {
         });
         let job = self.job(logits, T::labels(labels), out)?;
         let isa = self.backend.isa()?;
-        let counts = count(&job)?;
-        if matches!(sink, Out::Add(..))
-            && has_nan(&job)
-            && let Some(e) = first_nan(&job)
-        {
-            return Err(e);
+        let (c, sp) = (job.classes, job.spatial);
+        let grid = Grid::new(logits.len() / (c * sp), c * sp);
+        let none = (Out::None, 0);
+        // The counts and the NaN check chunk by chunk too (folded in the same order), so
+        // that they run in parallel; an error is then found again on the whole batch.
+        let counts = exec.fold(
+            &grid,
+            (Out::None, 0),
+            Some(Counts::ZERO),
+            |k, _| count(&job.units(grid.units(k))).ok(),
+            |a, b| Some(a?.merge(b?)),
+        );
+        let Some(counts) = counts else {
+            return Err(count(&job).err().unwrap_or(Error::ZeroClasses));
+        };
+        if matches!(sink, Out::Add(..)) {
+            let nan = |k: usize| has_nan(&job.units(grid.units(k)));
+            if exec.fold(&grid, none, false, |k, _| nan(k), |a, b| a | b)
+                && let Some(e) = first_nan(&job)
+            {
+                return Err(e);
+            }
         }
         let scale = match factor {
             Factor::Given(s) => s,
@@ -600,10 +647,25 @@ impl<'a> SoftmaxFocal<'a> {
                 .factor(counts.rows, counts.positives, counts.weight)?
                 .min(f32::MAX as f64) as f32,
         };
-        let mut sink = sink.with_factor(scale);
-        let sums = pass::run(isa, &job, &mut sink, scale);
+        let sink = sink.with_factor(scale);
+        // Gradients hold every element, per-row outputs one item per row (`S` per image).
+        let per_unit = match sink {
+            Out::Elementwise(_) => sp,
+            _ => c * sp,
+        };
+        let job = &job;
+        let sums = exec.fold(
+            &grid,
+            (sink, per_unit),
+            pass::Sums::ZERO,
+            |k, mut sink| pass::run(isa, &job.units(grid.units(k)), &mut sink, scale),
+            |a, b| pass::Sums {
+                loss: a.loss.add(b.loss),
+                bad: a.bad | b.bad,
+            },
+        );
         if sums.bad
-            && let Some(e) = first_nan(&job)
+            && let Some(e) = first_nan(job)
         {
             return Err(e);
         }
@@ -717,7 +779,7 @@ impl<'a> SoftmaxFocal<'a> {
 
 /// The factor of the gradient: given by the caller, or that of a reduction.
 #[derive(Clone, Copy)]
-enum Factor {
+pub(crate) enum Factor {
     Given(f32),
     Of(Reduction),
 }

@@ -60,7 +60,26 @@ pub(crate) struct Job<'a> {
     pub ignore: Option<i64>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// The job of the units `u`: rows of a class-last batch, images of an `[N, C, S]` one.
+    pub(crate) fn units(&self, u: core::ops::Range<usize>) -> Job<'a> {
+        let (c, sp) = (self.classes, self.spatial);
+        let e = u.start * c * sp..u.end * c * sp;
+        let r = u.start * sp..u.end * sp;
+        Job {
+            x: self.x.slice(e.clone()),
+            labels: self
+                .labels
+                .slice(if matches!(self.labels, Labels::Dense(_)) {
+                    e
+                } else {
+                    r.clone()
+                }),
+            sample_weights: self.sample_weights.map(|w| &w[r]),
+            ..*self
+        }
+    }
+
     /// Whether every class's term is needed (distributions, label smoothing).
     fn dense(&self) -> bool {
         matches!(self.labels, Labels::Dense(_)) || self.eps > 0.0
@@ -78,6 +97,13 @@ impl Job<'_> {
 pub(crate) struct Sums {
     pub loss: Dd,
     pub bad: bool,
+}
+
+impl Sums {
+    pub(crate) const ZERO: Sums = Sums {
+        loss: Dd::ZERO,
+        bad: false,
+    };
 }
 
 /// `0, 1, 2, ...`: lane indices.
