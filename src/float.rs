@@ -84,9 +84,19 @@ impl Float for f16 {
     }
 }
 
+/// The format of a half-precision slice (`u16` bits in the passes), chosen at run time, so
+/// that `bf16` and `f16` data share one compiled copy of the softmax passes (each pair of
+/// element types is a copy of every kernel on every backend: about 10 s of the crate's
+/// release build each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Half {
+    Bf16,
+    F16,
+}
+
 /// How the passes read and write an element type, `LANES` at a time (internal: the lane
-/// trait is not public).
-pub(crate) trait Elem: Float {
+/// trait is not public). `h` is the format of an [`H16`] slice; `f32` ignores it.
+pub(crate) trait Elem: Copy + Send + Sync {
     /// Whether this is `f32` (whose slices the passes may use as scratch space).
     const IS_F32: bool = false;
     /// The slice itself, when it is `f32`.
@@ -100,9 +110,13 @@ pub(crate) trait Elem: Float {
         None
     }
     /// `src[..LANES]` as `f32`, or `src` padded with `fill` when it is shorter.
-    fn load<L: Lane>(src: &[Self], fill: f32) -> L;
+    fn load<L: Lane>(src: &[Self], fill: f32, h: Half) -> L;
     /// Writes the first `min(dst.len(), LANES)` lanes, each rounded once.
-    fn store<L: Lane>(v: L, dst: &mut [Self]);
+    fn store<L: Lane>(v: L, dst: &mut [Self], h: Half);
+    /// One value, exactly.
+    fn get(self, h: Half) -> f32;
+    /// One value, rounded once.
+    fn put(v: f32, h: Half) -> Self;
 }
 
 impl Elem for f32 {
@@ -116,34 +130,53 @@ impl Elem for f32 {
         Some(s)
     }
     #[inline(always)]
-    fn load<L: Lane>(src: &[f32], fill: f32) -> L {
+    fn load<L: Lane>(src: &[f32], fill: f32, _: Half) -> L {
         L::load_or(src, fill)
     }
     #[inline(always)]
-    fn store<L: Lane>(v: L, dst: &mut [f32]) {
+    fn store<L: Lane>(v: L, dst: &mut [f32], _: Half) {
         v.store(dst)
     }
-}
-
-impl Elem for bf16 {
     #[inline(always)]
-    fn load<L: Lane>(src: &[bf16], fill: f32) -> L {
-        L::load_bf16(src.reinterpret_cast(), fill)
+    fn get(self, _: Half) -> f32 {
+        self
     }
     #[inline(always)]
-    fn store<L: Lane>(v: L, dst: &mut [bf16]) {
-        v.store_bf16(dst.reinterpret_cast_mut())
+    fn put(v: f32, _: Half) -> f32 {
+        v
     }
 }
 
-impl Elem for f16 {
+/// The bits of a `bf16` or `f16` element (the slices of [`Src`] and [`Dst`]), in the
+/// format `h`.
+impl Elem for u16 {
     #[inline(always)]
-    fn load<L: Lane>(src: &[f16], fill: f32) -> L {
-        L::load_f16(src.reinterpret_cast(), fill)
+    fn load<L: Lane>(src: &[u16], fill: f32, h: Half) -> L {
+        match h {
+            Half::Bf16 => L::load_bf16(src, fill),
+            Half::F16 => L::load_f16(src, fill),
+        }
     }
     #[inline(always)]
-    fn store<L: Lane>(v: L, dst: &mut [f16]) {
-        v.store_f16(dst.reinterpret_cast_mut())
+    fn store<L: Lane>(v: L, dst: &mut [u16], h: Half) {
+        match h {
+            Half::Bf16 => v.store_bf16(dst),
+            Half::F16 => v.store_f16(dst),
+        }
+    }
+    #[inline(always)]
+    fn get(self, h: Half) -> f32 {
+        match h {
+            Half::Bf16 => bf16::from_bits(self).to_f32(),
+            Half::F16 => f16::from_bits(self).to_f32(),
+        }
+    }
+    #[inline(always)]
+    fn put(v: f32, h: Half) -> u16 {
+        match h {
+            Half::Bf16 => bf16::from_f32(v).to_bits(),
+            Half::F16 => f16::from_f32(v).to_bits(),
+        }
     }
 }
 

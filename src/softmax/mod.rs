@@ -7,7 +7,7 @@ pub(crate) mod pass;
 use crate::backend::Backend;
 use crate::chunk::{Exec, Grid, Serial};
 use crate::error::Error;
-use crate::float::{Float, Src};
+use crate::float::{Float, Half, Src};
 use crate::label::Label;
 use crate::label::sealed::Labels;
 use crate::reduce::{Partial, Reduction};
@@ -773,6 +773,9 @@ impl<'a> SoftmaxFocal<'a> {
             class_weights: self.class_weights,
             sample_weights: self.sample_weights,
             ignore: self.ignore_index,
+            // (Set by the pass from the slices' types.)
+            hx: Half::Bf16,
+            hg: Half::Bf16,
         })
     }
 }

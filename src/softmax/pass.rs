@@ -28,12 +28,10 @@
 use super::kernel::{Consts, Row, ln_s, term};
 use crate::backend::lane::Lane;
 use crate::backend::{Isa, Kernel, MAX_LANES, select};
-use crate::float::{Dst, Elem, Src};
+use crate::float::{Dst, Elem, Half, Src};
 use crate::label::sealed::Labels;
 use crate::sigmoid::pass::{Body, Out, Sink};
 use crate::sum::Dd;
-use half::slice::HalfBitsSliceExt;
-use half::{bf16, f16};
 
 /// Class-last batches with at most this many classes go through [`columns`] (transposed).
 pub(crate) const SMALL_C: usize = 16;
@@ -58,6 +56,10 @@ pub(crate) struct Job<'a> {
     pub class_weights: Option<&'a [f32]>,
     pub sample_weights: Option<&'a [f32]>,
     pub ignore: Option<i64>,
+    /// The formats of half-precision logits and outputs (read as `u16` bits; see
+    /// [`Half`]); meaningless for `f32` ones.
+    pub hx: Half,
+    pub hg: Half,
 }
 
 impl<'a> Job<'a> {
@@ -401,12 +403,12 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
 
 /// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
 #[inline(always)]
-fn row_max<L: Lane, X: Elem>(z: &[X]) -> (f32, bool) {
+fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool) {
     let cn = z.len();
     let mut mv = L::splat(NEG_INF);
     let mut nan = false;
     for j in 0..n_chunks::<L>(cn) {
-        let v: L = X::load(&z[offset::<L>(j, cn)..], NEG_INF);
+        let v: L = X::load(&z[offset::<L>(j, cn)..], NEG_INF, h);
         nan |= !L::all(v.eq(v));
         mv = mv.max(v);
     }
@@ -415,8 +417,8 @@ fn row_max<L: Lane, X: Elem>(z: &[X]) -> (f32, bool) {
 
 /// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
 #[inline(always)]
-fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L) -> (L::Mask, L, L) {
-    let v: L = X::load(&z[off..], NEG_INF);
+fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L, h: Half) -> (L::Mask, L, L) {
+    let v: L = X::load(&z[off..], NEG_INF, h);
     let top = v.eq(ms);
     let d = L::select(top, L::splat(0.0), v - ms);
     (top, d, d.exp())
@@ -424,7 +426,12 @@ fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L) -> (L::Mask, L, L) {
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
 #[inline(always)]
-fn row_sum<L: Lane, X: Elem>(z: &[X], m: f32, mut store: Option<&mut [f32]>) -> (f64, f32) {
+fn row_sum<L: Lane, X: Elem>(
+    z: &[X],
+    m: f32,
+    mut store: Option<&mut [f32]>,
+    h: Half,
+) -> (f64, f32) {
     let cn = z.len();
     let zero = L::splat(0.0);
     let ms = L::splat(m);
@@ -433,7 +440,7 @@ fn row_sum<L: Lane, X: Elem>(z: &[X], m: f32, mut store: Option<&mut [f32]>) -> 
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
-        let (top, _, e) = chunk::<L, X>(z, off, ms);
+        let (top, _, e) = chunk::<L, X>(z, off, ms, h);
         acc = L::wide_add(acc, keep(fr, L::select(top, zero, e), zero));
         ties += L::count(match fr {
             None => top,
@@ -473,11 +480,11 @@ fn rows<L: Lane, X: Elem, G: Elem>(
             let z = &x[r * cn..(r + 1) * cn];
             if !b.live[i] {
                 if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
-                    g[r * cn..(r + 1) * cn].fill(G::from_f32(0.0));
+                    g[r * cn..(r + 1) * cn].fill(G::put(0.0, job.hg));
                 }
                 continue;
             }
-            let (m, nan) = row_max::<L, X>(z);
+            let (m, nan) = row_max::<L, X>(z, job.hx);
             bad |= nan;
             // The fast path keeps `e` in an `f32` gradient for its last pass (it computes
             // it again for a half-precision one).
@@ -489,14 +496,14 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 },
                 _ => None,
             };
-            let (sum, ties) = row_sum::<L, X>(z, m, store);
+            let (sum, ties) = row_sum::<L, X>(z, m, store, job.hx);
             let (t, s) = row_sums(sum, ties);
             b.m[i] = m;
             b.t[i] = t;
             b.s[i] = s;
             b.single[i] = ties == 1.0;
             if !dense {
-                let zy = z[b.y[i] as usize].to_f32();
+                let zy = z[b.y[i] as usize].get(job.hx);
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
             }
         }
@@ -512,7 +519,7 @@ fn rows<L: Lane, X: Elem, G: Elem>(
         }
         L::acc_add(&mut loss, lanes::<L>(&b.loss));
         if let Some(o) = per_row.as_deref_mut() {
-            narrow(&b.loss[..n], &mut o[r0..r0 + n]);
+            narrow(&b.loss[..n], &mut o[r0..r0 + n], job.hg);
         }
         if !dense && mode != Mode::None {
             let g = grad.as_deref_mut().unwrap_or(&mut []);
@@ -521,7 +528,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                     let r = r0 + i;
                     let z = &x[r * cn..(r + 1) * cn];
                     let e = stage.get(i * cn..(i + 1) * cn);
-                    fast_row_grad::<L, X, G>(z, &mut g[r * cn..(r + 1) * cn], e, &b, i, mode);
+                    let h = (job.hx, job.hg);
+                    fast_row_grad::<L, X, G>(z, &mut g[r * cn..(r + 1) * cn], e, &b, i, mode, h);
                 }
             }
         }
@@ -543,6 +551,7 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     b: &Block,
     i: usize,
     mode: Mode,
+    (hx, hg): (Half, Half),
 ) {
     let cn = z.len();
     let y = b.y[i] as usize;
@@ -552,23 +561,23 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     match mode {
         // `e` was kept by `row_sum` in an `f32` gradient.
         Mode::Write if G::IS_F32 => {
-            rewrite::<L, G>(g, cn, |_, e| e * coef);
-            g[y] = G::from_f32(label);
+            rewrite::<L, G>(g, cn, hg, |_, e| e * coef);
+            g[y] = G::put(label, hg);
         }
         Mode::Write => {
             match staged {
-                Some(e) => rewrite::<L, G>(g, cn, |off, _| L::load_or(&e[off..], 0.0) * coef),
-                None => rewrite::<L, G>(g, cn, |off, _| chunk::<L, X>(z, off, ms).2 * coef),
+                Some(e) => rewrite::<L, G>(g, cn, hg, |off, _| L::load_or(&e[off..], 0.0) * coef),
+                None => rewrite::<L, G>(g, cn, hg, |off, _| chunk::<L, X>(z, off, ms, hx).2 * coef),
             }
-            g[y] = G::from_f32(label);
+            g[y] = G::put(label, hg);
         }
         Mode::Add => {
-            let g_y = g[y].to_f32();
-            rewrite::<L, G>(g, cn, |off, old| {
-                let (_, _, e) = chunk::<L, X>(z, off, ms);
+            let g_y = g[y].get(hg);
+            rewrite::<L, G>(g, cn, hg, |off, old| {
+                let (_, _, e) = chunk::<L, X>(z, off, ms, hx);
                 old + e * coef
             });
-            g[y] = G::from_f32(g_y + label);
+            g[y] = G::put(g_y + label, hg);
         }
         Mode::None => {}
     }
@@ -579,26 +588,26 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
 /// the others read (so that its overlapping lanes compute, and store, the same bits), and no
 /// load waits for a store it partly overlaps.
 #[inline(always)]
-fn rewrite<L: Lane, G: Elem>(g: &mut [G], cn: usize, mut f: impl FnMut(usize, L) -> L) {
+fn rewrite<L: Lane, G: Elem>(g: &mut [G], cn: usize, h: Half, mut f: impl FnMut(usize, L) -> L) {
     let n = n_chunks::<L>(cn);
-    let mut cur = G::load(&g[offset::<L>(0, cn)..], 0.0);
+    let mut cur = G::load(&g[offset::<L>(0, cn)..], 0.0, h);
     for j in 0..n {
         let off = offset::<L>(j, cn);
         let next = if j + 1 < n {
-            G::load(&g[offset::<L>(j + 1, cn)..], 0.0)
+            G::load(&g[offset::<L>(j + 1, cn)..], 0.0, h)
         } else {
             cur
         };
-        G::store(f(off, cur), &mut g[off..]);
+        G::store(f(off, cur), &mut g[off..], h);
         cur = next;
     }
 }
 
 /// `dst[i] = src[i]` rounded once to `G` (per-row losses).
 #[inline(always)]
-fn narrow<G: Elem>(src: &[f32], dst: &mut [G]) {
+fn narrow<G: Elem>(src: &[f32], dst: &mut [G], h: Half) {
     for (d, &v) in dst.iter_mut().zip(src) {
-        *d = G::from_f32(v);
+        *d = G::put(v, h);
     }
 }
 
@@ -659,7 +668,7 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
-        let (top, d, e) = chunk::<L, X>(z, off, ms);
+        let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
         let k = dense_k::<L>(job, r, off, fr, b.sa[i], b.y[i]);
         let (l, kg, _) = term(d, e, k, &row, c);
         al = L::wide_add(al, l);
@@ -679,8 +688,8 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
     let f = L::splat(factor);
     let g = g.unwrap_or(&mut []);
     // Every lane of every chunk (the overlapping lanes of the last compute the same values).
-    rewrite::<L, G>(g, cn, |off, old| {
-        let (top, d, e) = chunk::<L, X>(z, off, ms);
+    rewrite::<L, G>(g, cn, job.hg, |off, old| {
+        let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
         let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
         let (_, kg, q) = term(d, e, k, &row, c);
         let sole = if single { top } else { top & !top };
@@ -740,7 +749,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                 bad |= column_block::<L, X, G>(job, cb, &mut b, g, stage, mode, factor, c);
                 L::acc_add(&mut loss, lanes::<L>(&b.loss));
                 if let Some(o) = per_row.as_deref_mut() {
-                    narrow(&b.loss[..np], &mut o[r0..r0 + np]);
+                    narrow(&b.loss[..np], &mut o[r0..r0 + np], job.hg);
                 }
                 s0 += np;
             }
@@ -758,7 +767,12 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             let np = ln.min(rows - r0);
             b.labels(job, r0, np);
             let span = r0 * cn..(r0 + np) * cn;
-            transpose(widened::<L, X>(&x[span.clone()], &mut wb), &mut xb, cn, ln);
+            transpose(
+                widened::<L, X>(&x[span.clone()], &mut wb, job.hx),
+                &mut xb,
+                cn,
+                ln,
+            );
             let lab = match job.labels {
                 Labels::Dense(l) => {
                     transpose(&l[span.clone()], &mut lb, cn, ln);
@@ -767,7 +781,12 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                 _ => None,
             };
             if let (Mode::Add, Some(g)) = (mode, grad.as_deref()) {
-                transpose(widened::<L, G>(&g[span.clone()], &mut wb), &mut gb, cn, ln);
+                transpose(
+                    widened::<L, G>(&g[span.clone()], &mut wb, job.hg),
+                    &mut gb,
+                    cn,
+                    ln,
+                );
             }
             let g = if mode == Mode::None {
                 None
@@ -786,7 +805,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                         let mut i = 0;
                         while i < n {
                             let e = (i + L::LANES).min(n);
-                            G::store(L::load_or(&wb[i..e], 0.0), &mut g[i..e]);
+                            G::store(L::load_or(&wb[i..e], 0.0), &mut g[i..e], job.hg);
                             i = e;
                         }
                     }
@@ -794,7 +813,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             }
             L::acc_add(&mut loss, lanes::<L>(&b.loss));
             if let Some(o) = per_row.as_deref_mut() {
-                narrow(&b.loss[..np], &mut o[r0..r0 + np]);
+                narrow(&b.loss[..np], &mut o[r0..r0 + np], job.hg);
             }
             r0 += np;
         }
@@ -810,6 +829,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
 fn widened<'b, L: Lane, X: Elem>(
     src: &'b [X],
     buf: &'b mut [f32; SMALL_C * MAX_LANES],
+    h: Half,
 ) -> &'b [f32] {
     if let Some(v) = X::as_f32(src) {
         return v;
@@ -818,7 +838,7 @@ fn widened<'b, L: Lane, X: Elem>(
     let mut i = 0;
     while i < n {
         let e = (i + L::LANES).min(n);
-        X::load::<L>(&src[i..e], 0.0).store(&mut buf[i..e]);
+        X::load::<L>(&src[i..e], 0.0, h).store(&mut buf[i..e]);
         i = e;
     }
     &buf[..n]
@@ -873,7 +893,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     let one = L::splat(1.0);
     let live = mask::<L>(&b.live);
     let yv = lanes::<L>(&b.y);
-    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live);
+    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
     let mut nan = live & !live;
@@ -903,7 +923,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
         if staged {
             e.store(&mut stage[cl * ln..cl * ln + np]);
         } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
-            G::store(e, &mut g[cl * cs..cl * cs + np]);
+            G::store(e, &mut g[cl * cs..cl * cs + np], job.hg);
         }
     }
     // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
@@ -931,7 +951,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
             let is_y = yv.eq(L::splat(cl as f32));
             let v = match mode {
                 Mode::Write if staged => L::load_or(&stage[cl * ln..cl * ln + np], 0.0) * coef,
-                Mode::Write if store_e => G::load::<L>(gc, 0.0) * coef,
+                Mode::Write if store_e => G::load::<L>(gc, 0.0, job.hg) * coef,
                 _ => {
                     let x = load(cl);
                     let top = x.eq(mv);
@@ -943,11 +963,11 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
             let out = match mode {
                 Mode::Write => L::select(live, v, zero),
                 _ => {
-                    let g0: L = G::load(gc, 0.0);
+                    let g0: L = G::load(gc, 0.0, job.hg);
                     L::select(live, g0 + v, g0)
                 }
             };
-            G::store(out, gc);
+            G::store(out, gc, job.hg);
         }
     }
     L::any(nan & live)
@@ -955,8 +975,8 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
 
 /// The logits of one class at `xs[off..off + np]`, 0 outside `live`.
 #[inline(always)]
-fn plane<L: Lane, X: Elem>(xs: &[X], off: usize, np: usize, live: L::Mask) -> L {
-    L::select(live, X::load(&xs[off..off + np], 0.0), L::splat(0.0))
+fn plane<L: Lane, X: Elem>(xs: &[X], off: usize, np: usize, live: L::Mask, h: Half) -> L {
+    L::select(live, X::load(&xs[off..off + np], 0.0, h), L::splat(0.0))
 }
 
 /// The dense path of a column block: every class's term, the losses and the gradient.
@@ -988,7 +1008,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         s: lanes::<L>(&b.s),
         ln_s: lanes::<L>(&b.ln_s),
     };
-    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live);
+    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
     let class = |cl: usize| {
         let v = load(cl);
         let top = v.eq(mv);
@@ -1042,11 +1062,11 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         let out = match mode {
             Mode::Write => L::select(live, v, zero),
             _ => {
-                let g0: L = G::load(gc, 0.0);
+                let g0: L = G::load(gc, 0.0, job.hg);
                 L::select(live, g0 + v, g0)
             }
         };
-        G::store(out, gc);
+        G::store(out, gc, job.hg);
     }
 }
 
@@ -1070,55 +1090,31 @@ impl<X: Elem, G: Elem> Kernel for Pass<'_, '_, '_, X, G> {
 /// `factor`): the element types resolved here, so that each pair of logit and output types
 /// is compiled once, in this crate.
 pub(crate) fn run(isa: Isa, job: &Job<'_>, out: &mut Out<'_>, factor: f32) -> Sums {
+    let with = |hx| Job { hx, ..*job };
     match job.x {
         Src::F32(x) => typed::<f32>(isa, job, x, out, factor),
-        Src::Bf16(x) => typed::<bf16>(isa, job, x.reinterpret_cast(), out, factor),
-        Src::F16(x) => typed::<f16>(isa, job, x.reinterpret_cast(), out, factor),
+        // bf16 and f16 share a copy: their bits, and the format as `hx`.
+        Src::Bf16(x) => typed::<u16>(isa, &with(Half::Bf16), x, out, factor),
+        Src::F16(x) => typed::<u16>(isa, &with(Half::F16), x, out, factor),
     }
 }
 
-/// [`run`] on logits `x`, for each output type.
+/// [`run`] on logits `x`, for each output type (half-precision ones as bits, the format as
+/// `hg`).
 fn typed<X: Elem>(isa: Isa, job: &Job<'_>, x: &[X], out: &mut Out<'_>, factor: f32) -> Sums {
-    match out {
-        Out::None => go::<X, f32>(isa, job, x, Sink::None, factor),
-        Out::Write(Dst::F32(g), s) => go(isa, job, x, Sink::Write(g, *s), factor),
-        Out::Add(Dst::F32(g), s) => go(isa, job, x, Sink::Add(g, *s), factor),
-        Out::Elementwise(Dst::F32(o)) => go(isa, job, x, Sink::Elementwise(o), factor),
-        Out::Write(Dst::Bf16(g), s) => go::<X, bf16>(
-            isa,
-            job,
-            x,
-            Sink::Write(g.reinterpret_cast_mut(), *s),
-            factor,
-        ),
-        Out::Add(Dst::Bf16(g), s) => {
-            go::<X, bf16>(isa, job, x, Sink::Add(g.reinterpret_cast_mut(), *s), factor)
-        }
-        Out::Elementwise(Dst::Bf16(o)) => go::<X, bf16>(
-            isa,
-            job,
-            x,
-            Sink::Elementwise(o.reinterpret_cast_mut()),
-            factor,
-        ),
-        Out::Write(Dst::F16(g), s) => go::<X, f16>(
-            isa,
-            job,
-            x,
-            Sink::Write(g.reinterpret_cast_mut(), *s),
-            factor,
-        ),
-        Out::Add(Dst::F16(g), s) => {
-            go::<X, f16>(isa, job, x, Sink::Add(g.reinterpret_cast_mut(), *s), factor)
-        }
-        Out::Elementwise(Dst::F16(o)) => go::<X, f16>(
-            isa,
-            job,
-            x,
-            Sink::Elementwise(o.reinterpret_cast_mut()),
-            factor,
-        ),
-    }
+    let (sink, hg): (Sink<'_, u16>, Half) = match out {
+        Out::None => return go::<X, f32>(isa, job, x, Sink::None, factor),
+        Out::Write(Dst::F32(g), s) => return go(isa, job, x, Sink::Write(g, *s), factor),
+        Out::Add(Dst::F32(g), s) => return go(isa, job, x, Sink::Add(g, *s), factor),
+        Out::Elementwise(Dst::F32(o)) => return go(isa, job, x, Sink::Elementwise(o), factor),
+        Out::Write(Dst::Bf16(g), s) => (Sink::Write(g, *s), Half::Bf16),
+        Out::Add(Dst::Bf16(g), s) => (Sink::Add(g, *s), Half::Bf16),
+        Out::Elementwise(Dst::Bf16(o)) => (Sink::Elementwise(o), Half::Bf16),
+        Out::Write(Dst::F16(g), s) => (Sink::Write(g, *s), Half::F16),
+        Out::Add(Dst::F16(g), s) => (Sink::Add(g, *s), Half::F16),
+        Out::Elementwise(Dst::F16(o)) => (Sink::Elementwise(o), Half::F16),
+    };
+    go::<X, u16>(isa, &Job { hg, ..*job }, x, sink, factor)
 }
 
 #[inline(never)]
