@@ -9,7 +9,8 @@
 //! that entering it is not measured); `stream-1` / `stream-2` read the logits and targets (labels) and
 //! write the gradient (`g = x * t`, or `g = x` for the softmax rows) in chunks of 2^16
 //! elements on such a pool; `par-2-per-positive` (sigmoid) is `par-2` with `PerPositive`, whose
-//! positives a first pass over the targets counts. `FOCAL_BENCH_QUICK=1` measures 64K and 1M only.
+//! positives a first pass over the targets counts. `FOCAL_BENCH_QUICK=1` measures 64K and 1M only;
+//! `FOCAL_BENCH_SIZES=131072,262144` the sizes listed.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,6 +24,9 @@ const C: usize = 50;
 const CHUNK: usize = 1 << 16;
 
 fn sizes() -> Vec<usize> {
+    if let Ok(list) = std::env::var("FOCAL_BENCH_SIZES") {
+        return list.split(',').map(|v| v.trim().parse().unwrap()).collect();
+    }
     if std::env::var_os("FOCAL_BENCH_QUICK").is_some() {
         vec![64 << 10, 1 << 20]
     } else {

@@ -95,7 +95,7 @@ pub(crate) enum Half {
 }
 
 /// How the passes read and write an element type, `LANES` at a time (internal: the lane
-/// trait is not public). `h` is the format of an [`H16`] slice; `f32` ignores it.
+/// trait is not public). `h` is the [`Half`] format of a `u16` slice; `f32` ignores it.
 pub(crate) trait Elem: Copy + Send + Sync {
     /// Whether this is `f32` (whose slices the passes may use as scratch space).
     const IS_F32: bool = false;

@@ -30,6 +30,13 @@
 //! one unit) runs on the calling thread, as does any call on a pool of one thread. The
 //! `[N, C, S]` layout is cut at images: `N = 1` runs on one thread.
 //!
+//! **Floating-point environment.** The bits are the same where every thread computes in the
+//! same floating-point mode. A caller that sets flush-to-zero or denormals-are-zero on its
+//! own thread (some runtimes do) and not on the pool's threads gets chunks computed in two
+//! modes: results whose intermediates are subnormal (a softmax row whose logits span more
+//! than about 87, a sigmoid element near `|x| = 87`) may then differ from the sequential
+//! call's. The crate never changes the mode.
+//!
 //! **Errors** are the sequential call's: the same variant and the first bad index in index
 //! order; an accumulate call that returns an error has written nothing.
 
