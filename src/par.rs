@@ -387,12 +387,7 @@ impl SoftmaxFocal<'_> {
         labels: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
-        let (out, s) = match grad {
-            Grad::Skip => (Out::None, 1.0),
-            Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
-            Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
-        };
-        Reduction::Scale(s).factor(0, 0.0, 0.0)?;
+        let (out, s) = grad.into_out()?;
         self.execute_on(&Rayon, X::src(logits), labels, out, Factor::Given(s))
     }
 }

@@ -172,11 +172,25 @@ fn scale_must_be_finite() {
         Err(want)
     );
     assert_eq!(acc, [7.0; 6]);
-    assert!(
-        f.partial(&X, &T, Grad::Accumulate(&mut acc, f32::NAN))
-            .is_err()
-    );
+    // A partial call's factor: the error names the variant that carried it.
+    let e = f.partial(&X, &T, Grad::Accumulate(&mut acc, f32::NAN));
+    assert!(matches!(
+        e,
+        Err(Error::InvalidParameter {
+            name: "Grad::Accumulate",
+            index: None,
+            expected: "finite",
+            ..
+        })
+    ));
     assert_eq!(acc, [7.0; 6]);
+    let mut g = [7.0f32; 6];
+    let want = param("Grad::Write", None, f64::NEG_INFINITY, "finite");
+    let got = f.partial(&X, &T, Grad::Write(&mut g, f32::NEG_INFINITY));
+    assert_eq!(got, Err(want));
+    let sf = focal_loss::SoftmaxFocal::new(2.0);
+    let got = sf.partial(&X, &[0u8, 1], Grad::Write(&mut g, f32::NEG_INFINITY));
+    assert_eq!(got, Err(want));
     let p = f.partial(&X, &T, Grad::Skip).unwrap();
     assert_eq!(
         p.reduce(Reduction::Scale(f32::NAN)).map_err(|_| ()),

@@ -453,7 +453,7 @@ fn expected_error(
     x: &[f32],
     t: &[f32],
     out_len: Option<(&'static str, usize)>,
-    scale: Option<f32>,
+    scale: Option<(&'static str, f32)>,
 ) -> Option<String> {
     let param = |name: &'static str, index: Option<usize>, value: f64, expected: &'static str| {
         Some(dbg(Error::InvalidParameter {
@@ -463,10 +463,10 @@ fn expected_error(
             expected,
         }))
     };
-    if let Some(s) = scale
+    if let Some((name, s)) = scale
         && !s.is_finite()
     {
-        return param("Reduction::Scale", None, s as f64, "finite");
+        return param(name, None, s as f64, "finite");
     }
     if !(f.gamma.is_finite() && f.gamma >= 0.0) {
         return param("gamma", None, f.gamma as f64, "finite and >= 0");
@@ -819,13 +819,22 @@ pub fn check(input: &Input, entry: Entry) {
         None
     };
     let skip = entry == Entry::Partial && input.grad_mode % 3 == 2;
+    let named = |s: Option<f32>| s.map(|s| ("Reduction::Scale", s));
+    // (`grad_mode % 3`: 0 accumulates, 1 writes; see `call`.)
+    let grad_name = if input.grad_mode.is_multiple_of(3) {
+        "Grad::Accumulate"
+    } else {
+        "Grad::Write"
+    };
     let (scale, out_len) = match entry {
-        Entry::Loss => (scale_of_opt(reduction), None),
-        Entry::LossAndGrad | Entry::Accumulate => (scale_of_opt(reduction), Some(("grad", glen))),
+        Entry::Loss => (named(scale_of_opt(reduction)), None),
+        Entry::LossAndGrad | Entry::Accumulate => {
+            (named(scale_of_opt(reduction)), Some(("grad", glen)))
+        }
         Entry::Elementwise => (None, Some(("out", glen))),
         // `Grad::Skip` has no factor to check.
         Entry::Partial if skip => (None, None),
-        Entry::Partial => (Some(scale_of(reduction)), Some(("grad", glen))),
+        Entry::Partial => (Some((grad_name, scale_of(reduction))), Some(("grad", glen))),
     };
     let want_err = expected_error(&spec, &x, &t, out_len, scale);
     let accumulating = match entry {

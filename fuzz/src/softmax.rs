@@ -1089,11 +1089,11 @@ impl Case {
 /// The error the documented validation predicts for the call, in the crate's order
 /// (the reduction's factor; gamma, alpha, smoothing, spatial; the classes and the lengths;
 /// the backend; the labels; the first NaN logit of a counted row), or the number of classes
-/// of a valid call. `scale`: the factor checked for finiteness (`Reduction::Scale`, or the
-/// factor of `Grad::Write`/`Grad::Accumulate`); `out`: the output slice and its length.
+/// of a valid call. `scale`: the factor checked for finiteness and the name its error carries
+/// (`Reduction::Scale`, `Grad::Write` or `Grad::Accumulate`); `out`: the output slice and its length.
 fn expected_error(
     case: &Case,
-    scale: Option<f32>,
+    scale: Option<(&'static str, f32)>,
     out: Option<(&'static str, usize, bool)>,
 ) -> Result<usize, String> {
     let param = |name: &'static str, index: Option<usize>, value: f64, expected: &'static str| {
@@ -1104,10 +1104,10 @@ fn expected_error(
             expected,
         }))
     };
-    if let Some(s) = scale
+    if let Some((name, s)) = scale
         && !s.is_finite()
     {
-        return param("Reduction::Scale", None, s as f64, "finite");
+        return param(name, None, s as f64, "finite");
     }
     let g = case.gamma;
     if !(g.is_finite() && g >= 0.0) {
@@ -1566,13 +1566,23 @@ pub fn check(input: &SmInput, entry: SmEntry) {
         Reduction::Scale(s) => s,
         _ => pre.as_ref().map_or(1.0, |p| factor(red, p) as f32),
     };
+    let named = |s: Option<f32>| s.map(|s| ("Reduction::Scale", s));
     let (scale, out) = match entry {
-        SmEntry::Loss => (scale_of(red), None),
-        SmEntry::Grad | SmEntry::Accumulate => (scale_of(red), Some(("grad", case.grad_len, true))),
+        SmEntry::Loss => (named(scale_of(red)), None),
+        SmEntry::Grad | SmEntry::Accumulate => {
+            (named(scale_of(red)), Some(("grad", case.grad_len, true)))
+        }
         SmEntry::PerRow => (None, Some(("out", case.out_len, false))),
         SmEntry::Partial => match case.mode {
             Mode::Skip => (None, None),
-            _ => (Some(s_partial), Some(("grad", case.grad_len, true))),
+            Mode::Write => (
+                Some(("Grad::Write", s_partial)),
+                Some(("grad", case.grad_len, true)),
+            ),
+            Mode::Accumulate => (
+                Some(("Grad::Accumulate", s_partial)),
+                Some(("grad", case.grad_len, true)),
+            ),
         },
     };
     let want = expected_error(&case, scale, out);

@@ -92,6 +92,27 @@ pub enum Grad<'g, G: Float = f32> {
     Accumulate(&'g mut [G], f32),
 }
 
+impl<'g, G: Float> Grad<'g, G> {
+    /// The output and factor of a partial call; a non-finite factor is an error naming the
+    /// variant that carried it.
+    pub(crate) fn into_out(self) -> Result<(Out<'g>, f32), Error> {
+        let (out, s, name) = match self {
+            Grad::Skip => return Ok((Out::None, 1.0)),
+            Grad::Write(g, s) => (Out::Write(G::dst(g), s), s, "Grad::Write"),
+            Grad::Accumulate(g, s) => (Out::Add(G::dst(g), s), s, "Grad::Accumulate"),
+        };
+        if !s.is_finite() {
+            return Err(Error::InvalidParameter {
+                name,
+                index: None,
+                value: s as f64,
+                expected: "finite",
+            });
+        }
+        Ok((out, s))
+    }
+}
+
 /// The sigmoid focal loss family on flat row-major `[rows, classes]` `f32` slices, with its
 /// gradient in the same pass.
 ///
@@ -624,7 +645,8 @@ impl<'a> Focal<'a> {
     ///
     /// # Errors
     /// Those listed on [`Focal`]; a gradient slice of the wrong length; a non-finite
-    /// gradient factor. With `Grad::Accumulate`, an error leaves the gradient unchanged.
+    /// gradient factor ([`Error::InvalidParameter`] named `"Grad::Write"` or
+    /// `"Grad::Accumulate"`). With `Grad::Accumulate`, an error leaves the gradient unchanged.
     ///
     /// # Example
     /// ```
@@ -693,12 +715,7 @@ impl<'a> Focal<'a> {
         targets: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
-        let (out, s) = match grad {
-            Grad::Skip => (Out::None, 1.0),
-            Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
-            Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
-        };
-        Reduction::Scale(s).factor(0, 0.0, 0.0)?;
+        let (out, s) = grad.into_out()?;
         self.execute(
             exec,
             X::src(logits),

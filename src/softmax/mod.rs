@@ -551,7 +551,8 @@ impl<'a> SoftmaxFocal<'a> {
     /// rows not ignored for index labels), its `weight` the divisor of `WeightedMean`.
     ///
     /// # Errors
-    /// Those listed on [`SoftmaxFocal`]; a non-finite gradient factor. With
+    /// Those listed on [`SoftmaxFocal`]; a non-finite gradient factor
+    /// ([`Error::InvalidParameter`] named `"Grad::Write"` or `"Grad::Accumulate"`). With
     /// `Grad::Accumulate`, an error leaves the gradient unchanged.
     ///
     /// # Example
@@ -576,12 +577,7 @@ impl<'a> SoftmaxFocal<'a> {
         labels: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
-        let (sink, s) = match grad {
-            Grad::Skip => (Out::None, 1.0),
-            Grad::Write(g, s) => (Out::Write(X::dst(g), s), s),
-            Grad::Accumulate(g, s) => (Out::Add(X::dst(g), s), s),
-        };
-        Reduction::Scale(s).factor(0, 0.0, 0.0)?;
+        let (sink, s) = grad.into_out()?;
         self.execute(X::src(logits), labels, sink, Factor::Given(s))
     }
 
