@@ -167,15 +167,15 @@ impl Elem for u16 {
     #[inline(always)]
     fn get(self, h: Half) -> f32 {
         match h {
-            Half::Bf16 => bf16::from_bits(self).to_f32(),
-            Half::F16 => f16::from_bits(self).to_f32(),
+            Half::Bf16 => bf16_bits_to_f32(self),
+            Half::F16 => f16_bits_to_f32(self),
         }
     }
     #[inline(always)]
     fn put(v: f32, h: Half) -> u16 {
         match h {
-            Half::Bf16 => bf16::from_f32(v).to_bits(),
-            Half::F16 => f16::from_f32(v).to_bits(),
+            Half::Bf16 => f32_to_bf16_bits(v),
+            Half::F16 => f32_to_f16_bits(v),
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::label::Label;
 use crate::reduce::{Partial, Reduction};
 use crate::sigmoid::pass::Out;
 use crate::sigmoid::{Focal, Grad};
-use crate::softmax::{Factor, SoftmaxFocal};
+use crate::softmax::SoftmaxFocal;
 use crate::target::Target;
 
 /// The chunks of a call on the current `rayon` pool.
@@ -265,9 +265,7 @@ impl SoftmaxFocal<'_> {
         labels: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        let x = X::src(logits);
-        self.execute_on(&Rayon, x, labels, Out::None, Factor::Of(reduction))?
-            .reduce(reduction)
+        self.reduced_on(&Rayon, logits, labels, Out::None, reduction)
     }
 
     /// [`loss_and_grad`](Self::loss_and_grad) on every core of the current `rayon` pool,
@@ -299,8 +297,7 @@ impl SoftmaxFocal<'_> {
         reduction: Reduction,
     ) -> Result<f32, Error> {
         let out = Out::Write(G::dst(grad), 1.0);
-        self.execute_on(&Rayon, X::src(logits), labels, out, Factor::Of(reduction))?
-            .reduce(reduction)
+        self.reduced_on(&Rayon, logits, labels, out, reduction)
     }
 
     /// [`loss_and_grad_accumulate`](Self::loss_and_grad_accumulate) on every core of the
@@ -331,8 +328,7 @@ impl SoftmaxFocal<'_> {
         reduction: Reduction,
     ) -> Result<f32, Error> {
         let out = Out::Add(G::dst(grad), 1.0);
-        self.execute_on(&Rayon, X::src(logits), labels, out, Factor::Of(reduction))?
-            .reduce(reduction)
+        self.reduced_on(&Rayon, logits, labels, out, reduction)
     }
 
     /// [`loss_per_row`](Self::loss_per_row) on every core of the current `rayon` pool, with
@@ -360,9 +356,7 @@ impl SoftmaxFocal<'_> {
         labels: &[T],
         out: &mut [G],
     ) -> Result<(), Error> {
-        let out = Out::Elementwise(G::dst(out));
-        self.execute_on(&Rayon, X::src(logits), labels, out, Factor::Given(1.0))?;
-        Ok(())
+        self.per_row_on(&Rayon, logits, labels, out)
     }
 
     /// [`partial`](Self::partial) on every core of the current `rayon` pool, with the same
@@ -387,7 +381,6 @@ impl SoftmaxFocal<'_> {
         labels: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
-        let (out, s) = grad.into_out()?;
-        self.execute_on(&Rayon, X::src(logits), labels, out, Factor::Given(s))
+        self.partial_on(&Rayon, logits, labels, grad)
     }
 }

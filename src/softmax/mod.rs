@@ -395,8 +395,7 @@ impl<'a> SoftmaxFocal<'a> {
         labels: &[T],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        let p = self.execute(X::src(logits), labels, Out::None, Factor::Of(reduction))?;
-        p.reduce(reduction)
+        self.reduced_on(&Serial, logits, labels, Out::None, reduction)
     }
 
     /// The reduced loss, and `grad = d(reduced loss)/d logits` (the layout of the logits) in
@@ -422,13 +421,8 @@ impl<'a> SoftmaxFocal<'a> {
         grad: &mut [G],
         reduction: Reduction,
     ) -> Result<f32, Error> {
-        let p = self.execute(
-            X::src(logits),
-            labels,
-            Out::Write(G::dst(grad), 1.0),
-            Factor::Of(reduction),
-        )?;
-        p.reduce(reduction)
+        let out = Out::Write(G::dst(grad), 1.0);
+        self.reduced_on(&Serial, logits, labels, out, reduction)
     }
 
     /// As [`loss_and_grad`](Self::loss_and_grad), but adds: `grad += d(reduced loss)/dz`.
@@ -458,8 +452,7 @@ impl<'a> SoftmaxFocal<'a> {
         reduction: Reduction,
     ) -> Result<f32, Error> {
         let out = Out::Add(G::dst(grad), 1.0);
-        let p = self.execute(X::src(logits), labels, out, Factor::Of(reduction))?;
-        p.reduce(reduction)
+        self.reduced_on(&Serial, logits, labels, out, reduction)
     }
 
     /// The weighted loss of every row, unreduced: `out[r] = l_r` (0 for ignored rows), one
@@ -485,9 +478,7 @@ impl<'a> SoftmaxFocal<'a> {
         labels: &[T],
         out: &mut [G],
     ) -> Result<(), Error> {
-        let out = Out::Elementwise(G::dst(out));
-        self.execute(X::src(logits), labels, out, Factor::Given(1.0))?;
-        Ok(())
+        self.per_row_on(&Serial, logits, labels, out)
     }
 
     /// What `PerPositive` divides by for a chunk: the rows not ignored (index labels), or the
@@ -577,25 +568,52 @@ impl<'a> SoftmaxFocal<'a> {
         labels: &[T],
         grad: Grad<'_, X>,
     ) -> Result<Partial, Error> {
-        let (sink, s) = grad.into_out()?;
-        self.execute(X::src(logits), labels, sink, Factor::Given(s))
+        self.partial_on(&Serial, logits, labels, grad)
+    }
+
+    /// The reduced loss, `out` written (`loss`, `loss_and_grad`, `..._accumulate`), the
+    /// chunks run by `exec`.
+    pub(crate) fn reduced_on<E: Exec, X: Float, T: Label>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        labels: &[T],
+        out: Out<'_>,
+        reduction: Reduction,
+    ) -> Result<f32, Error> {
+        self.execute(exec, X::src(logits), labels, out, Factor::Of(reduction))?
+            .reduce(reduction)
+    }
+
+    /// [`loss_per_row`](Self::loss_per_row), the chunks run by `exec`.
+    pub(crate) fn per_row_on<E: Exec, X: Float, T: Label, G: Float>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        labels: &[T],
+        out: &mut [G],
+    ) -> Result<(), Error> {
+        let out = Out::Elementwise(G::dst(out));
+        self.execute(exec, X::src(logits), labels, out, Factor::Given(1.0))?;
+        Ok(())
+    }
+
+    /// [`partial`](Self::partial), the chunks run by `exec`.
+    pub(crate) fn partial_on<E: Exec, X: Float, T: Label>(
+        &self,
+        exec: &E,
+        logits: &[X],
+        labels: &[T],
+        grad: Grad<'_, X>,
+    ) -> Result<Partial, Error> {
+        let (out, s) = grad.into_out()?;
+        self.execute(exec, X::src(logits), labels, out, Factor::Given(s))
     }
 
     /// Validates, counts the labels, runs one pass, and reports the first NaN logit of a
-    /// counted row if the pass saw one.
-    fn execute<T: Label>(
-        &self,
-        logits: Src<'_>,
-        labels: &[T],
-        sink: Out<'_>,
-        factor: Factor,
-    ) -> Result<Partial, Error> {
-        self.execute_on(&Serial, logits, labels, sink, factor)
-    }
-
-    /// [`execute`](Self::execute), the chunks run by `exec`: whole rows of a class-last
-    /// batch, whole images of an `[N, C, S]` one (see `chunk`).
-    pub(crate) fn execute_on<T: Label, E: Exec>(
+    /// counted row if the pass saw one; the chunks (whole rows of a class-last batch, whole
+    /// images of an `[N, C, S]` one, see `chunk`) run by `exec`.
+    fn execute<T: Label, E: Exec>(
         &self,
         exec: &E,
         logits: Src<'_>,
@@ -614,12 +632,13 @@ impl<'a> SoftmaxFocal<'a> {
         let isa = self.backend.isa()?;
         let (c, sp) = (job.classes, job.spatial);
         let grid = Grid::new(logits.len() / (c * sp), c * sp);
-        let none = (Out::None, 0);
+        // (No output: the checks and counts write nothing.)
+        let none = || (Out::None, 0);
         // The counts and the NaN check chunk by chunk too (folded in the same order), so
         // that they run in parallel; an error is then found again on the whole batch.
         let counts = exec.fold(
             &grid,
-            (Out::None, 0),
+            none(),
             Some(Counts::ZERO),
             |k, _| count(&job.units(grid.units(k))).ok(),
             |a, b| Some(a?.merge(b?)),
@@ -629,7 +648,7 @@ impl<'a> SoftmaxFocal<'a> {
         };
         if matches!(sink, Out::Add(..)) {
             let nan = |k: usize| has_nan(&job.units(grid.units(k)));
-            if exec.fold(&grid, none, false, |k, _| nan(k), |a, b| a | b)
+            if exec.fold(&grid, none(), false, |k, _| nan(k), |a, b| a | b)
                 && let Some(e) = first_nan(&job)
             {
                 return Err(e);
@@ -778,7 +797,7 @@ impl<'a> SoftmaxFocal<'a> {
 
 /// The factor of the gradient: given by the caller, or that of a reduction.
 #[derive(Clone, Copy)]
-pub(crate) enum Factor {
+enum Factor {
     Given(f32),
     Of(Reduction),
 }
