@@ -18,6 +18,7 @@
 use crate::backend::lane::Lane;
 use crate::math::{LN2_HI, LN2_LO};
 use crate::sigmoid::kernel::{Consts as LogConsts, modulator};
+use crate::sum::two_sum;
 
 /// How `M = q^gamma` is formed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,26 +63,67 @@ impl<L: Lane> Consts<L> {
 }
 
 /// A row's sums, as lanes (one row broadcast, or one row per lane).
+///
+/// `T` and `S` are rounded once from their `f64` sums; what the rounding dropped is kept as
+/// relative corrections (`T_exact = T (1 + tc)`, `S_exact = S (1 + sc)`), so that a confident
+/// row's `q = T / S`, `ln S` and `q^gamma` carry only the error of the `e^(d_c)` that `T`
+/// sums, not that of its rounding (`q^gamma` would multiply it by `gamma`).
 #[derive(Clone, Copy)]
 pub(crate) struct Row<L> {
-    /// `T`, rounded once from its f64 sum.
     pub t: L,
-    /// `S = 1 + T`, rounded once from the f64 sum.
     pub s: L,
-    /// `ln S` (see [`ln_s`]).
+    /// `ln S` (see [`ln_s`]), and what its rounding dropped.
     pub ln_s: L,
+    pub ln_s_lo: L,
+    /// `T_exact / T - 1`, 0 where `T` is 0 or subnormal (the correction of a subnormal `T`
+    /// is itself below the smallest subnormal).
+    pub tc: L,
+    /// `S_exact / S - 1`.
+    pub sc: L,
 }
 
-/// `ln S = ln(1 + T)`: `ln_1p` of `T` itself (with its correction term) when `T <= 1`, so
-/// that a confidently right row (`T = 1e-30`) keeps every digit; `ln S` of the rounded `S`
-/// above (an error of half an ULP of `S`, at most `0.72` ULP of `ln S >= ln 2`).
+impl<L: Lane> Row<L> {
+    /// The row of `T`, `S` and the parts their rounding dropped (`T_exact = t + t_lo`,
+    /// `S_exact = s + s_lo`, each as the `f32` of an exact `f64` difference).
+    #[inline(always)]
+    pub(crate) fn new(t: L, s: L, t_lo: L, s_lo: L) -> Self {
+        let normal = t.ge(L::splat(f32::MIN_POSITIVE));
+        let tc = L::select(
+            normal,
+            t_lo / t.max(L::splat(f32::MIN_POSITIVE)),
+            L::splat(0.0),
+        );
+        // (Corrections: 1 / S to an ULP is enough.)
+        let inv_s = L::splat(1.0) / s;
+        let sc = s_lo * inv_s;
+        let (ln_s, ln_s_lo) = ln_s(t, s, t_lo * inv_s, sc);
+        Row {
+            t,
+            s,
+            ln_s,
+            ln_s_lo,
+            tc,
+            sc,
+        }
+    }
+}
+
+/// `ln S = ln(1 + T)` as `(hi, lo)`: `ln_1p` of `T` itself (with its correction term, and
+/// `t_lo / S` for the rounding of `T`: `ts`) when `T <= 1`, so that a confidently right row
+/// (`T = 1e-30`) keeps every digit; `ln S` of the rounded `S` plus `sc` above (the error of
+/// `ln`, at most 1 ULP of `ln S >= ln 2`).
 #[inline(always)]
-pub(crate) fn ln_s<L: Lane>(t: L, s: L) -> L {
+pub(crate) fn ln_s<L: Lane>(t: L, s: L, ts: L, sc: L) -> (L, L) {
     let one = L::splat(1.0);
     let small = t.le(one);
     let (l, lo) = t.min(one).ln_1p_lo();
+    let lo = lo + ts;
     let big = s.max(one).ln();
-    L::select(small, l + lo, big)
+    let hi = L::select(small, l, big);
+    let lo = L::select(small, lo, sc);
+    let sum = hi + lo;
+    // |hi| >= |lo|: Fast2Sum.
+    (sum, (hi - sum) + lo)
 }
 
 /// One class's terms: `(K M L, K g, q)`, with `K g` clamped to `f32::MAX` (a weight beyond
@@ -103,13 +145,21 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
     let q_other = one - p;
     let rl_other = L::select(r_other.eq(zero), zero, r_other * l);
     let (q, rl, r) = if any_top {
-        // A top class: q = T / S, r = 1 / T, r L = ln S / T (-> 1 as T -> 0).
+        // A top class: q = T / S, r = 1 / T, r L = ln S / T (-> 1 as T -> 0), each
+        // corrected for the rounding of T and S (and of ln S).
         let q_top = row.t / row.s;
-        let rl_top = L::select(t_zero, one, row.ln_s / row.t);
+        let q_top = q_top.mul_add(row.tc - row.sc, q_top);
+        // (Only where T is normal: 1 / T of a subnormal T may be infinite.)
+        let normal = row.t.ge(L::splat(f32::MIN_POSITIVE));
+        let r_top = one / row.t;
+        let rl_top = row.ln_s / row.t;
+        let rl_fix = rl_top.mul_add(-row.tc, row.ln_s_lo.mul_add(r_top, rl_top));
+        let rl_top = L::select(normal, rl_fix, L::select(t_zero, one, rl_top));
+        let r_top = L::select(normal, r_top.mul_add(-row.tc, r_top), r_top);
         (
             L::select(top, q_top, q_other),
             L::select(top, rl_top, rl_other),
-            L::select(top, one / row.t, r_other),
+            L::select(top, r_top, r_other),
         )
     } else {
         (q_other, rl_other, r_other)
@@ -132,9 +182,11 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
 ///
 /// Where `r <= 1` (every class but a top class with `T < 1`): `-ln q = ln(1 + r)`, `A = 0`,
 /// `B = ln_1p(r)` of order one. A top class with `T < 1` has `-ln q = ln S - ln T`, where
-/// `ln T` may be `-100`: with `T = 2^k m_T`, `A = -k LN2_HI` is exact and `B = ln S - k LN2_LO
-/// - ln m_T` is of order one, so that the sigmoid core's split modulator carries only the
-/// error of `exp` and of `gamma B`. `T = 0` (`p = 1` exactly) gives `M = 0`.
+/// `ln T` may be `-100`: with `T = 2^k m_T` (`m_T` in `[sqrt(1/2), sqrt 2)`), `A = -k LN2_HI`
+/// is exact and `B = ln S - k LN2_LO - ln m_T` is of order one, its roundings and the
+/// corrections of `ln S` and `T` carried in `B_lo`, so that the sigmoid core's split
+/// modulator carries only the errors of `exp`, of `ln m_T` and of the `e^(d_c)` summed into
+/// `T` (the last times `gamma`). `T = 0` (`p = 1` exactly) gives `M = 0`.
 #[inline(always)]
 fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Consts<L>) -> L {
     let zero = L::splat(0.0);
@@ -145,16 +197,24 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     if !any_top || L::all(unit) {
         return m_unit;
     }
-    // Top lanes with T < 1 (r > 1 there): T normalised (subnormal T scaled by 2^24 first).
+    // Top lanes with T < 1 (r > 1 there): T normalised (subnormal T scaled by 2^24 first),
+    // its mantissa centred on 1 (|ln m_T| <= ln(2) / 2).
     let t = row.t;
     let tiny = t.lt(L::splat(f32::MIN_POSITIVE));
     let t_n = L::select(tiny, t * L::splat(16_777_216.0), t);
     let t_n = L::select(t.eq(zero), one, t_n);
     let (k, mant) = t_n.frexp();
     let k = L::select(tiny, k - L::splat(24.0), k);
+    let upper = mant.ge(L::splat(core::f32::consts::SQRT_2));
+    let mant = L::select(upper, mant * L::splat(0.5), mant);
+    let k = L::select(upper, k + one, k);
     let a = -k * L::splat(LN2_HI);
-    let b = row.ln_s - k.mul_add(L::splat(LN2_LO), mant.ln());
-    let m_top = modulator::<L, true>(a, b, zero, &c.log);
+    // B = ln S - k LN2_LO - ln m_T, its two roundings and the corrections of ln S and T kept
+    // in B_lo (-ln T = -(k ln 2 + ln m_T + tc)).
+    let (u, u_err) = two_sum(k * L::splat(LN2_LO), mant.ln());
+    let (b, b_err) = two_sum(row.ln_s, -u);
+    let b_lo = (b_err - u_err) + (row.ln_s_lo - row.tc);
+    let m_top = modulator::<L, true>(a, b, b_lo, &c.log);
     let m_top = L::select(t.eq(zero), zero, m_top);
     L::select(top & !unit, m_top, m_unit)
 }

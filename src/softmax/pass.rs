@@ -25,7 +25,7 @@
 //! term, two more passes over the row). Both evaluate the same expressions, so one-hot `f32`
 //! rows give the bits of their index labels.
 
-use super::kernel::{Consts, Row, ln_s, term};
+use super::kernel::{Consts, Row, term};
 use crate::backend::lane::Lane;
 use crate::backend::{Isa, Kernel, MAX_LANES, select};
 use crate::float::{Dst, Elem, Half, Src};
@@ -142,11 +142,15 @@ fn used<L: Lane>(cn: usize) -> usize {
     cn.min(L::LANES).next_power_of_two()
 }
 
-/// `(T, S)` of a row from its sum over the non-top classes and its number of top classes.
+/// `(T, S, T_lo, S_lo)` of a row from its sum over the non-top classes and its number of top
+/// classes: `T` and `S` rounded once from `f64`, and what the rounding dropped (see
+/// [`Row::new`]).
 #[inline(always)]
-fn row_sums(sum: f64, ties: f32) -> (f32, f32) {
+fn row_sums(sum: f64, ties: f32) -> [f32; 4] {
     let t = sum + (ties as f64 - 1.0);
-    (t as f32, (1.0 + t) as f32)
+    let s = 1.0 + t;
+    let (tf, sf) = (t as f32, s as f32);
+    [tf, sf, (t - tf as f64) as f32, (s - sf as f64) as f32]
 }
 
 /// Per-row values of a block of rows (or positions), one row per lane.
@@ -164,11 +168,18 @@ struct Block {
     dy: [f32; MAX_LANES],
     t: [f32; MAX_LANES],
     s: [f32; MAX_LANES],
+    /// What the rounding of `T` and `S` dropped.
+    t_lo: [f32; MAX_LANES],
+    s_lo: [f32; MAX_LANES],
     single: [bool; MAX_LANES],
-    /// Outputs of [`finish`]: the row's loss, `ln S`, `factor / S`, and for the fast path
-    /// `coef = min(K g factor / S, MAX)` and `t2 = min(factor K g, MAX) q`.
+    /// Outputs of [`finish`]: the row's loss, `ln S` (and the corrections of [`Row`]),
+    /// `factor / S`, and for the fast path `coef = min(K g factor / S, MAX)` and
+    /// `t2 = min(factor K g, MAX) q`.
     loss: [f32; MAX_LANES],
     ln_s: [f32; MAX_LANES],
+    ln_s_lo: [f32; MAX_LANES],
+    tc: [f32; MAX_LANES],
+    sc: [f32; MAX_LANES],
     fs: [f32; MAX_LANES],
     coef: [f32; MAX_LANES],
     t2: [f32; MAX_LANES],
@@ -185,9 +196,14 @@ impl Block {
             dy: [0.0; MAX_LANES],
             t: [0.0; MAX_LANES],
             s: [1.0; MAX_LANES],
+            t_lo: [0.0; MAX_LANES],
+            s_lo: [0.0; MAX_LANES],
             single: [true; MAX_LANES],
             loss: [0.0; MAX_LANES],
             ln_s: [0.0; MAX_LANES],
+            ln_s_lo: [0.0; MAX_LANES],
+            tc: [0.0; MAX_LANES],
+            sc: [0.0; MAX_LANES],
             fs: [0.0; MAX_LANES],
             coef: [0.0; MAX_LANES],
             t2: [0.0; MAX_LANES],
@@ -242,16 +258,14 @@ fn lanes<L: Lane>(a: &[f32; MAX_LANES]) -> L {
 /// the label's term, the row's loss and the factors of its gradient.
 #[inline(always)]
 fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
-    let t = lanes::<L>(&b.t);
     let s = lanes::<L>(&b.s);
-    let row = Row {
-        t,
-        s,
-        ln_s: ln_s(t, s),
-    };
+    let row = Row::new(lanes(&b.t), s, lanes(&b.t_lo), lanes(&b.s_lo));
     let f = L::splat(factor);
     let fs = f / s;
     row.ln_s.store(&mut b.ln_s);
+    row.ln_s_lo.store(&mut b.ln_s_lo);
+    row.tc.store(&mut b.tc);
+    row.sc.store(&mut b.sc);
     fs.store(&mut b.fs);
     if dense {
         return;
@@ -497,10 +511,12 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 _ => None,
             };
             let (sum, ties) = row_sum::<L, X>(z, m, store, job.hx);
-            let (t, s) = row_sums(sum, ties);
+            let [t, s, t_lo, s_lo] = row_sums(sum, ties);
             b.m[i] = m;
             b.t[i] = t;
             b.s[i] = s;
+            b.t_lo[i] = t_lo;
+            b.s_lo[i] = s_lo;
             b.single[i] = ties == 1.0;
             if !dense {
                 let zy = z[b.y[i] as usize].get(job.hx);
@@ -663,6 +679,9 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
         t: L::splat(b.t[i]),
         s: L::splat(b.s[i]),
         ln_s: L::splat(b.ln_s[i]),
+        ln_s_lo: L::splat(b.ln_s_lo[i]),
+        tc: L::splat(b.tc[i]),
+        sc: L::splat(b.sc[i]),
     };
     let (mut al, mut ax, mut am) = (L::wide_zero(), L::wide_zero(), L::wide_zero());
     for j in 0..n_chunks::<L>(cn) {
@@ -930,8 +949,14 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     // `row_sums`, lane by lane.
     let t64 = L::wide_add(tree_wide::<L>(&mut acc, cn), ties - one);
     let s64 = L::wide_add(t64, one);
-    L::select(live, L::wide_round(t64), zero).store(&mut b.t);
-    L::select(live, L::wide_round(s64), one).store(&mut b.s);
+    let (t, s) = (L::wide_round(t64), L::wide_round(s64));
+    L::select(live, t, zero).store(&mut b.t);
+    L::select(live, s, one).store(&mut b.s);
+    // The differences are exact in f64.
+    let t_lo = L::wide_round(L::wide_add(t64, -t));
+    let s_lo = L::wide_round(L::wide_add(s64, -s));
+    L::select(live, t_lo, zero).store(&mut b.t_lo);
+    L::select(live, s_lo, zero).store(&mut b.s_lo);
     let mut tl = [0f32; MAX_LANES];
     ties.store(&mut tl);
     for (s, &t) in b.single.iter_mut().zip(&tl) {
@@ -1007,6 +1032,9 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         t: lanes::<L>(&b.t),
         s: lanes::<L>(&b.s),
         ln_s: lanes::<L>(&b.ln_s),
+        ln_s_lo: lanes::<L>(&b.ln_s_lo),
+        tc: lanes::<L>(&b.tc),
+        sc: lanes::<L>(&b.sc),
     };
     let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
     let class = |cl: usize| {
