@@ -2,6 +2,9 @@
 //! 1, 2, 3 and 8 threads: the reduced loss, every gradient element, every per-element or
 //! per-row value and every partial sum, for every reduction, both families, f32 and half
 //! types; and the same errors, with an accumulated gradient left untouched.
+//!
+//! Not on wasm: its test runners have no threads (`.ci/wasm.sh`).
+#![cfg(not(target_family = "wasm"))]
 
 use focal_loss::half::bf16;
 use focal_loss::{Error, Focal, Grad, Partial, Reduction, SoftmaxFocal};

@@ -1,8 +1,12 @@
 //! The `wide` instantiation of [`Lane`]: the only file of the crate that names `wide`.
 //!
-//! `f32x8` maps to one AVX register when the build enables AVX (e.g. `-C target-cpu=native`)
-//! and to two SSE2 registers otherwise. The elementary functions are the crate's own
-//! ([`crate::math`]), not `wide`'s, so the error bounds written there hold on every target.
+//! `f32x8` maps to one AVX register when the build enables AVX (e.g. `-C target-cpu=native`),
+//! to two SSE2 registers otherwise, to two NEON registers on aarch64, and to two `v128` on
+//! wasm32 built with `simd128` (`-C target-feature=+simd128`; WebAssembly has no run-time
+//! detection, so this is the crate's wasm SIMD backend, chosen at compile time). Elsewhere
+//! (wasm32 without `simd128`, Cortex-M) `wide` computes lane by lane. The elementary
+//! functions are the crate's own ([`crate::math`]), not `wide`'s, so the error bounds written
+//! there hold on every target.
 
 use wide::{f32x8, f64x4, i32x8};
 
@@ -143,18 +147,21 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // sqrtps on x86, fsqrt on aarch64: correctly rounded. Elsewhere `wide` falls back to
-        // a software routine without that guarantee: libm's, lane by lane.
+        // sqrtps on x86, fsqrt on aarch64, f32x4.sqrt on wasm: correctly rounded. Elsewhere
+        // `wide` falls back to a software routine without that guarantee: libm's, lane by
+        // lane.
         #[cfg(any(
             target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon")
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "wasm32", target_feature = "simd128")
         ))]
         {
             f32x8::sqrt(self)
         }
         #[cfg(not(any(
             target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon")
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "wasm32", target_feature = "simd128")
         )))]
         {
             f32x8::new(self.to_array().map(libm::sqrtf))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# WebAssembly, without and with `simd128` (WebAssembly has no run-time detection: the flag
+# is chosen at compile time, and with it the portable backend's `wide` lanes are `v128`):
+# the library for wasm32-unknown-unknown (the browser target), and the unit and integration
+# tests on wasm32-wasip1 under Node's built-in WASI (.ci/wasi-run.mjs as cargo's runner).
+# tests/par.rs is compiled out there (no threads); the doctests run natively and on aarch64.
+# tests/target_features.rs fails if the simd128 flag did not reach the build.
+#
+# Each variant has its own target directory (the flag changes every artifact). Node's
+# `--single-threaded`: Node 20 crashed (SIGSEGV) at the exit of some test modules about one
+# run in three without it, after every test had passed (V8's background threads).
+#
+# Idempotent; installs the rustup targets it needs. Usage: bash .ci/wasm.sh
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+source .ci/lib.sh
+SECONDS=0
+
+node_major=$(node --version | sed 's/^v\([0-9]*\).*/\1/')
+[[ $node_major -ge 20 ]] || { echo "error: node >= 20 is needed (node:wasi), found $(node --version)" >&2; exit 1; }
+run rustup target add wasm32-unknown-unknown wasm32-wasip1
+
+export CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --single-threaded $PWD/.ci/wasi-run.mjs"
+base="${CARGO_TARGET_DIR:-$PWD/target}"
+for simd in 0 1; do
+    flags=""
+    [[ $simd == 1 ]] && flags="-C target-feature=+simd128"
+    dir="$base/wasm-simd128-$simd"
+    echo "== wasm32-unknown-unknown: the library (simd128: $simd)"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags" \
+        run cargo build --release --lib --target wasm32-unknown-unknown --target-dir "$dir"
+    echo "== wasm32-wasip1: unit and integration tests under node $(node --version) (simd128: $simd)"
+    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$flags" FOCAL_EXPECT_SIMD128=$simd \
+        run cargo test --release --target wasm32-wasip1 --target-dir "$dir" --lib --tests
+done
+echo "== .ci/wasm.sh: passed in ${SECONDS}s"

@@ -1,0 +1,22 @@
+//! The build under test is the one CI asked for: `.ci/wasm.sh` runs the suite on
+//! wasm32-wasip1 with and without `simd128` and sets `FOCAL_EXPECT_SIMD128` to `1` or `0`;
+//! a flag that did not reach the build (a `RUSTFLAGS` that overrides the per-target flags)
+//! would otherwise test the same code twice. Elsewhere (the variable unset) there is nothing
+//! to check but that the default backend is available and named.
+
+use focal_loss::Backend;
+
+#[test]
+fn the_build_has_the_simd_it_was_asked_for() {
+    if let Ok(want) = std::env::var("FOCAL_EXPECT_SIMD128") {
+        let have = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+        assert_eq!(
+            have,
+            want == "1",
+            "simd128 in this build: {have}, asked for: {want}"
+        );
+        // wasm has no run-time detection: the default backend is the portable one.
+        assert_eq!(Backend::Auto.resolve().map(|b| b.name()), Ok("portable"));
+    }
+    assert!(Backend::Auto.is_available());
+}
