@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# no_std builds: .ci/nostd-consumer for two bare-metal targets (no `std` exists there, so a
+# no_std builds: .ci/nostd-consumer for aarch64-unknown-none (no `std` exists there, so a
 # dependency or a feature that needs it cannot compile), a `#![no_std]` `#![no_main]`
 # binary that calls `Focal::loss`, `Focal::loss_and_grad` and `class_balanced_weights`,
 # built in release with the library, linked by rust-lld (an undefined symbol, e.g. a libc `fmaf`
-# that `core` does not have, fails the link). Finally the library for the host with
-# `--no-default-features`.
+# that `core` does not have, fails the link). thumbv7em-none-eabihf has more: a firmware
+# that runs both families under qemu-system-arm (.ci/m4f.sh, called last). Then the library
+# for the host with `--no-default-features`.
 #
 # Idempotent; installs the rustup targets it needs. Usage: bash .ci/targets.sh
 set -Eeuo pipefail
@@ -13,7 +14,7 @@ ROOT=$PWD
 
 source .ci/lib.sh
 
-TARGETS=(thumbv7em-none-eabihf aarch64-unknown-none)
+TARGETS=(aarch64-unknown-none)
 SECONDS=0
 
 echo "== rustup targets: ${TARGETS[*]}"
@@ -48,5 +49,8 @@ if [[ "$host" == x86_64-unknown-linux-gnu ]]; then
 else
     echo "== skipped: the --no-default-features build is for an x86_64-unknown-linux-gnu host (this is $host)"
 fi
+
+echo "== thumbv7em-none-eabihf: the Cortex-M4F firmware under qemu-system-arm (.ci/m4f.sh)"
+bash .ci/m4f.sh
 
 echo "== .ci/targets.sh: all builds passed in ${SECONDS}s"
