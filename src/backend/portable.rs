@@ -19,6 +19,15 @@ use crate::sum::{self, Dd, two_sum};
 /// Eight f32 lanes.
 pub(crate) const LANES: usize = 8;
 
+/// Whether `wide`'s `f32x8` is held in vector registers in this build (the targets and
+/// features its own code paths select); elsewhere it computes lane by lane, slower than the
+/// scalar backend, which `Backend::Auto` then picks.
+pub(crate) const VECTOR: bool = cfg!(any(
+    target_feature = "sse",
+    all(target_arch = "aarch64", target_feature = "neon"),
+    all(target_arch = "wasm32", target_feature = "simd128")
+));
+
 /// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that inlined it would
 /// compile the whole pass again).
 #[inline(never)]
