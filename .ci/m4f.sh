@@ -2,8 +2,9 @@
 # focal_loss run on an emulated Cortex-M4F: .ci/m4f (one src/main.rs for the host and for
 # thumbv7em-none-eabihf) built for both, the firmware run under qemu-system-arm's mps2-an386
 # (semihosting for its output and exit), its lines compared with the host's by
-# .ci/m4f/compare.py: Backend::Scalar bit for bit, Backend::Portable bit for bit (unfused on
-# both sides), Backend::Auto (AVX on the host, Portable on the M4) within the ULP bounds that
+# .ci/m4f/compare.py: Backend::Scalar bit for bit, Backend::Portable bit for bit where both
+# sides have it (not the M4: compiled out without vector registers), Backend::Auto (AVX on
+# the host, Scalar on the M4) within the ULP bounds that
 # compare.py declares. Fails on a mismatch, a missing line, a panic or a timeout. Then the
 # flash the crate adds (the firmware against its `baseline` build, every call to the crate
 # stubbed out) and the stack of the heaviest call, as the firmware measured it.

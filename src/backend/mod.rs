@@ -38,16 +38,17 @@ use crate::sigmoid::pass::Body;
 pub enum Backend {
     /// The widest backend this CPU has, chosen at run time (once, then cached):
     /// `Avx512`, else `Avx2`, else `Portable` where the build has vector registers for it
-    /// (SSE2, NEON, wasm `simd128`), else `Scalar` (e.g. wasm without `simd128`, Cortex-M:
-    /// there `Portable` runs its eight lanes one by one, 1.6x slower than `Scalar` on the
-    /// sigmoid family and 2.7x on the softmax family, measured on wasm under Node).
+    /// (SSE2, NEON, wasm `simd128`), else `Scalar` (e.g. wasm without `simd128`, Cortex-M).
     #[default]
     Auto,
     /// One element at a time, `libm` for `exp` and `ln`.
     Scalar,
     /// Eight lanes through `wide`, compiled for the build's baseline instruction set
     /// (SSE2 on x86-64 by default, NEON on aarch64, AVX2 with `-C target-cpu=native`,
-    /// `simd128` on wasm32 built with it; lane by lane where there is none).
+    /// `simd128` on wasm32 built with it). Unavailable (and compiled out) where the build
+    /// has no vector registers (wasm without `simd128`, Cortex-M): there `wide` computes
+    /// its lanes one by one, 1.6x slower than `Scalar` on the sigmoid family and 2.7x on the
+    /// softmax family (wasm under Node), and its code took 2.6 MB of a Cortex-M4F firmware.
     Portable,
     /// Sixteen lanes as two 256-bit AVX2 registers with FMA (x86-64, detected at run time).
     Avx2,
@@ -82,7 +83,19 @@ impl Backend {
         match self {
             Backend::Auto => Ok(Isa::best()),
             Backend::Scalar => Ok(Isa::Scalar),
+            // Where `wide` has vector registers (see `Isa::Portable`).
+            #[cfg(any(
+                target_feature = "sse",
+                all(target_arch = "aarch64", target_feature = "neon"),
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
             Backend::Portable => Ok(Isa::Portable),
+            #[cfg(not(any(
+                target_feature = "sse",
+                all(target_arch = "aarch64", target_feature = "neon"),
+                all(target_arch = "wasm32", target_feature = "simd128")
+            )))]
+            Backend::Portable => unavailable,
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => x86::avx2::detect().map_or(unavailable, |t| Ok(Isa::Avx2(t))),
             #[cfg(target_arch = "x86_64")]
@@ -92,12 +105,14 @@ impl Backend {
         }
     }
 
-    /// Whether this CPU can run the backend (`Auto`, `Scalar` and `Portable` always can).
+    /// Whether this CPU can run the backend (`Auto` and `Scalar` always can; `Portable`
+    /// wherever the build has vector registers for it: every x86-64 and aarch64 build, wasm
+    /// with `simd128`).
     ///
     /// # Example
     /// ```
     /// use focal_loss::Backend;
-    /// assert!(Backend::Scalar.is_available() && Backend::Portable.is_available());
+    /// assert!(Backend::Auto.is_available() && Backend::Scalar.is_available());
     /// ```
     pub fn is_available(self) -> bool {
         self.isa().is_ok()
@@ -143,6 +158,15 @@ impl Backend {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Isa {
     Scalar,
+    /// Only where `wide` has vector registers (the targets and features of its own code
+    /// paths; the same condition gates `portable::run` and every arm below): elsewhere its lanes
+    /// would run one by one, slower than [`Isa::Scalar`], and its code, compiled out, would
+    /// take most of a microcontroller's flash.
+    #[cfg(any(
+        target_feature = "sse",
+        all(target_arch = "aarch64", target_feature = "neon"),
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2(x86::avx2::Token),
@@ -163,17 +187,25 @@ impl Isa {
                 return Isa::Avx2(t);
             }
         }
-        if portable::VECTOR {
-            Isa::Portable
-        } else {
-            Isa::Scalar
-        }
+        #[cfg(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ))]
+        return Isa::Portable;
+        #[allow(unreachable_code)]
+        Isa::Scalar
     }
 
     /// The public name of this instruction set.
     fn backend(self) -> Backend {
         match self {
             Isa::Scalar => Backend::Scalar,
+            #[cfg(any(
+                target_feature = "sse",
+                all(target_arch = "aarch64", target_feature = "neon"),
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
             Isa::Portable => Backend::Portable,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(_) => Backend::Avx2,
@@ -196,6 +228,11 @@ pub(crate) trait Kernel {
 pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {
     match isa {
         Isa::Scalar => scalar::run(k),
+        #[cfg(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ))]
         Isa::Portable => portable::run(k),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2(t) => x86::avx2::run(t, k),

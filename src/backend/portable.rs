@@ -10,7 +10,6 @@
 
 use wide::{f32x8, f64x4, i32x8};
 
-use crate::backend::Kernel;
 use crate::backend::lane::Lane;
 use crate::math;
 use crate::sigmoid::pass::Body;
@@ -19,19 +18,17 @@ use crate::sum::{self, Dd, two_sum};
 /// Eight f32 lanes.
 pub(crate) const LANES: usize = 8;
 
-/// Whether `wide`'s `f32x8` is held in vector registers in this build (the targets and
-/// features its own code paths select); elsewhere it computes lane by lane, slower than the
-/// scalar backend, which `Backend::Auto` then picks.
-pub(crate) const VECTOR: bool = cfg!(any(
+/// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that inlined it would
+/// compile the whole pass again). Only where `wide` holds `f32x8` in vector registers (the
+/// targets and features its own code paths select; see [`crate::backend::Isa`]): elsewhere
+/// it computes lane by lane, slower than the scalar backend, and is compiled out.
+#[cfg(any(
     target_feature = "sse",
     all(target_arch = "aarch64", target_feature = "neon"),
     all(target_arch = "wasm32", target_feature = "simd128")
-));
-
-/// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that inlined it would
-/// compile the whole pass again).
+))]
 #[inline(never)]
-pub(crate) fn run<K: Kernel>(k: K) -> K::Output {
+pub(crate) fn run<K: crate::backend::Kernel>(k: K) -> K::Output {
     k.run::<f32x8>()
 }
 

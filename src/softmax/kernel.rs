@@ -70,13 +70,15 @@ impl<L: Lane> Consts<L> {
 /// sums, not that of its rounding (`q^gamma` would multiply it by `gamma`).
 #[derive(Clone, Copy)]
 pub(crate) struct Row<L> {
+    /// `T` and `S`, rounded to f32.
     pub t: L,
     pub s: L,
-    /// `ln S` (see [`ln_s`]), and what its rounding dropped.
+    /// `ln S` (see [`ln_s`]).
     pub ln_s: L,
+    /// What the rounding of `ln S` dropped (with the corrections for `T` and `S`).
     pub ln_s_lo: L,
-    /// `T_exact / T - 1`, 0 where `T` is 0 or subnormal (the correction of a subnormal `T`
-    /// is itself below the smallest subnormal).
+    /// `T_exact / T - 1`; exactly 0 where `T` is 0 or subnormal (`T` then is an exact sum of
+    /// multiples of `2^-149`: nothing was dropped).
     pub tc: L,
     /// `S_exact / S - 1`.
     pub sc: L,
@@ -139,7 +141,8 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
     // -ln p: ln S - d, a sum of two non-negative values (ln S alone on a top class).
     let l = row.ln_s - d;
     // p / q and 1 - p. Every lane but a top one has p = e / S <= 1/2, so that 1 - p is exact
-    // to an ULP and r = e / (S - e) lies in [0, 1].
+    // to an ULP and r = e / (S - e) lies in [0, 1]. (Not corrected for the rounding of S:
+    // measured, that changed no maximum of the accuracy table.)
     let p = e / row.s;
     let r_other = e / (row.s - e);
     let q_other = one - p;
@@ -198,7 +201,8 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
         return m_unit;
     }
     // Top lanes with T < 1 (r > 1 there): T normalised (subnormal T scaled by 2^24 first),
-    // its mantissa centred on 1 (|ln m_T| <= ln(2) / 2).
+    // its mantissa centred on 1 (about: split at the f32 below sqrt 2, |ln m_T| <= ln(2) / 2
+    // to an ULP).
     let t = row.t;
     let tiny = t.lt(L::splat(f32::MIN_POSITIVE));
     let t_n = L::select(tiny, t * L::splat(16_777_216.0), t);
@@ -209,8 +213,9 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let mant = L::select(upper, mant * L::splat(0.5), mant);
     let k = L::select(upper, k + one, k);
     let a = -k * L::splat(LN2_HI);
-    // B = ln S - k LN2_LO - ln m_T, its two roundings and the corrections of ln S and T kept
-    // in B_lo (-ln T = -(k ln 2 + ln m_T + tc)).
+    // B = ln S - k LN2_LO - ln m_T, the roundings of its two sums and the corrections of
+    // ln S and T kept in B_lo (-ln T = -(k ln 2 + ln m_T + tc)); the rounding of
+    // k LN2_LO (|k LN2_LO| < 2^-12, so below 2^-36) is dropped.
     let (u, u_err) = two_sum(k * L::splat(LN2_LO), mant.ln());
     let (b, b_err) = two_sum(row.ln_s, -u);
     let b_lo = (b_err - u_err) + (row.ln_s_lo - row.tc);
