@@ -2,11 +2,11 @@
 # WebAssembly, without and with `simd128` (WebAssembly has no run-time detection: the flag
 # is chosen at compile time, and with it the portable backend's `wide` lanes are `v128`):
 # the library for wasm32-unknown-unknown (the browser target; a debug build: that it builds
-# is the check, its code is the wasip1 one), and the integration tests on wasm32-wasip1 under
-# Node's built-in WASI (.ci/wasi-run.mjs as cargo's runner), in release as natively.
-# tests/par.rs is compiled out there (no threads); the doctests and the unit tests of
-# src/math.rs (the polynomials against f64: the same IEEE f32 arithmetic on every target) run
-# natively and on aarch64. CI runs this beside the fuzzers (one core each).
+# is the check, its code is the wasip1 one), and the unit and integration tests on
+# wasm32-wasip1 under Node's built-in WASI (.ci/wasi-run.mjs as cargo's runner), in release
+# as natively. tests/par.rs is compiled out there (no threads); the doctests run natively and
+# on aarch64 (the README's rayon example starts a thread pool). CI runs this in the
+# background, after the candle adapter.
 # tests/target_features.rs fails if the simd128 flag did not reach the build.
 #
 # Each variant has its own target directory (the flag changes every artifact). Node's
@@ -32,8 +32,8 @@ for simd in 0 1; do
     echo "== wasm32-unknown-unknown: the library (simd128: $simd)"
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags" \
         run cargo build --lib --target wasm32-unknown-unknown --target-dir "$dir"
-    echo "== wasm32-wasip1: the integration tests under node $(node --version) (simd128: $simd)"
+    echo "== wasm32-wasip1: the unit and integration tests under node $(node --version) (simd128: $simd)"
     CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$flags" FOCAL_EXPECT_SIMD128=$simd \
-        run cargo test --release --target wasm32-wasip1 --target-dir "$dir" --test '*'
+        run cargo test --release --target wasm32-wasip1 --target-dir "$dir" --lib --tests
 done
 echo "== .ci/wasm.sh: passed in ${SECONDS}s"
