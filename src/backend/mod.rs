@@ -83,19 +83,7 @@ impl Backend {
         match self {
             Backend::Auto => Ok(Isa::best()),
             Backend::Scalar => Ok(Isa::Scalar),
-            // Where `wide` has vector registers (see `Isa::Portable`).
-            #[cfg(any(
-                target_feature = "sse",
-                all(target_arch = "aarch64", target_feature = "neon"),
-                all(target_arch = "wasm32", target_feature = "simd128")
-            ))]
-            Backend::Portable => Ok(Isa::Portable),
-            #[cfg(not(any(
-                target_feature = "sse",
-                all(target_arch = "aarch64", target_feature = "neon"),
-                all(target_arch = "wasm32", target_feature = "simd128")
-            )))]
-            Backend::Portable => unavailable,
+            Backend::Portable => portable::detect().map_or(unavailable, |t| Ok(Isa::Portable(t))),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => x86::avx2::detect().map_or(unavailable, |t| Ok(Isa::Avx2(t))),
             #[cfg(target_arch = "x86_64")]
@@ -158,16 +146,9 @@ impl Backend {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Isa {
     Scalar,
-    /// Only where `wide` has vector registers (the targets and features of its own code
-    /// paths; the same condition gates `portable::run` and every arm below): elsewhere its lanes
-    /// would run one by one, slower than [`Isa::Scalar`], and its code, compiled out, would
-    /// take most of a microcontroller's flash.
-    #[cfg(any(
-        target_feature = "sse",
-        all(target_arch = "aarch64", target_feature = "neon"),
-        all(target_arch = "wasm32", target_feature = "simd128")
-    ))]
-    Portable,
+    /// Only where `wide` has vector registers (its token is uninhabited elsewhere, see
+    /// `portable::Token`).
+    Portable(portable::Token),
     #[cfg(target_arch = "x86_64")]
     Avx2(x86::avx2::Token),
     #[cfg(target_arch = "x86_64")]
@@ -187,26 +168,14 @@ impl Isa {
                 return Isa::Avx2(t);
             }
         }
-        #[cfg(any(
-            target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon"),
-            all(target_arch = "wasm32", target_feature = "simd128")
-        ))]
-        return Isa::Portable;
-        #[allow(unreachable_code)]
-        Isa::Scalar
+        portable::detect().map_or(Isa::Scalar, Isa::Portable)
     }
 
     /// The public name of this instruction set.
     fn backend(self) -> Backend {
         match self {
             Isa::Scalar => Backend::Scalar,
-            #[cfg(any(
-                target_feature = "sse",
-                all(target_arch = "aarch64", target_feature = "neon"),
-                all(target_arch = "wasm32", target_feature = "simd128")
-            ))]
-            Isa::Portable => Backend::Portable,
+            Isa::Portable(_) => Backend::Portable,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(_) => Backend::Avx2,
             #[cfg(target_arch = "x86_64")]
@@ -228,12 +197,7 @@ pub(crate) trait Kernel {
 pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {
     match isa {
         Isa::Scalar => scalar::run(k),
-        #[cfg(any(
-            target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon"),
-            all(target_arch = "wasm32", target_feature = "simd128")
-        ))]
-        Isa::Portable => portable::run(k),
+        Isa::Portable(t) => portable::run(t, k),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2(t) => x86::avx2::run(t, k),
         #[cfg(target_arch = "x86_64")]

@@ -10,6 +10,7 @@
 
 use wide::{f32x8, f64x4, i32x8};
 
+use crate::backend::Kernel;
 use crate::backend::lane::Lane;
 use crate::math;
 use crate::sigmoid::pass::Body;
@@ -18,18 +19,66 @@ use crate::sum::{self, Dd, two_sum};
 /// Eight f32 lanes.
 pub(crate) const LANES: usize = 8;
 
-/// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that inlined it would
-/// compile the whole pass again). Only where `wide` holds `f32x8` in vector registers (the
-/// targets and features its own code paths select; see [`crate::backend::Isa`]): elsewhere
-/// it computes lane by lane, slower than the scalar backend, and is compiled out.
-#[cfg(any(
-    target_feature = "sse",
-    all(target_arch = "aarch64", target_feature = "neon"),
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
-#[inline(never)]
-pub(crate) fn run<K: crate::backend::Kernel>(k: K) -> K::Output {
-    k.run::<f32x8>()
+/// `$vector` items where `wide` holds `f32x8` in vector registers in this build (the targets
+/// and features its own code paths select: SSE2, NEON, wasm `simd128`), `$lanes` items
+/// elsewhere (Cortex-M, wasm without `simd128`), where it computes lane by lane.
+macro_rules! by_registers {
+    (vector { $($vector:item)* } lanes { $($lanes:item)* }) => {
+        $(
+            #[cfg(any(
+                target_feature = "sse",
+                all(target_arch = "aarch64", target_feature = "neon"),
+                all(target_arch = "wasm32", target_feature = "simd128")
+            ))]
+            $vector
+        )*
+        $(
+            #[cfg(not(any(
+                target_feature = "sse",
+                all(target_arch = "aarch64", target_feature = "neon"),
+                all(target_arch = "wasm32", target_feature = "simd128")
+            )))]
+            $lanes
+        )*
+    };
+}
+
+by_registers! {
+    vector {
+        /// The proof that `wide` has vector registers in this build, which [`run`] takes.
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct Token(());
+
+        /// The token: this build has vector registers.
+        pub(crate) fn detect() -> Option<Token> {
+            Some(Token(()))
+        }
+
+        /// `k` on `wide`'s `f32x8`: compiled once per kind of work (each caller that
+        /// inlined it would compile the whole pass again).
+        #[inline(never)]
+        pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
+            k.run::<f32x8>()
+        }
+    }
+
+    lanes {
+        /// No token: computed lane by lane, `f32x8` is slower than the scalar backend, and
+        /// its kernels would take most of a microcontroller's flash (2.6 MB of a Cortex-M4F
+        /// firmware), so the backend is not compiled at all.
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) enum Token {}
+
+        /// No token in this build.
+        pub(crate) fn detect() -> Option<Token> {
+            None
+        }
+
+        /// Never called (no [`Token`] exists); instantiates nothing.
+        pub(crate) fn run<K: Kernel>(t: Token, _: K) -> K::Output {
+            match t {}
+        }
+    }
 }
 
 impl Body for f32x8 {}
@@ -153,25 +202,9 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // sqrtps on x86, fsqrt on aarch64, f32x4.sqrt on wasm: correctly rounded. Elsewhere
-        // `wide` falls back to a software routine without that guarantee: libm's, lane by
-        // lane.
-        #[cfg(any(
-            target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon"),
-            all(target_arch = "wasm32", target_feature = "simd128")
-        ))]
-        {
-            f32x8::sqrt(self)
-        }
-        #[cfg(not(any(
-            target_feature = "sse",
-            all(target_arch = "aarch64", target_feature = "neon"),
-            all(target_arch = "wasm32", target_feature = "simd128")
-        )))]
-        {
-            f32x8::new(self.to_array().map(libm::sqrtf))
-        }
+        // sqrtps on x86, fsqrt on aarch64, f32x4.sqrt on wasm: correctly rounded. (The
+        // backend runs only with a `Token`, i.e. on those.)
+        f32x8::sqrt(self)
     }
     #[inline(always)]
     fn acc_zero() -> Acc {
