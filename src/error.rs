@@ -14,9 +14,10 @@ use core::fmt;
 /// # Example
 /// ```
 /// use focal_loss::{Error, Focal, Reduction};
-/// let err = Focal::new(2.0).loss(&[0.5, f32::NAN], &[1.0, 0.0], Reduction::Sum).unwrap_err();
-/// assert_eq!(err, Error::NanLogit { index: 1 });
-/// assert_eq!(err.to_string(), "logits[1] is NaN");
+/// let (x, t) = ([0.5, -1.0, 2.0, f32::NAN], [1.0, 0.0, 0.0, 1.0]);
+/// let err = Focal::new(2.0).classes(2).loss(&x, &t, Reduction::Sum).unwrap_err();
+/// assert_eq!(err, Error::NanLogit { index: 3, row: 1, class: 1 });
+/// assert_eq!(err.to_string(), "logits[3] (row 1, class 1) is NaN");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
@@ -51,14 +52,32 @@ pub enum Error {
     /// The number of classes is zero (an empty per-class slice, `classes(0)`, or empty counts).
     ZeroClasses,
     /// `logits[index]` is NaN. (Infinite logits are valid and give the limits.)
+    ///
+    /// `row` and `class` locate `index` in the call's layout (see [`Error::TargetOutOfRange`]).
     NanLogit {
         /// Flat index of the offending logit.
         index: usize,
+        /// Its row (with `.spatial(S)`, its position `n S + s` in the `[N, S]` label map).
+        row: usize,
+        /// Its class (column).
+        class: usize,
     },
-    /// `targets[index]` is outside `[0, 1]` or NaN.
+    /// `targets[index]` (the sigmoid family's targets, or the softmax family's `f32`
+    /// distributions) is outside `[0, 1]` or NaN.
+    ///
+    /// `row` and `class` locate `index` in the call's layout: `index = row * C + class` for
+    /// `[rows, C]`; for the softmax family's `[N, C, S]` layout, `index = (n C + class) S + s`
+    /// and `row = n S + s` (the index of its label map). A sigmoid call whose number of classes
+    /// is set by nothing (no `.classes`, no per-class slice) is one row: `row = 0`,
+    /// `class = index`; so is a `positives` call that knows no class count (one image with
+    /// `.spatial(S)`).
     TargetOutOfRange {
         /// Flat index of the offending target.
         index: usize,
+        /// Its row (with `.spatial(S)`, its position `n S + s`).
+        row: usize,
+        /// Its class (column).
+        class: usize,
         /// The value found.
         value: f32,
     },
@@ -121,10 +140,18 @@ impl fmt::Display for Error {
                 "{what} has {found} entries, but the number of classes is {expected}"
             ),
             Error::ZeroClasses => write!(f, "the number of classes is zero"),
-            Error::NanLogit { index } => write!(f, "logits[{index}] is NaN"),
-            Error::TargetOutOfRange { index, value } => {
-                write!(f, "targets[{index}] = {value} is outside [0, 1]")
+            Error::NanLogit { index, row, class } => {
+                write!(f, "logits[{index}] (row {row}, class {class}) is NaN")
             }
+            Error::TargetOutOfRange {
+                index,
+                row,
+                class,
+                value,
+            } => write!(
+                f,
+                "targets[{index}] (row {row}, class {class}) = {value} is outside [0, 1]"
+            ),
             Error::InvalidParameter {
                 name,
                 index: Some(i),
@@ -161,3 +188,57 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl Error {
+    /// [`Error::NanLogit`] at flat `index` of a `[N, classes, spatial]` layout (`spatial` 1
+    /// for `[rows, classes]`).
+    pub(crate) fn nan_logit(index: usize, classes: usize, spatial: usize) -> Error {
+        let (row, class) = locate(index, classes, spatial);
+        Error::NanLogit { index, row, class }
+    }
+
+    /// [`Error::TargetOutOfRange`] at flat `index` of a `[N, classes, spatial]` layout.
+    pub(crate) fn target_out_of_range(
+        index: usize,
+        value: f32,
+        classes: usize,
+        spatial: usize,
+    ) -> Error {
+        let (row, class) = locate(index, classes, spatial);
+        Error::TargetOutOfRange {
+            index,
+            row,
+            class,
+            value,
+        }
+    }
+}
+
+/// `(n spatial + s, class)` for `index = (n classes + class) spatial + s`; both factors at
+/// least 1 (a zero is treated as 1: the callers have rejected zero classes before).
+fn locate(index: usize, classes: usize, spatial: usize) -> (usize, usize) {
+    let (c, s) = (classes.max(1), spatial.max(1));
+    let cs = c.saturating_mul(s);
+    let (n, rest) = (index / cs, index % cs);
+    (n * s + rest % s, rest / s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locate;
+
+    #[test]
+    fn locate_inverts_both_layouts() {
+        // [rows, C]
+        assert_eq!(locate(0, 5, 1), (0, 0));
+        assert_eq!(locate(13, 5, 1), (2, 3));
+        // [N, C, S] with C = 3, S = 4: index (n C + c) S + s.
+        for n in 0..2 {
+            for c in 0..3 {
+                for s in 0..4 {
+                    assert_eq!(locate((n * 3 + c) * 4 + s, 3, 4), (n * 4 + s, c));
+                }
+            }
+        }
+    }
+}

@@ -174,7 +174,7 @@ impl Focal<'_> {
     /// bad[250_000] = f32::NAN;
     /// let before = g.clone();
     /// let e = f.par_loss_and_grad_accumulate(&bad, &t, &mut g, Reduction::Sum);
-    /// assert_eq!(e, Err(focal_loss::Error::NanLogit { index: 250_000 }));
+    /// assert_eq!(e, Err(focal_loss::Error::NanLogit { index: 250_000, row: 0, class: 250_000 }));
     /// assert_eq!(g, before);
     /// # Ok::<(), focal_loss::Error>(())
     /// ```

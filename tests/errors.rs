@@ -7,6 +7,25 @@ const T: [f32; 6] = [1.0, 0.0, 0.0, 1.0, 0.5, 0.0];
 
 /// Runs every entry point of `f` on (x, t); asserts each returns `want` and that the
 /// accumulating ones leave their gradient untouched.
+/// The NaN logit at `index` of a call that knows no class count (one row).
+fn nan(index: usize) -> Error {
+    Error::NanLogit {
+        index,
+        row: 0,
+        class: index,
+    }
+}
+
+/// The out-of-range target at `index` of a call that knows no class count (one row).
+fn bad_target(index: usize, value: f32) -> Error {
+    Error::TargetOutOfRange {
+        index,
+        row: 0,
+        class: index,
+        value,
+    }
+}
+
 fn all_fail(f: Focal<'_>, x: &[f32], t: &[f32], want: Error) {
     // Compared through Debug, so that a NaN value in the error compares equal.
     let same = |got: Result<f32, Error>, what: &str| {
@@ -267,10 +286,7 @@ fn u8_targets_must_be_0_or_1() {
     let f = Focal::new(2.0);
     let t = [1u8, 0, 2, 1, 0, 0];
     let mut acc = [0.5f32; 6];
-    let want = Error::TargetOutOfRange {
-        index: 2,
-        value: 2.0,
-    };
+    let want = bad_target(2, 2.0);
     assert_eq!(f.loss(&X, &t, Reduction::Sum), Err(want));
     assert_eq!(
         f.loss_and_grad_accumulate(&X, &t, &mut acc, Reduction::Sum),
@@ -301,13 +317,10 @@ fn bad_elements_in_long_batches_are_found() {
             for (f, t) in [(plain, &hard), (plain, &soft), (smoothed, &hard)] {
                 let mut bad_x = x.clone();
                 bad_x[at] = f32::NAN;
-                all_fail(f, &bad_x, t, Error::NanLogit { index: at });
+                all_fail(f, &bad_x, t, nan(at));
                 let mut bad_t = t.clone();
                 bad_t[at] = 1.5;
-                let want = Error::TargetOutOfRange {
-                    index: at,
-                    value: 1.5,
-                };
+                let want = bad_target(at, 1.5);
                 all_fail(f, &x, &bad_t, want);
             }
             let t8: Vec<u8> = hard.iter().map(|&v| v as u8).collect();
@@ -315,10 +328,7 @@ fn bad_elements_in_long_batches_are_found() {
             bad_x[at] = f32::NAN;
             let mut g = vec![0.0f32; n];
             for r in [Reduction::Mean, Reduction::PerPositive] {
-                assert_eq!(
-                    plain.loss_and_grad(&bad_x, &t8, &mut g, r),
-                    Err(Error::NanLogit { index: at })
-                );
+                assert_eq!(plain.loss_and_grad(&bad_x, &t8, &mut g, r), Err(nan(at)));
             }
         }
     }
@@ -329,30 +339,14 @@ fn data_must_be_valid() {
     let f = Focal::new(2.0);
     let mut x = X;
     x[4] = f32::NAN;
-    all_fail(f, &x, &T, Error::NanLogit { index: 4 });
+    all_fail(f, &x, &T, nan(4));
     let mut t = T;
     t[2] = 1.5;
-    all_fail(
-        f,
-        &X,
-        &t,
-        Error::TargetOutOfRange {
-            index: 2,
-            value: 1.5,
-        },
-    );
+    all_fail(f, &X, &t, bad_target(2, 1.5));
     t[2] = -0.0;
     assert!(f.loss(&X, &t, Reduction::Sum).is_ok());
     t[1] = -1e-30;
-    all_fail(
-        f,
-        &X,
-        &t,
-        Error::TargetOutOfRange {
-            index: 1,
-            value: -1e-30,
-        },
-    );
+    all_fail(f, &X, &t, bad_target(1, -1e-30));
     let mut t = T;
     t[5] = f32::NAN;
     let err = f.loss(&X, &t, Reduction::Sum).unwrap_err();
@@ -362,13 +356,41 @@ fn data_must_be_valid() {
     x[3] = f32::NAN;
     let mut t = T;
     t[1] = 2.0;
+    assert_eq!(f.loss(&x, &t, Reduction::Sum), Err(bad_target(1, 2.0)));
+    // With a class count, the error locates the element: 6 = 2 rows of 3 classes.
     assert_eq!(
-        f.loss(&x, &t, Reduction::Sum),
+        f.classes(3).loss(&x, &t, Reduction::Sum),
         Err(Error::TargetOutOfRange {
             index: 1,
+            row: 0,
+            class: 1,
             value: 2.0
         })
     );
+    let mut x = X;
+    x[5] = f32::NAN;
+    for f in [f.classes(3), f.class_weights(&[1.0; 3])] {
+        assert_eq!(
+            f.loss(&x, &T, Reduction::Sum),
+            Err(Error::NanLogit {
+                index: 5,
+                row: 1,
+                class: 2
+            })
+        );
+    }
+    let mut t = T;
+    t[4] = 1.5;
+    assert_eq!(
+        f.classes(2).positives(&t),
+        Err(Error::TargetOutOfRange {
+            index: 4,
+            row: 2,
+            class: 0,
+            value: 1.5
+        })
+    );
+    assert_eq!(f.positives(&t), Err(bad_target(4, 1.5)));
     // Infinite logits are valid.
     let x = [f32::INFINITY, f32::NEG_INFINITY];
     assert!(f.loss(&x, &[1.0, 1.0], Reduction::Sum).is_ok());
@@ -420,13 +442,18 @@ fn empty_batches_are_fine() {
 #[test]
 fn errors_name_what_is_wrong() {
     let s = |e: Error| e.to_string();
-    assert_eq!(s(Error::NanLogit { index: 3 }), "logits[3] is NaN");
+    assert_eq!(s(nan(3)), "logits[3] (row 0, class 3) is NaN");
     assert_eq!(
-        s(Error::TargetOutOfRange {
-            index: 2,
-            value: 1.5
+        s(Error::NanLogit {
+            index: 7,
+            row: 2,
+            class: 1
         }),
-        "targets[2] = 1.5 is outside [0, 1]"
+        "logits[7] (row 2, class 1) is NaN"
+    );
+    assert_eq!(
+        s(bad_target(2, 1.5)),
+        "targets[2] (row 0, class 2) = 1.5 is outside [0, 1]"
     );
     assert_eq!(
         s(param("class_weights", Some(1), -2.0, "finite and >= 0")),

@@ -171,7 +171,11 @@ fn half_precision_errors_name_the_element() {
     let mut g = vec![bf16::from_f32(1.0); 40];
     assert_eq!(
         f.loss(&x, &t, Reduction::Sum),
-        Err(focal_loss::Error::NanLogit { index: 33 })
+        Err(focal_loss::Error::NanLogit {
+            index: 33,
+            row: 0,
+            class: 33
+        })
     );
     // An accumulate call that fails writes nothing.
     assert!(
@@ -186,6 +190,8 @@ fn half_precision_errors_name_the_element() {
         f.loss(&x, &t, Reduction::Sum),
         Err(focal_loss::Error::TargetOutOfRange {
             index: 5,
+            row: 0,
+            class: 5,
             value: 1.5
         })
     );
@@ -348,7 +354,11 @@ fn softmax_half_precision_ignored_rows_are_not_read() {
     assert!(g[4..].iter().all(|&v| v == bf16::ZERO));
     assert_eq!(
         f.loss(&x, &[2i64, 1], Reduction::Mean),
-        Err(focal_loss::Error::NanLogit { index: 4 })
+        Err(focal_loss::Error::NanLogit {
+            index: 4,
+            row: 1,
+            class: 0
+        })
     );
 }
 

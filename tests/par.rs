@@ -177,17 +177,36 @@ fn sigmoid_errors_as_the_sequential_call() {
     on_pools(|_| {
         let mut g = before.clone();
         let e = f.par_loss_and_grad_accumulate(&x, &d.t, &mut g, Reduction::Mean);
-        assert_eq!(e, Err(Error::NanLogit { index: 70_000 }));
+        assert_eq!(
+            e,
+            Err(Error::NanLogit {
+                index: 70_000,
+                row: 1400,
+                class: 0
+            })
+        );
         assert!(g == before, "accumulate wrote on error");
         let e = f.par_loss_and_grad_accumulate(&d.x, &t, &mut g, Reduction::Sum);
         assert!(matches!(
             e,
-            Err(Error::TargetOutOfRange { index: 100_000, .. })
+            Err(Error::TargetOutOfRange {
+                index: 100_000,
+                row: 2000,
+                class: 0,
+                ..
+            })
         ));
         assert!(g == before, "accumulate wrote on error");
         let mut g = before.clone();
         let e = f.par_loss_and_grad(&x, &d.t, &mut g, Reduction::PerPositive);
-        assert_eq!(e, Err(Error::NanLogit { index: 70_000 }));
+        assert_eq!(
+            e,
+            Err(Error::NanLogit {
+                index: 70_000,
+                row: 1400,
+                class: 0
+            })
+        );
         assert_eq!(
             f.par_loss(&d.x, &t, Reduction::Sum),
             f.loss(&d.x, &t, Reduction::Sum)
@@ -298,7 +317,14 @@ fn softmax_errors_as_the_sequential_call() {
     on_pools(|_| {
         let mut g = before.clone();
         let e = f.par_loss_and_grad_accumulate(&bad_x, &y, &mut g, Reduction::Mean);
-        assert_eq!(e, Err(Error::NanLogit { index: 90_001 }));
+        assert_eq!(
+            e,
+            Err(Error::NanLogit {
+                index: 90_001,
+                row: 9000,
+                class: 1
+            })
+        );
         assert!(g == before, "accumulate wrote on error");
         let e = f.par_loss_and_grad_accumulate(&x, &bad_y, &mut g, Reduction::Mean);
         assert_eq!(
@@ -313,7 +339,11 @@ fn softmax_errors_as_the_sequential_call() {
         let mut g = before.clone();
         assert_eq!(
             f.par_loss_and_grad(&bad_x, &y, &mut g, Reduction::Sum),
-            Err(Error::NanLogit { index: 90_001 })
+            Err(Error::NanLogit {
+                index: 90_001,
+                row: 9000,
+                class: 1
+            })
         );
     });
 }

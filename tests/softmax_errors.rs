@@ -147,6 +147,8 @@ fn labels() {
             .loss(&X, &bad, Reduction::Sum),
         Err(Error::TargetOutOfRange {
             index: 4,
+            row: 1,
+            class: 1,
             value: 1.5
         })
     );
@@ -165,23 +167,24 @@ fn nan_logits() {
     x[4] = f32::NAN;
     let f = SoftmaxFocal::new(2.0).ignore_index(7);
     for layout in [1, 2] {
-        // Row 1 (class-last) / position 0 (NCHW, C = 3, S = 2... one image of 2 positions).
+        // Row 1, class 1 (class-last) / position 0, class 2 (NCHW, C = 3, S = 2: one image
+        // of 2 positions).
         let f = f.spatial(layout);
         let y = [0u8, 1];
-        assert_eq!(
-            f.loss(&x, &y, Reduction::Sum),
-            Err(Error::NanLogit { index: 4 })
-        );
+        let (row, class) = if layout == 1 { (1, 1) } else { (0, 2) };
+        let want = Error::NanLogit {
+            index: 4,
+            row,
+            class,
+        };
+        assert_eq!(f.loss(&x, &y, Reduction::Sum), Err(want));
         let mut g = [1.5f32; 6];
         assert_eq!(
             f.loss_and_grad_accumulate(&x, &y, &mut g, Reduction::Mean),
-            Err(Error::NanLogit { index: 4 })
+            Err(want)
         );
         assert_eq!(g, [1.5; 6], "an accumulate call that errs writes nothing");
-        assert_eq!(
-            f.partial(&x, &y, Grad::Accumulate(&mut g, 1.0)),
-            Err(Error::NanLogit { index: 4 })
-        );
+        assert_eq!(f.partial(&x, &y, Grad::Accumulate(&mut g, 1.0)), Err(want));
         assert_eq!(g, [1.5; 6]);
     }
     // The NaN's row ignored: no error (class-last: row 1; NCHW: position 0 of x[4] = class 2).

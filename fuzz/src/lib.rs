@@ -563,11 +563,17 @@ fn expected_error(
     }
     for i in 0..n {
         if x[i].is_nan() {
-            return Some(dbg(Error::NanLogit { index: i }));
+            return Some(dbg(Error::NanLogit {
+                index: i,
+                row: i / c,
+                class: i % c,
+            }));
         }
         if !(0.0..=1.0).contains(&t[i]) {
             return Some(dbg(Error::TargetOutOfRange {
                 index: i,
+                row: i / c,
+                class: i % c,
                 value: t[i],
             }));
         }

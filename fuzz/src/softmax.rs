@@ -1210,6 +1210,8 @@ fn expected_error(
             if let Some(i) = y.iter().position(|v| !(0.0..=1.0).contains(v)) {
                 return Err(dbg(Error::TargetOutOfRange {
                     index: i,
+                    row: (i / image) * sp + i % sp,
+                    class: (i % image) / sp,
                     value: y[i],
                 }));
             }
@@ -1230,7 +1232,11 @@ fn expected_error(
     for (i, v) in case.x_call.iter().enumerate() {
         let row = (i / image) * sp + i % sp;
         if v.is_nan() && (dense || Some(lab.class(row)) != case.ignore) {
-            return Err(dbg(Error::NanLogit { index: i }));
+            return Err(dbg(Error::NanLogit {
+                index: i,
+                row,
+                class: (i % image) / sp,
+            }));
         }
     }
     Ok(c)

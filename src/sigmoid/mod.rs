@@ -619,7 +619,8 @@ impl<'a> Focal<'a> {
     /// [`Partial::positives`] of the chunk (bit for bit for hard targets).
     ///
     /// # Errors
-    /// [`Error::TargetOutOfRange`] for a target outside `[0, 1]` or NaN.
+    /// [`Error::TargetOutOfRange`] for a target outside `[0, 1]` or NaN (its row and class
+    /// from the class count the builder sets, one row if none does).
     ///
     /// # Example
     /// ```
@@ -632,7 +633,12 @@ impl<'a> Focal<'a> {
         for (i, t) in targets.iter().enumerate() {
             let v = t.value();
             if !(0.0..=1.0).contains(&v) {
-                return Err(Error::TargetOutOfRange { index: i, value: v });
+                return Err(Error::target_out_of_range(
+                    i,
+                    v,
+                    self.class_count().unwrap_or(targets.len()),
+                    1,
+                ));
             }
             sum += v as f64;
         }
@@ -812,7 +818,7 @@ impl<'a> Focal<'a> {
                 merge,
             );
             if s.bad {
-                return Err(first_bad(x, t));
+                return Err(first_bad(x, t, job.classes));
             }
             positives = s.positives;
             job.count_positives = false;
@@ -838,7 +844,7 @@ impl<'a> Focal<'a> {
             merge,
         );
         if sums.bad {
-            return Err(first_bad(x, t));
+            return Err(first_bad(x, t, job.classes));
         }
         Ok(Partial {
             loss: sums.loss,
@@ -853,6 +859,19 @@ impl<'a> Focal<'a> {
     }
 
     /// Validates parameters and lengths (the data is validated by the pass itself).
+    /// The number of classes the builder implies (`.classes`, then the per-class slices;
+    /// `None` when nothing does: the batch is one row). For locating an index in an error.
+    fn class_count(&self) -> Option<usize> {
+        let per_class = match self.alpha {
+            Alpha::PerClass(a) => Some(a.len()),
+            _ => None,
+        };
+        self.classes
+            .or(per_class)
+            .or(self.class_weights.map(<[f32]>::len))
+            .or(self.pos_weight.map(<[f32]>::len))
+    }
+
     fn job<'d, T: Target>(
         &self,
         logits: Src<'d>,
@@ -981,18 +1000,15 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
 }
 
 /// The first NaN logit or out-of-range target, in index order (the error path only).
-fn first_bad<T: Target>(x: Src<'_>, t: &[T]) -> Error {
+fn first_bad<T: Target>(x: Src<'_>, t: &[T], classes: usize) -> Error {
     for (i, ti) in t.iter().enumerate().take(x.len()) {
         let xi = x.get(i);
         let ti = ti.value();
         if xi.is_nan() {
-            return Error::NanLogit { index: i };
+            return Error::nan_logit(i, classes, 1);
         }
         if !(0.0..=1.0).contains(&ti) {
-            return Error::TargetOutOfRange {
-                index: i,
-                value: ti,
-            };
+            return Error::target_out_of_range(i, ti, classes, 1);
         }
     }
     unreachable!("first_bad called on valid data")

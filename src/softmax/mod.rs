@@ -506,7 +506,8 @@ impl<'a> SoftmaxFocal<'a> {
                 let mut sum = 0.0;
                 for (i, &v) in lab.iter().enumerate() {
                     if !(0.0..=1.0).contains(&v) {
-                        return Err(Error::TargetOutOfRange { index: i, value: v });
+                        let c = classes.unwrap_or(lab.len());
+                        return Err(Error::target_out_of_range(i, v, c, self.spatial));
                     }
                     sum += v as f64;
                 }
@@ -817,10 +818,7 @@ fn count(job: &Job<'_>) -> Result<Counts, Error> {
     match job.labels {
         Labels::Dense(lab) => {
             if let Some(i) = lab.iter().position(|v| !(0.0..=1.0).contains(v)) {
-                return Err(Error::TargetOutOfRange {
-                    index: i,
-                    value: lab[i],
-                });
+                return Err(Error::target_out_of_range(i, lab[i], c, sp));
             }
             counts.rows = rows as u64;
             for r in 0..rows {
@@ -879,7 +877,7 @@ fn first_nan(job: &Job<'_>) -> Option<Error> {
     for (i, v) in job.x.iter().enumerate() {
         let row = (i / (c * sp)) * sp + i % sp;
         if v.is_nan() && (dense || Some(job.labels.class(row)) != job.ignore) {
-            return Some(Error::NanLogit { index: i });
+            return Some(Error::nan_logit(i, c, sp));
         }
     }
     None
