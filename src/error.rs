@@ -110,7 +110,7 @@ pub enum Error {
         classes: usize,
     },
     /// The number of classes cannot be inferred: [`SoftmaxFocal`](crate::SoftmaxFocal) with
-    /// `f32` label distributions needs `.classes(c)` or `.class_weights(w)`.
+    /// label distributions needs `.classes(c)` or `.class_weights(w)`.
     UnknownClasses,
     /// `counts[index]` is zero: the class-balanced weight `(1-beta)/(1-beta^0)` is `0/0`.
     ZeroCount {

@@ -324,6 +324,27 @@ impl<'a> Src<'a> {
         }
     }
 
+    /// The index of the first element outside `[0, 1]` or NaN (whole chunks first, so
+    /// that the common case, none, vectorizes).
+    pub(crate) fn first_outside_unit(&self) -> Option<usize> {
+        fn first<T: Copy>(s: &[T], get: impl Fn(T) -> f32) -> Option<usize> {
+            let out = |v: T| !(0.0..=1.0).contains(&get(v));
+            let mut base = 0;
+            for c in s.chunks(256) {
+                if c.iter().fold(false, |any, &v| any | out(v)) {
+                    return c.iter().position(|&v| out(v)).map(|i| base + i);
+                }
+                base += c.len();
+            }
+            None
+        }
+        match self {
+            Src::F32(s) => first(s, |v| v),
+            Src::Bf16(s) => first(s, bf16_bits_to_f32),
+            Src::F16(s) => first(s, f16_bits_to_f32),
+        }
+    }
+
     /// The elements `r`.
     #[inline(always)]
     pub(crate) fn slice(&self, r: core::ops::Range<usize>) -> Src<'a> {

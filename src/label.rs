@@ -2,13 +2,16 @@
 
 /// An element type of a softmax label slice: a class index per row (`u8`, `u16`, `u32`,
 /// `i32`, `i64`: the types runtimes store labels in; PyTorch's are `i64`) or a distribution
-/// per row (`f32`, laid out like the logits, each value in `[0, 1]`).
+/// per row (`f32`, [`half::bf16`] or [`half::f16`], laid out like the logits, each value in
+/// `[0, 1]`).
 ///
 /// Index labels give bit for bit the results of the same labels written as one-hot `f32`
-/// rows. An index outside `[0, classes)` that is not the
+/// rows; `bf16` and `f16` distributions give bit for bit those of their exact `f32` values
+/// (widened in registers, inside the pass). An index outside `[0, classes)` that is not the
 /// [`ignore_index`](crate::SoftmaxFocal::ignore_index) is a
-/// [`LabelOutOfRange`](crate::Error::LabelOutOfRange) error; an `f32` label outside `[0, 1]`
-/// (or NaN) a [`TargetOutOfRange`](crate::Error::TargetOutOfRange) error. The trait is sealed.
+/// [`LabelOutOfRange`](crate::Error::LabelOutOfRange) error; a distribution's value outside
+/// `[0, 1]` (or NaN) a [`TargetOutOfRange`](crate::Error::TargetOutOfRange) error. The trait
+/// is sealed.
 ///
 /// # Example
 /// ```
@@ -18,6 +21,10 @@
 /// let a = f.loss(&x, &[0u8, 2], Reduction::Sum)?;
 /// let b = f.loss(&x, &[0i64, 2], Reduction::Sum)?;
 /// let c = f.loss(&x, &[1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0], Reduction::Sum)?;
+/// let soft = [0.75f32, 0.25, 0.0, 0.0, 0.5, 0.5];
+/// let d = f.loss(&x, &soft, Reduction::Sum)?;
+/// let soft_bf16 = soft.map(half::bf16::from_f32); // 0.75, 0.25, 0.5 are exact in bf16
+/// assert_eq!(f.loss(&x, &soft_bf16, Reduction::Sum)?, d);
 /// assert!(a == b && b == c);
 /// # Ok::<(), focal_loss::Error>(())
 /// ```
@@ -33,7 +40,8 @@ pub(crate) mod sealed {
         U32(&'a [u32]),
         I32(&'a [i32]),
         I64(&'a [i64]),
-        Dense(&'a [f32]),
+        /// Distributions, in any of the three float types.
+        Dense(crate::float::Src<'a>),
     }
 
     impl Labels<'_> {
@@ -57,7 +65,7 @@ pub(crate) mod sealed {
                 Labels::U32(s) => Labels::U32(&s[r]),
                 Labels::I32(s) => Labels::I32(&s[r]),
                 Labels::I64(s) => Labels::I64(&s[r]),
-                Labels::Dense(s) => Labels::Dense(&s[r]),
+                Labels::Dense(s) => Labels::Dense(s.slice(r)),
             }
         }
 
@@ -112,11 +120,16 @@ pub(crate) mod sealed {
         )*};
     }
     index!(u8 => U8, u16 => U16, u32 => U32, i32 => I32, i64 => I64);
-    impl Sealed for f32 {
-        #[inline(always)]
-        fn labels(src: &[f32]) -> Labels<'_> {
-            Labels::Dense(src)
-        }
+    macro_rules! dense {
+        ($($t:ty),*) => {$(
+            impl Sealed for $t {
+                #[inline(always)]
+                fn labels(src: &[$t]) -> Labels<'_> {
+                    Labels::Dense(<$t as crate::float::sealed::Sealed>::src(src))
+                }
+            }
+            impl super::Label for $t {}
+        )*};
     }
-    impl super::Label for f32 {}
+    dense!(f32, half::bf16, half::f16);
 }

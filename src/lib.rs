@@ -13,7 +13,7 @@
 //! | [`Focal`] | the loss: builder, `loss`, `loss_and_grad`, `loss_elementwise`, `partial` |
 //! | [`Modulator`] | `Linear` (torchvision) / `Geometric` (original TF) / `Separable` (kornia) |
 //! | [`SoftmaxFocal`] | the softmax family: builder, `loss`, `loss_and_grad`, `loss_per_row`, `partial` |
-//! | [`Label`] | the label types of `SoftmaxFocal`: `u8`..`i64` indices, `f32` distributions |
+//! | [`Label`] | the label types of `SoftmaxFocal`: `u8`..`i64` indices, `f32`/`bf16`/`f16` distributions |
 //! | [`Reduction`] | `Sum`, `Mean`, `PerPositive`, `WeightedMean`, `Scale(s)` |
 //! | [`Partial`], [`Grad`] | chunks of a batch, combined exactly |
 //! | [`class_balanced_weights`] | `(1 - beta) / (1 - beta^n)`, normalised ([`EmptyClass`]: classes without examples) |

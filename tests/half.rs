@@ -381,3 +381,140 @@ fn softmax_half_precision_large_batches_stage_the_exponentials() {
         }
     }
 }
+
+/// Every entry point on `T` distributions against the same call on their `f32` values, bit
+/// for bit (logits `f32` and `bf16`, gradient in the logits' type).
+fn same_as_widened_labels<T: Label + Float>(
+    f: &SoftmaxFocal<'_>,
+    x32: &[f32],
+    d: &[T],
+    rows: usize,
+    what: &str,
+) {
+    let dw = widen(d);
+    fn on<X: Float, T: Label>(
+        f: &SoftmaxFocal<'_>,
+        x: &[X],
+        d: &[T],
+        dw: &[f32],
+        rows: usize,
+        what: &str,
+    ) {
+        let n = x.len();
+        for r in [
+            Reduction::Sum,
+            Reduction::Mean,
+            Reduction::PerPositive,
+            Reduction::WeightedMean,
+        ] {
+            let bits32 = |v: Result<f32, focal_loss::Error>| v.map(f32::to_bits);
+            assert_eq!(
+                bits32(f.loss(x, d, r)),
+                bits32(f.loss(x, dw, r)),
+                "{what} {r:?}"
+            );
+            let (mut g, mut gw) = (vec![X::from_f32(0.0); n], vec![X::from_f32(0.0); n]);
+            assert_eq!(
+                bits32(f.loss_and_grad(x, d, &mut g, r)),
+                bits32(f.loss_and_grad(x, dw, &mut gw, r)),
+                "{what} loss_and_grad {r:?}"
+            );
+            assert_eq!(bits(&g), bits(&gw), "{what} grad {r:?}");
+            assert_eq!(
+                bits32(f.loss_and_grad_accumulate(x, d, &mut g, r)),
+                bits32(f.loss_and_grad_accumulate(x, dw, &mut gw, r)),
+                "{what} accumulate {r:?}"
+            );
+            assert_eq!(bits(&g), bits(&gw), "{what} accumulated {r:?}");
+        }
+        let (mut l, mut lw) = (vec![0f32; rows], vec![0f32; rows]);
+        f.loss_per_row(x, d, &mut l).unwrap();
+        f.loss_per_row(x, dw, &mut lw).unwrap();
+        assert_eq!(bits(&l), bits(&lw), "{what} per row");
+        let (mut g, mut gw) = (vec![X::from_f32(0.0); n], vec![X::from_f32(0.0); n]);
+        let p = f.partial(x, d, Grad::Write(&mut g, 0.25)).unwrap();
+        let q = f.partial(x, dw, Grad::Write(&mut gw, 0.25)).unwrap();
+        assert_eq!(p, q, "{what} partial");
+        assert_eq!(bits(&g), bits(&gw), "{what} partial grad");
+        assert_eq!(f.positives(d), f.positives(dw), "{what} positives");
+    }
+    on::<f32, T>(f, x32, d, &dw, rows, &format!("{what} f32 logits"));
+    let xb: Vec<bf16> = round(x32);
+    on::<bf16, T>(f, &xb, d, &dw, rows, &format!("{what} bf16 logits"));
+}
+
+#[test]
+fn softmax_half_precision_distributions_are_their_f32_values() {
+    let mut rng = Rng(29);
+    // Transposed small C, the row kernel, and [N, C, S].
+    for (c, sp, n_img) in [
+        (2, 1, 37),
+        (5, 1, 40),
+        (17, 1, 20),
+        (50, 1, 9),
+        (3, 7, 5),
+        (19, 40, 2),
+    ] {
+        let rows = n_img * sp;
+        let n = rows * c;
+        let x = logits(&mut rng, n);
+        let mut d = vec![0f32; n];
+        for r in 0..rows {
+            let (img, p) = (r / sp, r % sp);
+            for k in 0..c {
+                d[(img * c + k) * sp + p] = match rng.below(4) {
+                    0 => 0.0,
+                    1 => 1.0,
+                    _ => rng.unit() as f32 / c as f32,
+                };
+            }
+        }
+        let w: Vec<f32> = (0..c).map(|_| 0.25 + rng.unit() as f32).collect();
+        let s: Vec<f32> = (0..rows).map(|_| rng.unit() as f32 * 2.0).collect();
+        for backend in Backend::available() {
+            let f = SoftmaxFocal::new(2.5)
+                .classes(c)
+                .spatial(sp)
+                .backend(backend);
+            let fw = f.class_weights(&w).sample_weights(&s).label_smoothing(0.1);
+            for (f, kind) in [(f, "plain"), (fw, "weighted")] {
+                let what = format!("C={c} S={sp} {backend:?} {kind}");
+                same_as_widened_labels::<bf16>(&f, &x, &round(&d), rows, &format!("{what} bf16"));
+                same_as_widened_labels::<f16>(&f, &x, &round(&d), rows, &format!("{what} f16"));
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_half_precision_distributions_are_checked() {
+    let x = [0.5f32, -1.0, 2.0, 0.0, 1.0, 3.0];
+    let f = SoftmaxFocal::new(2.0).classes(3);
+    let mut d = [bf16::from_f32(0.5); 6];
+    d[4] = bf16::from_f32(1.5);
+    let want = focal_loss::Error::TargetOutOfRange {
+        index: 4,
+        row: 1,
+        class: 1,
+        value: 1.5,
+    };
+    assert_eq!(f.loss(&x, &d, Reduction::Sum), Err(want));
+    let mut g = [7.0f32; 6];
+    assert_eq!(
+        f.loss_and_grad_accumulate(&x, &d, &mut g, Reduction::Mean),
+        Err(want)
+    );
+    assert_eq!(g, [7.0; 6], "an accumulate call that errs writes nothing");
+    assert_eq!(f.positives(&d), Err(want));
+    let mut h = [f16::from_f32(0.25); 6];
+    h[2] = f16::NAN;
+    assert!(matches!(
+        f.spatial(2).loss(&x, &h, Reduction::Sum),
+        Err(focal_loss::Error::TargetOutOfRange {
+            index: 2,
+            row: 0,
+            class: 1,
+            ..
+        })
+    ));
+}

@@ -7,7 +7,7 @@ pub(crate) mod pass;
 use crate::backend::Backend;
 use crate::chunk::{Exec, Grid, Serial};
 use crate::error::Error;
-use crate::float::{Float, Half, Src};
+use crate::float::{Float, Half, Src, bf16_bits_to_f32, f16_bits_to_f32};
 use crate::label::Label;
 use crate::label::sealed::Labels;
 use crate::reduce::{Partial, Reduction};
@@ -37,7 +37,7 @@ const MAX_CLASSES: usize = 1 << 24;
 /// [`ignore_index`](Self::ignore_index) have loss 0 and gradient 0, are not counted by the
 /// reductions, and their logits are not read (they may be NaN).
 ///
-/// | layout | logits | index labels | `f32` labels | sample weights, per-row output |
+/// | layout | logits | index labels | distributions (`f32`, `bf16`, `f16`) | sample weights, per-row output |
 /// |---|---|---|---|---|
 /// | default | `[rows, C]` | `[rows]` | `[rows, C]` | `[rows]` |
 /// | `.spatial(S)` | `[N, C, S]` (PyTorch's `(N, C, d1, ..., dk)`) | `[N, S]` | `[N, C, S]` | `[N, S]` |
@@ -84,8 +84,8 @@ const MAX_CLASSES: usize = 1 << 24;
 /// or non-finite weight, `spatial` 0, more than 2^24 classes), [`Error::ClassCountMismatch`],
 /// [`Error::ZeroClasses`], [`Error::UnknownClasses`], [`Error::LengthMismatch`],
 /// [`Error::NotMultipleOfClasses`]. Labels are checked before anything is written:
-/// [`Error::LabelOutOfRange`] (row and label), [`Error::TargetOutOfRange`] (an `f32` label
-/// outside `[0, 1]`). A NaN logit in a counted row is [`Error::NanLogit`] (the first in
+/// [`Error::LabelOutOfRange`] (row and label), [`Error::TargetOutOfRange`] (a distribution's
+/// value outside `[0, 1]`, with its row and class). A NaN logit in a counted row is [`Error::NanLogit`] (the first in
 /// index order), found in the same pass by the calls that write (their outputs are then
 /// partly written) and before anything is written by the calls that accumulate.
 ///
@@ -321,7 +321,7 @@ impl<'a> SoftmaxFocal<'a> {
         self
     }
 
-    /// States the number of classes `C` (needed with `f32` labels when no class weights imply
+    /// States the number of classes `C` (needed with distributions when no class weights imply
     /// it; it must agree with every other source).
     ///
     /// # Example
@@ -490,7 +490,7 @@ impl<'a> SoftmaxFocal<'a> {
     /// # Errors
     /// [`Error::LabelOutOfRange`] for an index outside `[0, C)` that is not the ignore index
     /// (checked when `C` is known from [`classes`](Self::classes) or the class weights);
-    /// [`Error::TargetOutOfRange`] for an `f32` label outside `[0, 1]`.
+    /// [`Error::TargetOutOfRange`] for a distribution's value outside `[0, 1]`.
     ///
     /// # Example
     /// ```
@@ -504,11 +504,11 @@ impl<'a> SoftmaxFocal<'a> {
         match T::labels(labels) {
             Labels::Dense(lab) => {
                 let mut sum = 0.0;
-                for (i, &v) in lab.iter().enumerate() {
-                    if !(0.0..=1.0).contains(&v) {
-                        let c = classes.unwrap_or(lab.len());
-                        return Err(Error::target_out_of_range(i, v, c, self.spatial));
-                    }
+                if let Some(i) = lab.first_outside_unit() {
+                    let c = classes.unwrap_or(lab.len());
+                    return Err(Error::target_out_of_range(i, lab.get(i), c, self.spatial));
+                }
+                for v in lab.iter() {
                     sum += v as f64;
                 }
                 Ok(sum)
@@ -817,20 +817,36 @@ fn count(job: &Job<'_>) -> Result<Counts, Error> {
     };
     match job.labels {
         Labels::Dense(lab) => {
-            if let Some(i) = lab.iter().position(|v| !(0.0..=1.0).contains(v)) {
-                return Err(Error::target_out_of_range(i, lab[i], c, sp));
+            if let Some(i) = lab.first_outside_unit() {
+                return Err(Error::target_out_of_range(i, lab.get(i), c, sp));
             }
             counts.rows = rows as u64;
-            for r in 0..rows {
-                let (n, p) = (r / sp, r % sp);
-                let (mut y, mut yw) = (0.0, 0.0);
-                for k in 0..c {
-                    let v = lab[(n * c + k) * sp + p] as f64;
-                    y += v;
-                    yw += v * w(k);
+            // One loop per element type (a `match` per element cost 1.4 ns per label).
+            fn sums<T: Copy>(
+                lab: &[T],
+                get: impl Fn(T) -> f32,
+                (c, sp, rows): (usize, usize, usize),
+                s: impl Fn(usize) -> f64,
+                w: impl Fn(usize) -> f64,
+                counts: &mut Counts,
+            ) {
+                for r in 0..rows {
+                    let (n, p) = (r / sp, r % sp);
+                    let (mut y, mut yw) = (0.0, 0.0);
+                    for k in 0..c {
+                        let v = get(lab[(n * c + k) * sp + p]) as f64;
+                        y += v;
+                        yw += v * w(k);
+                    }
+                    counts.positives += y;
+                    counts.weight += s(r) * yw;
                 }
-                counts.positives += y;
-                counts.weight += s(r) * yw;
+            }
+            let shape = (c, sp, rows);
+            match lab {
+                Src::F32(l) => sums(l, |v| v, shape, s, w, &mut counts),
+                Src::Bf16(l) => sums(l, bf16_bits_to_f32, shape, s, w, &mut counts),
+                Src::F16(l) => sums(l, f16_bits_to_f32, shape, s, w, &mut counts),
             }
         }
         labels => {

@@ -642,7 +642,7 @@ fn dense_k<L: Lane>(
     let keep_ = L::splat(1.0 - job.eps);
     let eps_c = L::splat(job.eps / cn as f32);
     let yl = match job.labels {
-        Labels::Dense(lab) => L::load_or(&lab[r * cn + off..], 0.0),
+        Labels::Dense(lab) => lab.load::<L>(r * cn + off, 0.0),
         _ => {
             let iota = L::load_or(&IOTA, 0.0);
             let one_hot = (iota + L::splat(off as f32)).eq(L::splat(y));
@@ -706,18 +706,32 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
     let fs = L::splat(b.fs[i]);
     let f = L::splat(factor);
     let g = g.unwrap_or(&mut []);
-    // Every lane of every chunk (the overlapping lanes of the last compute the same values).
-    rewrite::<L, G>(g, cn, job.hg, |off, old| {
+    // Every lane of every chunk (the overlapping lanes of the last compute the same values),
+    // in `rewrite`'s order. Written out rather than as a `rewrite` closure: a closure this
+    // large is not inlined, and outside the backend's `#[target_feature]` function every
+    // vector operation became a call (dense rows ran 40x slower than index labels).
+    let h = job.hg;
+    let n = n_chunks::<L>(cn);
+    let mut cur: L = G::load(&g[offset::<L>(0, cn)..], 0.0, h);
+    for j in 0..n {
+        let off = offset::<L>(j, cn);
+        let next = if j + 1 < n {
+            G::load(&g[offset::<L>(j + 1, cn)..], 0.0, h)
+        } else {
+            cur
+        };
         let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
         let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
         let (_, kg, q) = term(d, e, k, &row, c);
         let sole = if single { top } else { top & !top };
         let v = dense_grad(sole, e, kg, q, big_g, g_x, fs, f);
-        match mode {
+        let v = match mode {
             Mode::Write => v,
-            _ => old + v,
-        }
-    });
+            _ => cur + v,
+        };
+        G::store(v, &mut g[off..], h);
+        cur = next;
+    }
     loss
 }
 
@@ -759,7 +773,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                 b.labels(job, r0, np);
                 let base = n * cn * sp + s0;
                 let lab = match job.labels {
-                    Labels::Dense(l) => Some(&l[base..]),
+                    Labels::Dense(l) => Some(l.slice(base..l.len())),
                     _ => None,
                 };
                 let g = grad.as_deref_mut().map(|g| &mut g[base..]);
@@ -794,8 +808,14 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             );
             let lab = match job.labels {
                 Labels::Dense(l) => {
-                    transpose(&l[span.clone()], &mut lb, cn, ln);
-                    Some(&lb[..])
+                    // (`wb` is free again: the logits are in `xb`.)
+                    transpose(
+                        widened_src::<L>(l.slice(span.clone()), &mut wb),
+                        &mut lb,
+                        cn,
+                        ln,
+                    );
+                    Some(Src::F32(&lb[..]))
                 }
                 _ => None,
             };
@@ -863,6 +883,19 @@ fn widened<'b, L: Lane, X: Elem>(
     &buf[..n]
 }
 
+/// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
+#[inline(always)]
+fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * MAX_LANES]) -> &'b [f32] {
+    match src.as_f32() {
+        Some(v) => v,
+        None => {
+            let n = src.len();
+            src.widen::<L>(&mut buf[..n]);
+            &buf[..n]
+        }
+    }
+}
+
 /// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
 /// up to [`SMALL_C`], whose fixed inner length the compiler unrolls.
 #[inline(always)]
@@ -898,7 +931,7 @@ fn untranspose(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], cn: usize, ln:
 #[inline(always)]
 fn column_block<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    (xs, cs, np, lab): (&[X], usize, usize, Option<&[f32]>),
+    (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
     b: &mut Block,
     mut grad: Option<&mut [G]>,
     stage: &mut [f32],
@@ -1012,7 +1045,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     xs: &[X],
     cs: usize,
     np: usize,
-    lab: Option<&[f32]>,
+    lab: Option<Src<'_>>,
     b: &mut Block,
     grad: Option<&mut [G]>,
     mode: Mode,
@@ -1021,7 +1054,6 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
 ) {
     let cn = job.classes;
     let zero = L::splat(0.0);
-    let one = L::splat(1.0);
     let live = mask::<L>(&b.live);
     let yv = lanes::<L>(&b.y);
     let sa = lanes::<L>(&b.sa);
@@ -1036,26 +1068,29 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         tc: lanes::<L>(&b.tc),
         sc: lanes::<L>(&b.sc),
     };
-    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
-    let class = |cl: usize| {
-        let v = load(cl);
-        let top = v.eq(mv);
-        let d = L::select(top, zero, v - mv);
-        let yl = match lab {
-            Some(l) => L::load_or(&l[cl * cs..cl * cs + np], 0.0),
-            None => L::select(yv.eq(L::splat(cl as f32)), one, zero),
-        };
-        let kw = (sa * L::splat(job.w(cl))).min(L::splat(MAX));
-        let k = L::select(live, kw * yl.mul_add(keep, eps_c), zero);
-        let e = d.exp();
-        let (l, kg, q) = term(d, e, k, &row, c);
-        (top, e, l, kg, q)
+    // A method, not a closure: a closure this large is not inlined, and outside the
+    // backend's `#[target_feature]` function every vector operation became a call (dense
+    // blocks ran 40x slower than index labels).
+    let cols = DenseColumns {
+        job,
+        xs,
+        cs,
+        np,
+        lab,
+        live,
+        yv,
+        sa,
+        mv,
+        keep,
+        eps_c,
+        row,
+        c,
     };
     let mut al = [L::wide_zero(); MAX_LANES];
     let mut ax = [L::wide_zero(); MAX_LANES];
     let mut am = [L::wide_zero(); MAX_LANES];
     for cl in 0..cn {
-        let (top, _, l, kg, _) = class(cl);
+        let (top, _, l, kg, _) = cols.class(cl);
         let j = group::<L>(cl, cn);
         al[j] = L::wide_add(al[j], l);
         ax[j] = L::wide_add(ax[j], L::select(top, zero, kg));
@@ -1084,7 +1119,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     let f = L::splat(factor);
     let g = grad.unwrap_or(&mut []);
     for cl in 0..cn {
-        let (top, e, _, kg, q) = class(cl);
+        let (top, e, _, kg, q) = cols.class(cl);
         let v = dense_grad(top & single, e, kg, q, big_g, g_x, fs, f);
         let gc = &mut g[cl * cs..cl * cs + np];
         let out = match mode {
@@ -1095,6 +1130,44 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
             }
         };
         G::store(out, gc, job.hg);
+    }
+}
+
+/// What [`column_dense`] computes each class's term from.
+struct DenseColumns<'j, 'c, L: Lane, X> {
+    job: &'j Job<'j>,
+    xs: &'j [X],
+    cs: usize,
+    np: usize,
+    lab: Option<Src<'j>>,
+    live: L::Mask,
+    yv: L,
+    sa: L,
+    mv: L,
+    keep: L,
+    eps_c: L,
+    row: Row<L>,
+    c: &'c Consts<L>,
+}
+
+impl<L: Lane, X: Elem> DenseColumns<'_, '_, L, X> {
+    /// Class `cl` of the block: whether it is the top, `e`, the loss term, `K g` and `q`.
+    #[inline(always)]
+    fn class(&self, cl: usize) -> (L::Mask, L, L, L, L) {
+        let (zero, one) = (L::splat(0.0), L::splat(1.0));
+        let (cs, np) = (self.cs, self.np);
+        let v = plane::<L, X>(self.xs, cl * cs, np, self.live, self.job.hx);
+        let top = v.eq(self.mv);
+        let d = L::select(top, zero, v - self.mv);
+        let yl = match self.lab {
+            Some(l) => l.slice(cl * cs..cl * cs + np).load::<L>(0, 0.0),
+            None => L::select(self.yv.eq(L::splat(cl as f32)), one, zero),
+        };
+        let kw = (self.sa * L::splat(self.job.w(cl))).min(L::splat(MAX));
+        let k = L::select(self.live, kw * yl.mul_add(self.keep, self.eps_c), zero);
+        let e = d.exp();
+        let (l, kg, q) = term(d, e, k, &self.row, self.c);
+        (top, e, l, kg, q)
     }
 }
 
