@@ -4,8 +4,10 @@
 //! `cargo bench -p focal-loss-benches --bench softmax` (default build: the backend is chosen at
 //! run time). Groups: `softmax[<backend>]/<logits>`, entries `C<c>-gamma<g>` (class-last
 //! `[rows, C]`, `u32` labels), `nchw-C19-gamma<g>` (`[N, 19, S]`, a Cityscapes-like map with
-//! `S = 64K` positions per image), and `stream` (`g = x * 2`: the logits read and the gradient
-//! written, 8 bytes per logit, as the fused call; the labels are 4 bytes per row). `FOCAL_BENCH_QUICK=1` measures only 64K.
+//! `S = 64K` positions per image), `C<c>-gamma2-smooth` / `C<c>-gamma2-dist` (the dense
+//! path: label smoothing 0.1 on index labels, or `f32` distributions), and `stream`
+//! (`g = x * 2`: the logits read and the gradient written, 8 bytes per logit, as the fused
+//! call; the labels are 4 bytes per row). `FOCAL_BENCH_QUICK=1` measures only 64K.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -67,6 +69,40 @@ fn softmax(c: &mut Criterion) {
                     })
                 });
             }
+        }
+        // The dense path: label smoothing 0.1 on index labels, and distributions (each row's
+        // mass split 0.75 / 0.25 between two classes), gamma 2.
+        for classes in [8usize, 50] {
+            let rows = n / classes;
+            let y: Vec<u32> = (0..rows).map(|r| ((r * 31) % classes) as u32).collect();
+            let mut d = vec![0f32; rows * classes];
+            for (r, &k) in y.iter().enumerate() {
+                d[r * classes + k as usize] = 0.75;
+                d[r * classes + (k as usize + 1) % classes] = 0.25;
+            }
+            let x = &x[..rows * classes];
+            let g = &mut g[..rows * classes];
+            let f = SoftmaxFocal::new(2.0).classes(classes);
+            let smooth = f.label_smoothing(0.1);
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("C{classes}-gamma2-smooth")),
+                |b| {
+                    b.iter(|| {
+                        smooth
+                            .loss_and_grad(black_box(x), black_box(&y), g, Reduction::Mean)
+                            .unwrap()
+                    })
+                },
+            );
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("C{classes}-gamma2-dist")),
+                |b| {
+                    b.iter(|| {
+                        f.loss_and_grad(black_box(x), black_box(&d), g, Reduction::Mean)
+                            .unwrap()
+                    })
+                },
+            );
         }
         // [N, 19, S], S = 64K positions per image (a 256 x 256 map), fewer for the small size.
         let sp = (n / 19).min(64 << 10);
