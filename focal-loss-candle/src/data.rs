@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 use focal_loss::Float;
 
 /// The elements of `layout` in `v`, in row-major order: borrowed when contiguous, else
@@ -83,10 +83,12 @@ pub(crate) trait Loss: Clone + Send + Sync + 'static {
     ) -> Result<(CpuStorage, Shape)>;
 }
 
-/// One application of a loss: whether to keep a gradient, and the gradient.
+/// One application of a loss: whether to keep a gradient, the gradient, and this batch's
+/// per-row sample weights (`forward_weighted`).
 pub(crate) struct Step {
     train: bool,
     kept: Cached,
+    pub(crate) sample_weights: Option<Vec<f32>>,
 }
 
 /// The loss `f` computes on logits of the shape `l1`, as a scalar storage of the logits'
@@ -146,12 +148,38 @@ impl<F: Loss> CustomOp2 for Op<F> {
 /// `loss` of `logits` against `rhs`: differentiable (the fused pass, its gradient kept) when
 /// the logits track gradients, the loss alone otherwise.
 pub(crate) fn apply<F: Loss>(loss: &F, logits: &Tensor, rhs: &Tensor) -> Result<Tensor> {
+    apply_weighted(loss, logits, rhs, None)
+}
+
+/// [`apply`] with this batch's sample weights (already checked against `rows`, the shape
+/// they must have): read as `f32` in row-major order, from any dtype, layout or device.
+pub(crate) fn apply_weighted<F: Loss>(
+    loss: &F,
+    logits: &Tensor,
+    rhs: &Tensor,
+    weights: Option<(&Tensor, &[usize])>,
+) -> Result<Tensor> {
+    let sample_weights = match weights {
+        None => None,
+        Some((w, rows)) => {
+            if w.dims() != rows {
+                return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                    lhs: logits.shape().clone(),
+                    rhs: w.shape().clone(),
+                    op: F::NAME,
+                }
+                .bt());
+            }
+            Some(w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        }
+    };
     let train = logits.track_op();
     let op = Op {
         loss: loss.clone(),
         step: Step {
             train,
             kept: Cached::default(),
+            sample_weights,
         },
     };
     if train {

@@ -29,8 +29,9 @@
 //! # Data
 //! CPU tensors; logits `F32`, `BF16` or `F16` (the loss and the gradient have the logits'
 //! dtype); sigmoid targets `U8`, `F32`, `BF16` or `F16` with the logits' shape; softmax labels
-//! `U8`, `U32` or `I64` class indices of shape `[N, d1, ..]` for logits `[N, C, d1, ..]`, or an
-//! `F32` distribution with the logits' shape. Any layout: contiguous tensors are read in
+//! `U8`, `U32` or `I64` class indices of shape `[N, d1, ..]` for logits `[N, C, d1, ..]`, or a
+//! distribution (`F32`, `BF16`, `F16`) with the logits' shape; per-row sample weights per
+//! batch through `forward_weighted` (any float dtype). Any layout: contiguous tensors are read in
 //! place, strided ones (transposed, narrowed, broadcast) are gathered first. A wrong shape or
 //! dtype is a candle error; an error of the kernel (a NaN logit, a label out of range) is a
 //! candle error wrapping [`focal_loss::Error`].

@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, Error, Layout, Result, Shape, Tensor, WithDType};
 use focal_loss::half::{bf16, f16};
 use focal_loss::{Float, Focal, FocalConfig, Reduction, Target};
 
-use crate::data::{Loss, Step, apply, compute, elements};
+use crate::data::{Loss, Step, apply, apply_weighted, compute, elements};
 
 /// The sigmoid focal family (BCE with logits, alpha-balanced, focal, class-balanced) as a
 /// candle loss: a [`FocalConfig`] that owns its weights and a [`Reduction`], `Send + Sync`,
@@ -45,7 +45,8 @@ pub struct SigmoidFocalLoss {
 
 impl SigmoidFocalLoss {
     /// The loss of `focal` (its weights copied into shared owners) reduced by `reduction`.
-    /// Per-row sample weights are per batch, not part of the module: they are dropped.
+    /// Per-row sample weights are per batch, not part of the module: they are dropped here;
+    /// pass each batch's to [`forward_weighted`](Self::forward_weighted).
     pub fn new(focal: &Focal<'_>, reduction: Reduction) -> Self {
         Self::from_config(FocalConfig::from_focal(focal, Arc::from), reduction)
     }
@@ -73,6 +74,43 @@ impl SigmoidFocalLoss {
     /// a non-CPU tensor, or a [`focal_loss::Error`] of the kernel, wrapped.
     pub fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         apply(self, logits, targets)
+    }
+
+    /// [`forward`](Self::forward) with this batch's per-row sample weights `s_r`: one per
+    /// row, of the logits' shape without the class dimension (`[rows]`, or `[N, A]` for
+    /// logits `[N, A, classes]`), any float dtype, layout or device (read as `f32`). They
+    /// are constants of the loss (no gradient flows to them, as with torch's `weight`);
+    /// `Reduction::WeightedMean` divides by the sum of the element weights.
+    ///
+    /// # Errors
+    /// Those of [`forward`](Self::forward); weights of another shape; a negative or
+    /// non-finite weight ([`focal_loss::Error::InvalidParameter`], wrapped).
+    ///
+    /// # Example
+    /// ```
+    /// use candle_core::{Device, Tensor, Var};
+    /// use focal_loss::{Focal, Reduction};
+    /// use focal_loss_candle::SigmoidFocalLoss;
+    /// let x = Var::new(&[[0.5f32, -2.0], [1.0, 0.0]], &Device::Cpu)?;
+    /// let t = Tensor::new(&[[1u8, 0], [0, 1]], &Device::Cpu)?;
+    /// let loss_fn = SigmoidFocalLoss::new(&Focal::new(2.0), Reduction::Sum);
+    /// let s = Tensor::new(&[1.0f32, 0.0], &Device::Cpu)?; // the second row does not count
+    /// let l = loss_fn.forward_weighted(&x, &t, &s)?;
+    /// let first = loss_fn.forward(&x.narrow(0, 0, 1)?, &t.narrow(0, 0, 1)?)?;
+    /// assert_eq!(l.to_scalar::<f32>()?, first.to_scalar::<f32>()?);
+    /// let g = l.backward()?.get(&x).unwrap().to_vec2::<f32>()?;
+    /// assert_eq!(g[1], [0.0, 0.0]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn forward_weighted(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        sample_weights: &Tensor,
+    ) -> Result<Tensor> {
+        let dims = logits.dims();
+        let rows = &dims[..dims.len().saturating_sub(1)];
+        apply_weighted(self, logits, targets, Some((sample_weights, rows)))
     }
 }
 
@@ -102,7 +140,10 @@ impl SigmoidFocalLoss {
         l1: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let classes = l1.dims().last().copied().unwrap_or(1).max(1);
-        let f = self.config.focal().classes(classes);
+        let mut f = self.config.focal().classes(classes);
+        if let Some(s) = &step.sample_weights {
+            f = f.sample_weights(s);
+        }
         let r = self.reduction;
         compute::<X>(step, l1, |g| match g {
             Some(g) => f.loss_and_grad(x, t, g, r),

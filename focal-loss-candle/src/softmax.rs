@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, Error, Layout, Result, Shape, Tensor, WithDType};
 use focal_loss::half::{bf16, f16};
 use focal_loss::{Float, Label, Reduction, SoftmaxFocal, SoftmaxFocalConfig};
 
-use crate::data::{Loss, Step, apply, compute, elements};
+use crate::data::{Loss, Step, apply, apply_weighted, compute, elements};
 
 /// The softmax focal family (cross-entropy, softmax focal, class-balanced; `ignore_index`)
 /// as a candle loss: a [`SoftmaxFocalConfig`] that owns its class weights and a
@@ -15,8 +15,8 @@ use crate::data::{Loss, Step, apply, compute, elements};
 ///
 /// `forward(logits, labels)` takes logits `[N, C]` or `[N, C, d1, ..., dk]` (PyTorch's
 /// layout, read in place: the `[N, C, S]` kernel) and class indices `[N]` or
-/// `[N, d1, ..., dk]` (`U8`, `U32`, `I64`; the `ignore_index` row is skipped), or an `F32`
-/// distribution of the logits' shape; it returns the reduced loss as a scalar of the logits'
+/// `[N, d1, ..., dk]` (`U8`, `U32`, `I64`; the `ignore_index` row is skipped), or a
+/// distribution of the logits' shape (`F32`, `BF16`, `F16`); it returns the reduced loss as a scalar of the logits'
 /// dtype.
 ///
 /// # Numerics
@@ -45,7 +45,8 @@ pub struct SoftmaxFocalLoss {
 impl SoftmaxFocalLoss {
     /// The loss of `sf` (its class weights copied into a shared owner) reduced by
     /// `reduction`. Its `classes` and `spatial` settings are taken from each call's shapes;
-    /// per-row sample weights are per batch, not part of the module: they are dropped.
+    /// per-row sample weights are per batch, not part of the module: they are dropped here;
+    /// pass each batch's to [`forward_weighted`](Self::forward_weighted).
     pub fn new(sf: &SoftmaxFocal<'_>, reduction: Reduction) -> Self {
         Self::from_config(
             SoftmaxFocalConfig::from_softmax_focal(sf, Arc::from),
@@ -76,6 +77,49 @@ impl SoftmaxFocalLoss {
     /// [`focal_loss::Error`] of the kernel (a label out of range, a NaN logit), wrapped.
     pub fn forward(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         apply(self, logits, labels)
+    }
+
+    /// [`forward`](Self::forward) with this batch's per-row sample weights `s_r`: one per row
+    /// or position, of the index labels' shape `[N]` or `[N, d1, ..., dk]`, any float dtype,
+    /// layout or device (read as `f32`). They are constants of the loss (no gradient flows
+    /// to them); `Reduction::WeightedMean` divides by `sum s_r w_{y_r}` over the rows not
+    /// ignored.
+    ///
+    /// # Errors
+    /// Those of [`forward`](Self::forward); weights of another shape; a negative or
+    /// non-finite weight ([`focal_loss::Error::InvalidParameter`], wrapped).
+    ///
+    /// # Example
+    /// ```
+    /// use candle_core::{Device, Tensor, Var};
+    /// use focal_loss::{Reduction, SoftmaxFocal};
+    /// use focal_loss_candle::SoftmaxFocalLoss;
+    /// let x = Var::new(&[[2.0f32, 0.5, -1.0], [0.0, 0.0, 3.0]], &Device::Cpu)?;
+    /// let y = Tensor::new(&[0u32, 1], &Device::Cpu)?;
+    /// let ce = SoftmaxFocalLoss::new(&SoftmaxFocal::cross_entropy(), Reduction::WeightedMean);
+    /// let s = Tensor::new(&[3.0f32, 1.0], &Device::Cpu)?;
+    /// let l = ce.forward_weighted(&x, &y, &s)?.to_scalar::<f32>()?;
+    /// let each = SoftmaxFocalLoss::new(&SoftmaxFocal::cross_entropy(), Reduction::Sum);
+    /// let (a, b) = (
+    ///     each.forward(&x.narrow(0, 0, 1)?, &y.narrow(0, 0, 1)?)?.to_scalar::<f32>()?,
+    ///     each.forward(&x.narrow(0, 1, 1)?, &y.narrow(0, 1, 1)?)?.to_scalar::<f32>()?,
+    /// );
+    /// assert!((l - (3.0 * a + b) / 4.0).abs() <= 1e-6 * l);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn forward_weighted(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        sample_weights: &Tensor,
+    ) -> Result<Tensor> {
+        let dims = logits.dims();
+        let rows: Vec<usize> = dims[..1.min(dims.len())]
+            .iter()
+            .chain(dims.get(2..).unwrap_or(&[]))
+            .copied()
+            .collect();
+        apply_weighted(self, logits, labels, Some((sample_weights, &rows)))
     }
 }
 
@@ -113,6 +157,8 @@ impl SoftmaxFocalLoss {
                 want(&index_shape).and_then(|_| self.run(step, x, &elements(y, l2), l1))
             }
             CpuStorage::F32(y) => want(dims).and_then(|_| self.run(step, x, &elements(y, l2), l1)),
+            CpuStorage::BF16(y) => want(dims).and_then(|_| self.run(step, x, &elements(y, l2), l1)),
+            CpuStorage::F16(y) => want(dims).and_then(|_| self.run(step, x, &elements(y, l2), l1)),
             other => Err(Error::UnsupportedDTypeForOp(other.dtype(), Self::NAME).bt()),
         }
     }
@@ -126,11 +172,14 @@ impl SoftmaxFocalLoss {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = l1.dims();
         let spatial = dims[2..].iter().product::<usize>().max(1);
-        let f = self
+        let mut f = self
             .config
             .softmax_focal()
             .classes(dims[1])
             .spatial(spatial);
+        if let Some(s) = &step.sample_weights {
+            f = f.sample_weights(s);
+        }
         let r = self.reduction;
         compute::<X>(step, l1, |g| match g {
             Some(g) => f.loss_and_grad(x, y, g, r),

@@ -305,3 +305,166 @@ fn evaluation_keeps_no_gradient_and_gives_the_same_loss() -> Result<()> {
     assert_eq!(eval.to_scalar::<f32>()?, train.to_scalar::<f32>()?);
     Ok(())
 }
+
+/// The gradient of `loss` with respect to `x`, flattened.
+fn grad_of(loss: &Tensor, x: &Var) -> Result<Vec<f32>> {
+    loss.backward()?
+        .get(x)
+        .expect("a gradient for the logits")
+        .flatten_all()?
+        .to_vec1::<f32>()
+}
+
+#[test]
+fn per_batch_sample_weights_are_the_kernels() -> Result<()> {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    // Sigmoid on [N, A, classes] = [2, 3, 4]: six rows.
+    let x0 = values(24, 21);
+    let t0: Vec<u8> = values(24, 22).iter().map(|&v| (v > 1.0) as u8).collect();
+    let s0: Vec<f32> = values(6, 23).iter().map(|&v| (v + 4.0) / 4.0).collect();
+    let focal = Focal::torchvision(0.25, 2.0);
+    for r in [Reduction::Sum, Reduction::Mean, Reduction::WeightedMean] {
+        let x = Var::from_vec(x0.clone(), (2, 3, 4), &CPU)?;
+        let t = Tensor::from_vec(t0.clone(), (2, 3, 4), &CPU)?;
+        // Weights [2, 3] given transposed (a strided layout), and again as f64 (exactly the same).
+        let s = Tensor::from_vec(s0.clone(), (3, 2), &CPU)?.t()?;
+        let s_rows: Vec<f32> = s.flatten_all()?.to_vec1()?;
+        let l = SigmoidFocalLoss::new(&focal, r).forward_weighted(&x, &t, &s)?;
+        let mut g = vec![0f32; 24];
+        let want = focal
+            .classes(4)
+            .sample_weights(&s_rows)
+            .loss_and_grad(&x0, &t0, &mut g, r)
+            .unwrap();
+        assert_eq!(l.to_scalar::<f32>()?.to_bits(), want.to_bits(), "{r:?}");
+        assert_eq!(bits(&grad_of(&l, &x)?), bits(&g), "{r:?}");
+        let s64 = s.to_dtype(DType::F64)?;
+        let l64 = SigmoidFocalLoss::new(&focal, r).forward_weighted(&x, &t, &s64)?;
+        assert_eq!(l64.to_scalar::<f32>()?.to_bits(), want.to_bits());
+    }
+    // Softmax on [N, C, H, W] = [2, 5, 2, 3]: weights per position [2, 2, 3].
+    let x0 = values(60, 24);
+    let y0: Vec<i64> = values(12, 25)
+        .iter()
+        .map(|&v| {
+            if v > 3.0 {
+                -100
+            } else {
+                ((v + 4.0) as i64) % 5
+            }
+        })
+        .collect();
+    let s0: Vec<f32> = values(12, 26).iter().map(|&v| (v + 4.0) / 4.0).collect();
+    let w = [0.5f32, 1.0, 2.0, 1.5, 0.25];
+    let sf = SoftmaxFocal::new(2.0).class_weights(&w).ignore_index(-100);
+    for r in [Reduction::Sum, Reduction::Mean, Reduction::WeightedMean] {
+        let x = Var::from_vec(x0.clone(), (2, 5, 2, 3), &CPU)?;
+        let y = Tensor::from_vec(y0.clone(), (2, 2, 3), &CPU)?;
+        let s = Tensor::from_vec(s0.clone(), (2, 2, 3), &CPU)?;
+        let l = SoftmaxFocalLoss::new(&sf, r).forward_weighted(&x, &y, &s)?;
+        let mut g = vec![0f32; 60];
+        let want = sf
+            .spatial(6)
+            .sample_weights(&s0)
+            .loss_and_grad(&x0, &y0, &mut g, r)
+            .unwrap();
+        assert_eq!(l.to_scalar::<f32>()?.to_bits(), want.to_bits(), "{r:?}");
+        assert_eq!(bits(&grad_of(&l, &x)?), bits(&g), "{r:?}");
+    }
+    // Shapes and values the kernel rejects are errors.
+    let x = Tensor::from_vec(values(12, 8), (3, 4), &CPU)?;
+    let t = Tensor::zeros((3, 4), DType::U8, &CPU)?;
+    let f = SigmoidFocalLoss::new(&focal, Reduction::Mean);
+    assert!(
+        f.forward_weighted(&x, &t, &Tensor::ones(4, DType::F32, &CPU)?)
+            .is_err()
+    );
+    assert!(
+        f.forward_weighted(&x, &t, &Tensor::ones((3, 4), DType::F32, &CPU)?)
+            .is_err()
+    );
+    let e = f
+        .forward_weighted(&x, &t, &Tensor::new(&[1.0f32, -1.0, 1.0], &CPU)?)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sample_weights"), "{e}");
+    let s = SoftmaxFocalLoss::new(&SoftmaxFocal::new(2.0), Reduction::Mean);
+    let y = Tensor::new(&[0u32, 1, 3], &CPU)?;
+    assert!(
+        s.forward_weighted(&x, &y, &Tensor::ones(3, DType::F32, &CPU)?)
+            .is_ok()
+    );
+    assert!(
+        s.forward_weighted(&x, &y, &Tensor::ones(4, DType::F32, &CPU)?)
+            .is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn weighted_softmax_matches_candle_autograd() -> Result<()> {
+    // torch `cross_entropy(weight=None, reduction="mean")` with per-row weights folded in:
+    // sum_r s_r l_r / sum_r s_r, at gamma 0 and 2.
+    let (n, c) = (23usize, 6usize);
+    let x0 = values(n * c, 31);
+    let labels: Vec<u32> = (0..n).map(|r| ((r * 7) % c) as u32).collect();
+    let mut onehot = vec![0f32; n * c];
+    for (r, &y) in labels.iter().enumerate() {
+        onehot[r * c + y as usize] = 1.0;
+    }
+    let s0: Vec<f32> = values(n, 32).iter().map(|&v| (v + 4.0) / 4.0).collect();
+    let s_sum: f32 = s0.iter().sum();
+    for gamma in [0.0f32, 2.0] {
+        let x = Var::from_vec(x0.clone(), (n, c), &CPU)?;
+        let y = Tensor::from_vec(labels.clone(), n, &CPU)?;
+        let s = Tensor::from_vec(s0.clone(), n, &CPU)?;
+        let ours = SoftmaxFocalLoss::new(&SoftmaxFocal::new(gamma), Reduction::WeightedMean);
+        let l = ours.forward_weighted(&x, &y, &s)?;
+        let g = grad_of(&l, &x)?;
+        // candle: the per-row losses (softmax_expr's mean times n, row by row) weighted.
+        let z = Var::from_vec(x0.clone(), (n, c), &CPU)?;
+        let oh = Tensor::from_vec(onehot.clone(), (n, c), &CPU)?;
+        let m = z.max_keepdim(1)?;
+        let lse = z
+            .broadcast_sub(&m)?
+            .exp()?
+            .sum_keepdim(1)?
+            .log()?
+            .broadcast_add(&m)?;
+        let logp_y = (z.broadcast_sub(&lse)? * oh)?.sum_keepdim(1)?;
+        let md = logp_y.exp()?.affine(-1.0, 1.0)?.powf(gamma as f64)?;
+        let per_row = (md * logp_y.neg()?)?.flatten_all()?;
+        let le = ((per_row * Tensor::from_vec(s0.clone(), n, &CPU)?)?.sum_all()? / s_sum as f64)?;
+        let ge = grad_of(&le, &z)?;
+        let (a, b) = (l.to_scalar::<f32>()?, le.to_scalar::<f32>()?);
+        let d = rel_diff(&g, &ge);
+        eprintln!("weighted softmax gamma {gamma}: loss {a} vs candle {b}, gradient {d:e}");
+        assert!((a - b).abs() <= 1e-6 * b.abs(), "gamma {gamma}: {a} vs {b}");
+        assert!(d <= 1e-6, "gamma {gamma}: {d}");
+    }
+    Ok(())
+}
+
+#[test]
+fn half_precision_distributions_are_their_f32_values() -> Result<()> {
+    let (n, c) = (9usize, 4usize);
+    let x0 = values(n * c, 41);
+    let d: Vec<f32> = (0..n * c)
+        .map(|i| [0.75f32, 0.25, 0.0, 0.0][(i + i / c) % c])
+        .collect();
+    let sf = SoftmaxFocalLoss::new(&SoftmaxFocal::new(2.0), Reduction::Mean);
+    let x = Var::from_vec(x0.clone(), (n, c), &CPU)?;
+    let d32 = Tensor::from_vec(d.clone(), (n, c), &CPU)?;
+    let l32 = sf.forward(&x, &d32)?;
+    let g32 = grad_of(&l32, &x)?;
+    for dtype in [DType::BF16, DType::F16] {
+        let x = Var::from_vec(x0.clone(), (n, c), &CPU)?;
+        let l = sf.forward(&x, &d32.to_dtype(dtype)?)?;
+        assert_eq!(
+            l.to_scalar::<f32>()?.to_bits(),
+            l32.to_scalar::<f32>()?.to_bits()
+        );
+        assert_eq!(grad_of(&l, &x)?, g32, "{dtype:?}");
+    }
+    Ok(())
+}
