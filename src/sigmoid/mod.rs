@@ -268,7 +268,7 @@ impl<'a> Focal<'a> {
     /// ```
     /// use focal_loss::{Focal, Modulator, Reduction};
     /// let f = Focal::tf_original(2.0).class_weights(&[0.5, 1.5]);
-    /// assert_eq!(f.get_modulator(), Modulator::Geometric);
+    /// assert_eq!(f, Focal::new(2.0).modulator(Modulator::Geometric).class_weights(&[0.5, 1.5]));
     /// let l = f.loss(&[1.5, -0.5, -100.0, 3.0], &[1.0, 0.0, 1.0, 0.0], Reduction::PerPositive)?;
     /// assert!(l.is_finite() && l > 10.0); // x = -100 with t = 1 costs about 100 * 0.5 / 2
     /// # Ok::<(), focal_loss::Error>(())
@@ -468,9 +468,14 @@ impl<'a> Focal<'a> {
     ///
     /// # Example
     /// ```
-    /// use focal_loss::{Focal, Modulator};
-    /// let f = Focal::new(0.5).modulator(Modulator::Geometric);
-    /// assert_eq!(f.get_modulator(), Modulator::Geometric);
+    /// use focal_loss::{Focal, Modulator, Reduction};
+    /// // The conventions agree on hard targets and differ on soft ones.
+    /// let (linear, geometric) = (Focal::new(0.5), Focal::new(0.5).modulator(Modulator::Geometric));
+    /// let hard = |f: Focal| f.loss(&[0.3f32], &[1.0f32], Reduction::Sum);
+    /// let soft = |f: Focal| f.loss(&[0.3f32], &[0.7f32], Reduction::Sum);
+    /// assert_eq!(hard(linear)?, hard(geometric)?);
+    /// assert_ne!(soft(linear)?, soft(geometric)?);
+    /// # Ok::<(), focal_loss::Error>(())
     /// ```
     #[must_use]
     pub const fn modulator(mut self, modulator: Modulator) -> Self {
@@ -492,17 +497,6 @@ impl<'a> Focal<'a> {
     pub const fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
-    }
-
-    /// The modulator convention in use.
-    ///
-    /// # Example
-    /// ```
-    /// use focal_loss::{Focal, Modulator};
-    /// assert_eq!(Focal::new(2.0).get_modulator(), Modulator::Linear);
-    /// ```
-    pub const fn get_modulator(&self) -> Modulator {
-        self.modulator
     }
 
     /// The reduced loss of a batch (see [`Reduction`]).
