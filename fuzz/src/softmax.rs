@@ -91,7 +91,8 @@
 //! elements under a negative factor (see [`check_index_labels`]); compared as values there.
 
 use arbitrary::Arbitrary;
-use focal_loss::{Backend, Error, Grad, Partial, Reduction, SoftmaxFocal};
+use focal_loss::half::{bf16, f16};
+use focal_loss::{Backend, Error, Float, Grad, Label, Partial, Reduction, SoftmaxFocal};
 
 use crate::oracle::softmax::{SM_SUB_ABS, allowed, excess_ulps};
 use crate::oracle::{ulp, ulps};
@@ -1385,6 +1386,35 @@ fn agree(a: f32, b: f32, o: Option<(f64, f64, f64)>, tol: f64, kmax: f64, classe
 }
 
 /// The bits of a slice.
+/// `y` rounded to `T`, as `T` labels against their `f32` values: the same loss and gradient
+/// bits.
+fn same_as_widened<T: Label + Float>(
+    f: &SoftmaxFocal<'_>,
+    x: &[f32],
+    y: &[f32],
+    red: Reduction,
+    case: &Case,
+) {
+    let yt: Vec<T> = y.iter().map(|&v| T::from_f32(v)).collect();
+    let yw: Vec<f32> = yt.iter().map(|v| v.to_f32()).collect();
+    let (mut gt, mut gw) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+    let a = f.loss_and_grad(x, &yt, &mut gt, red).map(f32::to_bits);
+    let b = f.loss_and_grad(x, &yw, &mut gw, red).map(f32::to_bits);
+    assert_eq!(
+        a,
+        b,
+        "{} labels vs their f32 values: {}",
+        core::any::type_name::<T>(),
+        case.describe()
+    );
+    assert!(
+        bits(&gt) == bits(&gw),
+        "{} labels' gradient vs their f32 values': {}",
+        core::any::type_name::<T>(),
+        case.describe()
+    );
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|v| v.to_bits()).collect()
 }
@@ -1746,6 +1776,11 @@ pub fn check(input: &SmInput, entry: SmEntry) {
             }
             if entry == SmEntry::Grad {
                 check_reduced_grad(&case, &tr, &to_cl(&buf), red, &counts);
+                if let Labels::F32(y) = &case.lab_call {
+                    // Half-precision distributions are their exact f32 values, bit for bit.
+                    same_as_widened::<bf16>(&f, &case.x_call, y, red, &case);
+                    same_as_widened::<f16>(&f, &case.x_call, y, red, &case);
+                }
             }
             if entry == SmEntry::Accumulate {
                 for i in 0..buf.len() {
