@@ -62,15 +62,16 @@ pub enum Error {
         /// Its class (column).
         class: usize,
     },
-    /// `targets[index]` (the sigmoid family's targets, or the softmax family's `f32`
-    /// distributions) is outside `[0, 1]` or NaN.
+    /// `targets[index]` (the sigmoid family's targets, or the softmax family's distributions,
+    /// `f32`, `bf16` or `f16`) is outside `[0, 1]` or NaN.
     ///
     /// `row` and `class` locate `index` in the call's layout: `index = row * C + class` for
     /// `[rows, C]`; for the softmax family's `[N, C, S]` layout, `index = (n C + class) S + s`
     /// and `row = n S + s` (the index of its label map). A sigmoid call whose number of classes
     /// is set by nothing (no `.classes`, no per-class slice) is one row: `row = 0`,
-    /// `class = index`; so is a `positives` call that knows no class count (one image with
-    /// `.spatial(S)`).
+    /// `class = index`. A `positives` call that knows no class count locates the index as
+    /// if the labels were one row (one image of `S` positions with `.spatial(S)`: `row =
+    /// index % S`, `class = index / S`), which is exact only for a batch of one.
     TargetOutOfRange {
         /// Flat index of the offending target.
         index: usize,

@@ -5,8 +5,6 @@ use focal_loss::{Error, Focal, Grad, Reduction, class_balanced_weights};
 const X: [f32; 6] = [0.5, -1.0, 2.0, 0.0, 3.0, -4.0];
 const T: [f32; 6] = [1.0, 0.0, 0.0, 1.0, 0.5, 0.0];
 
-/// Runs every entry point of `f` on (x, t); asserts each returns `want` and that the
-/// accumulating ones leave their gradient untouched.
 /// The NaN logit at `index` of a call that knows no class count (one row).
 fn nan(index: usize) -> Error {
     Error::NanLogit {
@@ -26,6 +24,8 @@ fn bad_target(index: usize, value: f32) -> Error {
     }
 }
 
+/// Runs every entry point of `f` on (x, t); asserts each returns `want` and that the
+/// accumulating ones leave their gradient untouched.
 fn all_fail(f: Focal<'_>, x: &[f32], t: &[f32], want: Error) {
     // Compared through Debug, so that a NaN value in the error compares equal.
     let same = |got: Result<f32, Error>, what: &str| {

@@ -506,6 +506,18 @@ fn softmax_half_precision_distributions_are_checked() {
     );
     assert_eq!(g, [7.0; 6], "an accumulate call that errs writes nothing");
     assert_eq!(f.positives(&d), Err(want));
+    // `positives` without a class count locates the index in one image of S positions.
+    let mut p = [f16::from_f32(0.25); 6];
+    p[5] = f16::from_f32(2.0);
+    assert_eq!(
+        SoftmaxFocal::new(2.0).spatial(2).positives(&p),
+        Err(focal_loss::Error::TargetOutOfRange {
+            index: 5,
+            row: 1,
+            class: 2,
+            value: 2.0
+        })
+    );
     let mut h = [f16::from_f32(0.25); 6];
     h[2] = f16::NAN;
     assert!(matches!(

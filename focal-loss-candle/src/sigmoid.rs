@@ -78,7 +78,8 @@ impl SigmoidFocalLoss {
 
     /// [`forward`](Self::forward) with this batch's per-row sample weights `s_r`: one per
     /// row, of the logits' shape without the class dimension (`[rows]`, or `[N, A]` for
-    /// logits `[N, A, classes]`), any float dtype, layout or device (read as `f32`). They
+    /// logits `[N, A, classes]`; a scalar for rank-1 logits, one row), any float dtype,
+    /// layout or device (read as `f32`). They
     /// are constants of the loss (no gradient flows to them, as with torch's `weight`);
     /// `Reduction::WeightedMean` divides by the sum of the element weights.
     ///

@@ -114,11 +114,11 @@ impl SoftmaxFocalLoss {
         sample_weights: &Tensor,
     ) -> Result<Tensor> {
         let dims = logits.dims();
-        let rows: Vec<usize> = dims[..1.min(dims.len())]
-            .iter()
-            .chain(dims.get(2..).unwrap_or(&[]))
-            .copied()
-            .collect();
+        if dims.len() < 2 {
+            // (The error `forward` gives, before the weights' shape is compared.)
+            return apply(self, logits, labels);
+        }
+        let rows: Vec<usize> = dims[..1].iter().chain(&dims[2..]).copied().collect();
         apply_weighted(self, logits, labels, Some((sample_weights, &rows)))
     }
 }

@@ -55,7 +55,8 @@
 //!   on ignored rows and for a zero factor, and within the tolerance (+2 ULP for the factor's
 //!   two products; the subnormal allowance times `max(|f|, 1)`, for the absolute roundings
 //!   before the factor multiplies) of the oracle times the factor `f` rounded to f32 (for
-//!   factors 0 or in `[2^-40, 2^40]`);
+//!   factors 0 or in `[2^-40, 2^40]`); `f32` distributions rounded to `bf16` and to `f16`
+//!   give, as those types, the bits of their `f32` values (loss and gradient);
 //! - `softmax_accumulate`: the value is `loss_and_grad`'s, the gradient `g0 + loss_and_grad`
 //!   bit for bit;
 //! - `softmax_per_row`: the per-row losses are the class-last call's bits, and their sum is
@@ -1385,7 +1386,6 @@ fn agree(a: f32, b: f32, o: Option<(f64, f64, f64)>, tol: f64, kmax: f64, classe
     }
 }
 
-/// The bits of a slice.
 /// `y` rounded to `T`, as `T` labels against their `f32` values: the same loss and gradient
 /// bits.
 fn same_as_widened<T: Label + Float>(
@@ -1415,6 +1415,7 @@ fn same_as_widened<T: Label + Float>(
     );
 }
 
+/// The bits of a slice.
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|v| v.to_bits()).collect()
 }

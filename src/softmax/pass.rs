@@ -339,7 +339,11 @@ fn pass<L: Lane, X: Elem, G: Elem>(
         && x.len() >= STAGE_MIN
         // (the transposed class-last blocks have an f32 gradient block of their own)
         && (job.spatial != 1 || by_row);
-    if stage {
+    // The dense path keeps each class's `e`, `K g` and `q` from its loss pass for its
+    // gradient pass in the same buffer (vector backends: the scalar one runs on
+    // microcontrollers, whose stacks are small).
+    let keep = job.dense() && L::LANES > 1 && matches!(sink, Sink::Write(..) | Sink::Add(..));
+    if stage || keep {
         let mut buf = [0f32; BLOCK_LOGITS];
         if by_row {
             rows::<L, X, G>(job, x, sink, factor, &c, &mut buf)
@@ -529,7 +533,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 if b.live[i] {
                     let r = r0 + i;
                     let g = grad.as_deref_mut().map(|g| &mut g[r * cn..(r + 1) * cn]);
-                    b.loss[i] = dense_row::<L, X, G>(job, x, r, &b, i, mode, g, factor, c);
+                    let dr = (r, &b, i);
+                    b.loss[i] = dense_row::<L, X, G>(job, x, dr, mode, g, factor, c, stage);
                 }
             }
         }
@@ -663,13 +668,12 @@ fn dense_k<L: Lane>(
 fn dense_row<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
-    r: usize,
-    b: &Block,
-    i: usize,
+    (r, b, i): (usize, &Block, usize),
     mode: Mode,
     g: Option<&mut [G]>,
     factor: f32,
     c: &Consts<L>,
+    cache: &mut [f32],
 ) -> f32 {
     let cn = job.classes;
     let z = &x[r * cn..(r + 1) * cn];
@@ -683,13 +687,27 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
         tc: L::splat(b.tc[i]),
         sc: L::splat(b.sc[i]),
     };
+    let ln = L::LANES;
+    let kn = n_chunks::<L>(cn) * ln;
+    // `e`, `K g` and `q` of each chunk kept for the gradient's pass (else computed again).
+    let kept = mode != Mode::None && 3 * kn <= cache.len();
     let (mut al, mut ax, mut am) = (L::wide_zero(), L::wide_zero(), L::wide_zero());
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
         let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
-        let k = dense_k::<L>(job, r, off, fr, b.sa[i], b.y[i]);
-        let (l, kg, _) = term(d, e, k, &row, c);
+        // Every lane's term (the gradient's pass needs the overlapping last chunk's lanes
+        // too); the sums take the lanes of `fr` only. (A lane outside `fr` with `K = 0`
+        // would give a loss and `K g` of +0, what the selects below give: `g` is finite.)
+        let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
+        let (l, kg, q) = term(d, e, k, &row, c);
+        if kept {
+            e.store(&mut cache[j * ln..]);
+            kg.store(&mut cache[kn + j * ln..]);
+            q.store(&mut cache[2 * kn + j * ln..]);
+        }
+        let zero_ = L::splat(0.0);
+        let (l, kg) = (keep(fr, l, zero_), keep(fr, kg, zero_));
         al = L::wide_add(al, l);
         ax = L::wide_add(ax, L::select(top, zero, kg));
         am = L::wide_add(am, L::select(top, kg, zero));
@@ -720,9 +738,16 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
         } else {
             cur
         };
-        let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
-        let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
-        let (_, kg, q) = term(d, e, k, &row, c);
+        let (top, e, kg, q) = if kept {
+            let v: L = X::load(&z[off..], NEG_INF, job.hx);
+            let at = |part: usize| L::load_or(&cache[part * kn + j * ln..], 0.0);
+            (v.eq(ms), at(0), at(1), at(2))
+        } else {
+            let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
+            let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
+            let (_, kg, q) = term(d, e, k, &row, c);
+            (top, e, kg, q)
+        };
         let sole = if single { top } else { top & !top };
         let v = dense_grad(sole, e, kg, q, big_g, g_x, fs, f);
         let v = match mode {
@@ -833,7 +858,8 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                 Some(&mut gb[..])
             };
             let cb = (&xb[..], ln, np, lab);
-            bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, &mut [], mode, factor, c);
+            // (`stage` holds no `e` for an `f32` gradient: it is the dense path's buffer.)
+            bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, stage, mode, factor, c);
             if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
                 let g = &mut g[span];
                 match G::as_f32_mut(g) {
@@ -999,7 +1025,8 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     L::select(live, dy, zero).store(&mut b.dy);
     finish::<L>(b, c, factor, dense);
     if dense {
-        column_dense::<L, X, G>(job, xs, cs, np, lab, b, grad, mode, factor, c);
+        let cd = (xs, cs, np, lab);
+        column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage);
     } else if mode != Mode::None {
         let g = grad.unwrap_or(&mut []);
         let coef = lanes::<L>(&b.coef);
@@ -1042,15 +1069,13 @@ fn plane<L: Lane, X: Elem>(xs: &[X], off: usize, np: usize, live: L::Mask, h: Ha
 #[inline(always)]
 fn column_dense<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    xs: &[X],
-    cs: usize,
-    np: usize,
-    lab: Option<Src<'_>>,
+    (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
     b: &mut Block,
     grad: Option<&mut [G]>,
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
+    cache: &mut [f32],
 ) {
     let cn = job.classes;
     let zero = L::splat(0.0);
@@ -1089,8 +1114,17 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     let mut al = [L::wide_zero(); MAX_LANES];
     let mut ax = [L::wide_zero(); MAX_LANES];
     let mut am = [L::wide_zero(); MAX_LANES];
+    // Each class's `e`, `K g` and `q` kept for the gradient's pass (else computed again).
+    let ln = L::LANES;
+    let kn = cn * ln;
+    let kept = mode != Mode::None && 3 * kn <= cache.len();
     for cl in 0..cn {
-        let (top, _, l, kg, _) = cols.class(cl);
+        let (top, e, l, kg, q) = cols.class(cl);
+        if kept {
+            e.store(&mut cache[cl * ln..]);
+            kg.store(&mut cache[kn + cl * ln..]);
+            q.store(&mut cache[2 * kn + cl * ln..]);
+        }
         let j = group::<L>(cl, cn);
         al[j] = L::wide_add(al[j], l);
         ax[j] = L::wide_add(ax[j], L::select(top, zero, kg));
@@ -1119,7 +1153,14 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     let f = L::splat(factor);
     let g = grad.unwrap_or(&mut []);
     for cl in 0..cn {
-        let (top, e, _, kg, q) = cols.class(cl);
+        let (top, e, kg, q) = if kept {
+            let v = plane::<L, X>(xs, cl * cs, np, live, job.hx);
+            let at = |part: usize| L::load_or(&cache[part * kn + cl * ln..], 0.0);
+            (v.eq(mv), at(0), at(1), at(2))
+        } else {
+            let (top, e, _, kg, q) = cols.class(cl);
+            (top, e, kg, q)
+        };
         let v = dense_grad(top & single, e, kg, q, big_g, g_x, fs, f);
         let gc = &mut g[cl * cs..cl * cs + np];
         let out = match mode {
