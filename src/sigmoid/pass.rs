@@ -376,11 +376,16 @@ pub(crate) struct State<L: Lane> {
     row: usize,
 }
 
-/// Targets given as bytes are widened into a stack buffer of this many `f32`: an even multiple
-/// of every backend's `LANES`, so that the vectors, and the pairs of the fast loops, are the
-/// same as with `f32` targets.
-const BLOCK: usize = 512;
+/// Targets given as bytes (and half-precision data) are widened into stack buffers of this many
+/// `f32` on the vector backends: an even multiple of every backend's `LANES`, so that the
+/// vectors, and the pairs of the fast loops, are the same as with `f32` targets. Each block
+/// is one call of the compiled [`Body::body`]: 2048 rather than 512 took byte targets from
+/// 0.66 to 0.63 ns per element and bf16 data from 0.78 to 0.75 (AVX-512, 64K, gamma 2).
+const BLOCK: usize = 2048;
+/// The scalar backend's blocks (it runs on microcontrollers: three buffers of 2 KB, not 8).
+const SCALAR_BLOCK: usize = 512;
 const _: () = assert!(BLOCK.is_multiple_of(2 * MAX_LANES));
+const _: () = assert!(SCALAR_BLOCK.is_multiple_of(2 * MAX_LANES));
 
 /// A backend's compiled copy of [`body`]: one function per backend, not inlined, shared by
 /// every target type (the x86 backends override it to compile theirs with their instruction
@@ -428,67 +433,77 @@ pub(crate) fn pass<L: Body>(
             j.x = xf;
             L::body(&j, &params, &mut sink, &mut st);
         }
-        _ => {
-            let (mut bx, mut bt, mut bg) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
-            let n = x.len();
-            let mut s = 0;
-            while s < n {
-                let e = (s + BLOCK).min(n);
-                let len = e - s;
-                let xb = match x {
-                    Src::F32(v) => &v[s..e],
-                    _ => {
-                        x.slice(s..e).widen::<L>(&mut bx[..len]);
-                        &bx[..len]
-                    }
-                };
-                let tb = match t {
-                    Slice::F32(v) => &v[s..e],
-                    _ => {
-                        t.widen::<L>(s..e, &mut bt[..len]);
-                        &bt[..len]
-                    }
-                };
-                let mut block = job.with_targets(tb);
-                block.x = xb;
-                let g = &mut bg[..len];
-                match out {
-                    Out::None => L::body(&block, &params, &mut Sink::None, &mut st),
-                    Out::Write(Dst::F32(d), f) => {
-                        L::body(&block, &params, &mut Sink::Write(&mut d[s..e], *f), &mut st)
-                    }
-                    Out::Add(Dst::F32(d), f) => {
-                        L::body(&block, &params, &mut Sink::Add(&mut d[s..e], *f), &mut st)
-                    }
-                    Out::Elementwise(Dst::F32(d)) => L::body(
-                        &block,
-                        &params,
-                        &mut Sink::Elementwise(&mut d[s..e]),
-                        &mut st,
-                    ),
-                    Out::Write(d, f) => {
-                        L::body(&block, &params, &mut Sink::Write(g, *f), &mut st);
-                        d.slice(s..e).narrow::<L>(g);
-                    }
-                    Out::Add(d, f) => {
-                        d.slice(s..e).widen::<L>(g);
-                        L::body(&block, &params, &mut Sink::Add(g, *f), &mut st);
-                        d.slice(s..e).narrow::<L>(g);
-                    }
-                    Out::Elementwise(d) => {
-                        L::body(&block, &params, &mut Sink::Elementwise(g), &mut st);
-                        d.slice(s..e).narrow::<L>(g);
-                    }
-                }
-                s = e;
-            }
-        }
+        _ if L::LANES > 1 => blocks::<L, BLOCK>(job, &params, x, t, out, &mut st),
+        _ => blocks::<L, SCALAR_BLOCK>(job, &params, x, t, out, &mut st),
     }
     let (loss, positives) = L::acc_total(st.acc);
     Sums {
         loss,
         positives,
         bad: !L::all(st.ok),
+    }
+}
+
+/// [`pass`] on blocks of `N` elements (see [`BLOCK`]): the logits and targets widened into
+/// stack buffers, the outputs narrowed from one, the state `st` carried from block to block.
+#[inline(always)]
+fn blocks<L: Body, const N: usize>(
+    job: &Job<'_, ()>,
+    params: &ClassParams<'_>,
+    x: Src<'_>,
+    t: Slice<'_>,
+    out: &mut Out<'_>,
+    st: &mut State<L>,
+) {
+    let (mut bx, mut bt, mut bg) = ([0f32; N], [0f32; N], [0f32; N]);
+    let n = x.len();
+    let mut s = 0;
+    while s < n {
+        let e = (s + N).min(n);
+        let len = e - s;
+        let xb = match x {
+            Src::F32(v) => &v[s..e],
+            _ => {
+                x.slice(s..e).widen::<L>(&mut bx[..len]);
+                &bx[..len]
+            }
+        };
+        let tb = match t {
+            Slice::F32(v) => &v[s..e],
+            _ => {
+                t.widen::<L>(s..e, &mut bt[..len]);
+                &bt[..len]
+            }
+        };
+        let mut block = job.with_targets(tb);
+        block.x = xb;
+        let g = &mut bg[..len];
+        match out {
+            Out::None => L::body(&block, params, &mut Sink::None, st),
+            Out::Write(Dst::F32(d), f) => {
+                L::body(&block, params, &mut Sink::Write(&mut d[s..e], *f), st)
+            }
+            Out::Add(Dst::F32(d), f) => {
+                L::body(&block, params, &mut Sink::Add(&mut d[s..e], *f), st)
+            }
+            Out::Elementwise(Dst::F32(d)) => {
+                L::body(&block, params, &mut Sink::Elementwise(&mut d[s..e]), st)
+            }
+            Out::Write(d, f) => {
+                L::body(&block, params, &mut Sink::Write(g, *f), st);
+                d.slice(s..e).narrow::<L>(g);
+            }
+            Out::Add(d, f) => {
+                d.slice(s..e).widen::<L>(g);
+                L::body(&block, params, &mut Sink::Add(g, *f), st);
+                d.slice(s..e).narrow::<L>(g);
+            }
+            Out::Elementwise(d) => {
+                L::body(&block, params, &mut Sink::Elementwise(g), st);
+                d.slice(s..e).narrow::<L>(g);
+            }
+        }
+        s = e;
     }
 }
 
