@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing: builds the targets of fuzz/ and runs each for FUZZ_SECONDS (default 20) seconds,
-# one after the other; fails if any target finds a crash (a violated property, a panic, or a
-# sanitizer report). Works from a fresh clone: no corpus is needed (fuzz/corpus and
+# FUZZ_JOBS (default 2) at a time; fails if any target finds a crash (a violated property, a
+# panic, or a sanitizer report). Works from a fresh clone: no corpus is needed (fuzz/corpus and
 # fuzz/artifacts are git-ignored and created on the way). Needs the nightly toolchain.
 #
 #   FUZZ_SECONDS=60 bash .ci/fuzz.sh            # every target, 60 s each
@@ -36,13 +36,11 @@ fi
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-    echo "== fuzzing $t for ${seconds} s"
-    log="$logs/$t.log"
+
+# One target: its libFuzzer log, and its summary line and exit status in files of its own.
+fuzz_one() {
+    local t="$1" log="$logs/$1.log" start elapsed status=0 runs done_line
     start=$(date +%s)
-    status=0
     cargo +nightly fuzz run "$t" -- \
         -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_len="$max_len" \
         -seed="$seed" -print_final_stats=1 \
@@ -51,14 +49,35 @@ for t in "${targets[@]}"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
     done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
     if [ "$status" -eq 0 ]; then
-        line="$t: ok, ${runs:-?} executions; ${done_line:-no Done line} (wall ${elapsed} s)"
+        echo "$t: ok, ${runs:-?} executions; ${done_line:-no Done line} (wall ${elapsed} s)" >"$logs/$t.line"
     else
+        echo "$t: CRASH after ${runs:-?} executions (wall ${elapsed} s, exit $status)" >"$logs/$t.line"
+    fi
+    echo "$status" >"$logs/$t.status"
+}
+
+# FUZZ_JOBS targets at a time (default 2: this machine's cores; each libFuzzer process is
+# single-threaded, and the seed fixes each target's inputs whatever runs beside it).
+jobs="${FUZZ_JOBS:-2}"
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        wait -n || true
+    done
+    echo "== fuzzing $t for at most ${seconds} s"
+    fuzz_one "$t" &
+done
+wait
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    line="$(cat "$logs/$t.line" 2>/dev/null || echo "$t: no result")"
+    if [ "$(cat "$logs/$t.status" 2>/dev/null || echo 1)" -ne 0 ]; then
         failed+=("$t")
-        line="$t: CRASH after ${runs:-?} executions (wall ${elapsed} s, exit $status)"
         echo "-- $t failed; the end of its log:"
         # The panic message, the input (Debug), and the artifact path.
-        grep -E -A3 "panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer" "$log" | head -n 20 || true
-        sed -n '/^Failing input:/,/^Minimize test case with:/p' "$log" | head -n 80
+        grep -E -A3 "panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer" "$logs/$t.log" | head -n 20 || true
+        sed -n '/^Failing input:/,/^Minimize test case with:/p' "$logs/$t.log" | head -n 80
     fi
     echo "$line"
     summary+=("$line")
