@@ -280,6 +280,35 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
     (clamp(f * kg) * q).store(&mut b.t2);
 }
 
+/// `g[off..off + LANES] = body` for every chunk `j` of a row (at offset `off`, its old
+/// values `old`), each chunk loaded before the one before it is stored: the overlapping last
+/// chunk reads the values the others read (so that its overlapping lanes compute, and store,
+/// the same bits), and no load waits for a store it partly overlaps.
+///
+/// A macro, not a function taking a closure: the body is expanded in place. A closure too
+/// large for LLVM to inline stays a function of its own, outside the backend's
+/// `#[target_feature]` function, where every vector operation becomes a call (the dense
+/// path's gradient ran 10-19x slower so).
+macro_rules! rewrite {
+    ($l:ty, $g:ty, $grad:expr, $cn:expr, $h:expr, |$j:pat_param, $off:ident, $old:pat_param| $body:expr) => {{
+        let (grad, cn, h) = (&mut *$grad, $cn, $h);
+        let n = n_chunks::<$l>(cn);
+        let mut cur: $l = <$g>::load(&grad[offset::<$l>(0, cn)..], 0.0, h);
+        for j in 0..n {
+            let $off = offset::<$l>(j, cn);
+            let next = if j + 1 < n {
+                <$g>::load(&grad[offset::<$l>(j + 1, cn)..], 0.0, h)
+            } else {
+                cur
+            };
+            let ($j, $old) = (j, cur);
+            let v: $l = $body;
+            <$g>::store(v, &mut grad[$off..], h);
+            cur = next;
+        }
+    }};
+}
+
 /// `f::<C>(args)` for the class count `cn` in `1..=SMALL_C`.
 macro_rules! dispatch_c {
     ($cn:expr, $f:ident, $($a:expr),*) => {
@@ -582,45 +611,27 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     match mode {
         // `e` was kept by `row_sum` in an `f32` gradient.
         Mode::Write if G::IS_F32 => {
-            rewrite::<L, G>(g, cn, hg, |_, e| e * coef);
+            rewrite!(L, G, g, cn, hg, |_, _off, e| e * coef);
             g[y] = G::put(label, hg);
         }
         Mode::Write => {
             match staged {
-                Some(e) => rewrite::<L, G>(g, cn, hg, |off, _| L::load_or(&e[off..], 0.0) * coef),
-                None => rewrite::<L, G>(g, cn, hg, |off, _| chunk::<L, X>(z, off, ms, hx).2 * coef),
+                Some(e) => rewrite!(L, G, g, cn, hg, |_, off, _| L::load_or(&e[off..], 0.0)
+                    * coef),
+                None => rewrite!(L, G, g, cn, hg, |_, off, _| chunk::<L, X>(z, off, ms, hx).2
+                    * coef),
             }
             g[y] = G::put(label, hg);
         }
         Mode::Add => {
             let g_y = g[y].get(hg);
-            rewrite::<L, G>(g, cn, hg, |off, old| {
+            rewrite!(L, G, g, cn, hg, |_, off, old| {
                 let (_, _, e) = chunk::<L, X>(z, off, ms, hx);
                 old + e * coef
             });
             g[y] = G::put(g_y + label, hg);
         }
         Mode::None => {}
-    }
-}
-
-/// `g[off..off + LANES] = f(off, g[off..off + LANES])` for every chunk of a row, each chunk
-/// loaded before the one before it is stored: the overlapping last chunk reads the values
-/// the others read (so that its overlapping lanes compute, and store, the same bits), and no
-/// load waits for a store it partly overlaps.
-#[inline(always)]
-fn rewrite<L: Lane, G: Elem>(g: &mut [G], cn: usize, h: Half, mut f: impl FnMut(usize, L) -> L) {
-    let n = n_chunks::<L>(cn);
-    let mut cur = G::load(&g[offset::<L>(0, cn)..], 0.0, h);
-    for j in 0..n {
-        let off = offset::<L>(j, cn);
-        let next = if j + 1 < n {
-            G::load(&g[offset::<L>(j + 1, cn)..], 0.0, h)
-        } else {
-            cur
-        };
-        G::store(f(off, cur), &mut g[off..], h);
-        cur = next;
     }
 }
 
@@ -706,8 +717,7 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
             kg.store(&mut cache[kn + j * ln..]);
             q.store(&mut cache[2 * kn + j * ln..]);
         }
-        let zero_ = L::splat(0.0);
-        let (l, kg) = (keep(fr, l, zero_), keep(fr, kg, zero_));
+        let (l, kg) = (keep(fr, l, zero), keep(fr, kg, zero));
         al = L::wide_add(al, l);
         ax = L::wide_add(ax, L::select(top, zero, kg));
         am = L::wide_add(am, L::select(top, kg, zero));
@@ -724,20 +734,8 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
     let fs = L::splat(b.fs[i]);
     let f = L::splat(factor);
     let g = g.unwrap_or(&mut []);
-    // Every lane of every chunk (the overlapping lanes of the last compute the same values),
-    // in `rewrite`'s order. Written out rather than as a `rewrite` closure: a closure this
-    // large is not inlined, and outside the backend's `#[target_feature]` function every
-    // vector operation became a call (dense rows ran 40x slower than index labels).
-    let h = job.hg;
-    let n = n_chunks::<L>(cn);
-    let mut cur: L = G::load(&g[offset::<L>(0, cn)..], 0.0, h);
-    for j in 0..n {
-        let off = offset::<L>(j, cn);
-        let next = if j + 1 < n {
-            G::load(&g[offset::<L>(j + 1, cn)..], 0.0, h)
-        } else {
-            cur
-        };
+    // Every lane of every chunk (the overlapping lanes of the last compute the same values).
+    rewrite!(L, G, g, cn, job.hg, |j, off, old| {
         let (top, e, kg, q) = if kept {
             let v: L = X::load(&z[off..], NEG_INF, job.hx);
             let at = |part: usize| L::load_or(&cache[part * kn + j * ln..], 0.0);
@@ -750,13 +748,11 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
         };
         let sole = if single { top } else { top & !top };
         let v = dense_grad(sole, e, kg, q, big_g, g_x, fs, f);
-        let v = match mode {
+        match mode {
             Mode::Write => v,
-            _ => cur + v,
-        };
-        G::store(v, &mut g[off..], h);
-        cur = next;
-    }
+            _ => old + v,
+        }
+    });
     loss
 }
 
