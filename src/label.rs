@@ -90,6 +90,39 @@ pub(crate) mod sealed {
             true
         }
 
+        /// The class indices `r0..r0 + out.len()` as `f32` into `out`, `-1` where a label is
+        /// `ignore`; `false` (and nothing written) for distributions. (Labels are validated
+        /// before a pass: every other index is in `[0, C)`.)
+        #[inline(always)]
+        pub fn classes_f32(&self, r0: usize, out: &mut [f32], ignore: Option<i64>) -> bool {
+            #[inline(always)]
+            fn copy<T: Copy + Into<i64>>(src: &[T], out: &mut [f32], ignore: Option<i64>) {
+                match ignore {
+                    None => {
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o = v.into() as f32;
+                        }
+                    }
+                    Some(ig) => {
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            let v: i64 = v.into();
+                            *o = if v == ig { -1.0 } else { v as f32 };
+                        }
+                    }
+                }
+            }
+            let n = out.len();
+            match self {
+                Labels::U8(s) => copy(&s[r0..r0 + n], out, ignore),
+                Labels::U16(s) => copy(&s[r0..r0 + n], out, ignore),
+                Labels::U32(s) => copy(&s[r0..r0 + n], out, ignore),
+                Labels::I32(s) => copy(&s[r0..r0 + n], out, ignore),
+                Labels::I64(s) => copy(&s[r0..r0 + n], out, ignore),
+                Labels::Dense(_) => return false,
+            }
+            true
+        }
+
         /// The class index `i` (for index labels; `i64::MIN` for distributions, never asked).
         #[inline(always)]
         pub fn class(&self, i: usize) -> i64 {

@@ -26,7 +26,7 @@
 //! rows give the bits of their index labels.
 
 use super::kernel::{Consts, Row, term};
-use crate::backend::lane::Lane;
+use crate::backend::lane::{Lane, Two};
 use crate::backend::{Isa, Kernel, MAX_LANES, select};
 use crate::float::{Dst, Elem, Half, Src};
 use crate::label::sealed::Labels;
@@ -39,6 +39,8 @@ pub(crate) const SMALL_C: usize = 16;
 /// of rows stays in the level-1/2 cache between its scan and its gradient.
 const BLOCK_LOGITS: usize = 8192;
 const NEG_INF: f32 = f32::NEG_INFINITY;
+/// The widest block of the column kernel's fast path: [`Two`] of the widest vector.
+const COL_LANES: usize = 2 * MAX_LANES;
 const MAX: f32 = f32::MAX;
 
 /// A validated batch and its parameters.
@@ -122,11 +124,19 @@ const IOTA: [f32; MAX_LANES] = {
 /// [`Lane::wide_tree`]'s order (`v[j] += v[j + h]` for `h = LANES/2, ..., 1`) over `LANES`
 /// wide partial sums, position by position.
 ///
-/// Only the first `used(cn)` partial sums can be non-zero (fewer classes than lanes), and
-/// adding a zero changes nothing: the tree starts at the level that reaches them.
+/// Only the first `min(cn, LANES)` partial sums (rounded up to a power of two) can be non-zero
+/// (fewer classes than lanes), and adding a zero changes nothing: the tree starts at the level
+/// that reaches them.
 #[inline(always)]
 fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
-    let mut h = used::<L>(cn) / 2;
+    tree_wide_in::<L>(acc, cn, L::LANES)
+}
+
+/// [`tree_wide`] for the partial sums of a row kernel of `gl` lanes (the column kernel may
+/// run on [`Two`] vectors of the backend, whose row kernel has `gl = LANES / 2`).
+#[inline(always)]
+fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -> L::Wide {
+    let mut h = cn.min(gl).next_power_of_two() / 2;
     while h >= 1 {
         for j in 0..h {
             acc[j] = L::wide_sum(acc[j], acc[j + h]);
@@ -134,12 +144,6 @@ fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
         h /= 2;
     }
     acc[0]
-}
-
-/// The number of partial sums a row of `cn` classes uses, rounded up to a power of two.
-#[inline(always)]
-fn used<L: Lane>(cn: usize) -> usize {
-    cn.min(L::LANES).next_power_of_two()
 }
 
 /// `(T, S, T_lo, S_lo)` of a row from its sum over the non-top classes and its number of top
@@ -372,17 +376,24 @@ fn pass<L: Lane, X: Elem, G: Elem>(
     // gradient pass in the same buffer (vector backends: the scalar one runs on
     // microcontrollers, whose stacks are small).
     let keep = job.dense() && L::LANES > 1 && matches!(sink, Sink::Write(..) | Sink::Add(..));
+    // The column kernel's fast path takes two vectors per block, as one [`Two`]: two
+    // independent dependency chains (its per-row work is long and serial).
+    let pairs = L::PAIRS && !job.dense();
     if stage || keep {
         let mut buf = [0f32; BLOCK_LOGITS];
         if by_row {
             rows::<L, X, G>(job, x, sink, factor, &c, &mut buf)
+        } else if pairs {
+            columns::<L, Two<L>, X, G>(job, x, sink, factor, &c, &mut buf)
         } else {
-            columns::<L, X, G>(job, x, sink, factor, &c, &mut buf)
+            columns::<L, L, X, G>(job, x, sink, factor, &c, &mut buf)
         }
     } else if by_row {
         rows::<L, X, G>(job, x, sink, factor, &c, &mut [])
+    } else if pairs {
+        columns::<L, Two<L>, X, G>(job, x, sink, factor, &c, &mut [])
     } else {
-        columns::<L, X, G>(job, x, sink, factor, &c, &mut [])
+        columns::<L, L, X, G>(job, x, sink, factor, &c, &mut [])
     }
 }
 
@@ -432,8 +443,14 @@ fn fresh<L: Lane>(j: usize, cn: usize) -> Option<L::Mask> {
 /// both add the same values in the same order.
 #[inline(always)]
 fn group<L: Lane>(c: usize, cn: usize) -> usize {
-    if cn >= L::LANES {
-        c - offset::<L>(c / L::LANES, cn)
+    group_in(c, cn, L::LANES)
+}
+
+/// [`group`] for a row kernel of `gl` lanes.
+#[inline(always)]
+fn group_in(c: usize, cn: usize, gl: usize) -> usize {
+    if cn >= gl {
+        c - ((c / gl) * gl).min(cn - gl)
     } else {
         c
     }
@@ -770,7 +787,7 @@ fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L
 /// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
 /// batch, transposed into a stack buffer), classes in sequence.
 #[inline(always)]
-fn columns<L: Lane, X: Elem, G: Elem>(
+fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
     sink: &mut Sink<'_, G>,
@@ -781,7 +798,14 @@ fn columns<L: Lane, X: Elem, G: Elem>(
     let (mode, mut grad, mut per_row) = parts(sink);
     let cn = job.classes;
     let sp = job.spatial;
-    let ln = L::LANES;
+    // (A constant `false` where the fast path's blocks are wider: [`pass`] sends the dense
+    // path to `B = L` only, and the branch is not compiled into the other copy.)
+    let dense = B::LANES == L::LANES && job.dense();
+    debug_assert!(dense == job.dense());
+    let ln = if dense { L::LANES } else { B::LANES };
+    let cb_ = Consts::<B>::new(job.gamma);
+    let fast = (&cb_, L::LANES);
+    let mut acc = [B::wide_zero(); MAX_LANES];
     let mut loss = L::acc_zero();
     let mut bad = false;
     let mut b = Block::new();
@@ -791,35 +815,54 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             while s0 < sp {
                 let np = ln.min(sp - s0);
                 let r0 = n * sp + s0;
-                b.labels(job, r0, np);
                 let base = n * cn * sp + s0;
-                let lab = match job.labels {
-                    Labels::Dense(l) => Some(l.slice(base..l.len())),
-                    _ => None,
-                };
                 let g = grad.as_deref_mut().map(|g| &mut g[base..]);
                 let xs = &x[base..];
-                let cb = (xs, sp, np, lab);
-                bad |= column_block::<L, X, G>(job, cb, &mut b, g, stage, mode, factor, c);
-                L::acc_add(&mut loss, lanes::<L>(&b.loss));
+                let mut out = [0f32; COL_LANES];
+                if dense {
+                    b.labels(job, r0, np);
+                    let lab = match job.labels {
+                        Labels::Dense(l) => Some(l.slice(base..l.len())),
+                        _ => None,
+                    };
+                    let cb = (xs, sp, np, lab);
+                    bad |= column_block::<L, X, G>(job, cb, &mut b, g, stage, mode, factor, c);
+                    let l = lanes::<L>(&b.loss);
+                    L::acc_add(&mut loss, l);
+                    l.store(&mut out);
+                } else {
+                    let labs = index_lanes::<B>(job, r0, np);
+                    let cb = (xs, sp, np);
+                    let (l, nan) = column_fast::<B, X, G>(
+                        job, cb, labs, g, stage, mode, factor, fast, &mut acc,
+                    );
+                    bad |= nan;
+                    B::acc_add(&mut loss, l);
+                    l.store(&mut out);
+                }
                 if let Some(o) = per_row.as_deref_mut() {
-                    narrow(&b.loss[..np], &mut o[r0..r0 + np], job.hg);
+                    narrow(&out[..np], &mut o[r0..r0 + np], job.hg);
                 }
                 s0 += np;
             }
         }
     } else {
         // Class-last with few classes: class `c` of row `r0 + p` at `c LANES + p`.
-        let mut xb = [0f32; SMALL_C * MAX_LANES];
-        let mut lb = [0f32; SMALL_C * MAX_LANES];
-        let mut gb = [0f32; SMALL_C * MAX_LANES];
+        let mut xb = [0f32; SMALL_C * COL_LANES];
+        let mut lb = [0f32; SMALL_C * COL_LANES];
+        let mut gb = [0f32; SMALL_C * COL_LANES];
         // Half-precision rows widened (and gradients narrowed) here, around the transposition.
-        let mut wb = [0f32; SMALL_C * MAX_LANES];
+        let mut wb = [0f32; SMALL_C * COL_LANES];
         let rows = x.len() / cn;
         let mut r0 = 0;
         while r0 < rows {
             let np = ln.min(rows - r0);
-            b.labels(job, r0, np);
+            let labs = if dense {
+                b.labels(job, r0, np);
+                None
+            } else {
+                Some(index_lanes::<B>(job, r0, np))
+            };
             let span = r0 * cn..(r0 + np) * cn;
             transpose(
                 widened::<L, X>(&x[span.clone()], &mut wb, job.hx),
@@ -853,9 +896,26 @@ fn columns<L: Lane, X: Elem, G: Elem>(
             } else {
                 Some(&mut gb[..])
             };
-            let cb = (&xb[..], ln, np, lab);
             // (`stage` holds no `e` for an `f32` gradient: it is the dense path's buffer.)
-            bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, stage, mode, factor, c);
+            let mut out = [0f32; COL_LANES];
+            match labs {
+                None => {
+                    let cb = (&xb[..], ln, np, lab);
+                    bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, stage, mode, factor, c);
+                    let l = lanes::<L>(&b.loss);
+                    L::acc_add(&mut loss, l);
+                    l.store(&mut out);
+                }
+                Some(labs) => {
+                    let cb = (&xb[..], ln, np);
+                    let (l, nan) = column_fast::<B, f32, f32>(
+                        job, cb, labs, g, stage, mode, factor, fast, &mut acc,
+                    );
+                    bad |= nan;
+                    B::acc_add(&mut loss, l);
+                    l.store(&mut out);
+                }
+            }
             if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
                 let g = &mut g[span];
                 match G::as_f32_mut(g) {
@@ -872,9 +932,8 @@ fn columns<L: Lane, X: Elem, G: Elem>(
                     }
                 }
             }
-            L::acc_add(&mut loss, lanes::<L>(&b.loss));
             if let Some(o) = per_row.as_deref_mut() {
-                narrow(&b.loss[..np], &mut o[r0..r0 + np], job.hg);
+                narrow(&out[..np], &mut o[r0..r0 + np], job.hg);
             }
             r0 += np;
         }
@@ -889,7 +948,7 @@ fn columns<L: Lane, X: Elem, G: Elem>(
 #[inline(always)]
 fn widened<'b, L: Lane, X: Elem>(
     src: &'b [X],
-    buf: &'b mut [f32; SMALL_C * MAX_LANES],
+    buf: &'b mut [f32; SMALL_C * COL_LANES],
     h: Half,
 ) -> &'b [f32] {
     if let Some(v) = X::as_f32(src) {
@@ -907,7 +966,7 @@ fn widened<'b, L: Lane, X: Elem>(
 
 /// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
 #[inline(always)]
-fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * MAX_LANES]) -> &'b [f32] {
+fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * COL_LANES]) -> &'b [f32] {
     match src.as_f32() {
         Some(v) => v,
         None => {
@@ -921,12 +980,23 @@ fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * MAX_LANES
 /// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
 /// up to [`SMALL_C`], whose fixed inner length the compiler unrolls.
 #[inline(always)]
-fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * MAX_LANES], cn: usize, ln: usize) {
+fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: usize) {
     #[inline(always)]
-    fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * MAX_LANES], ln: usize) {
-        for (p, row) in src.chunks_exact(C).enumerate().take(MAX_LANES) {
+    fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) {
+        if src.len() == C * ln && ln <= COL_LANES {
+            // A whole block: plain indices (every bound provable), which the compiler turns
+            // into vector loads and shuffles.
+            let src = &src[..C * ln];
+            for p in 0..ln {
+                for c in 0..C {
+                    dst[c * ln + p] = src[p * C + c];
+                }
+            }
+            return;
+        }
+        for (p, row) in src.chunks_exact(C).enumerate().take(COL_LANES) {
             for c in 0..C {
-                dst[(c * ln + p) % (SMALL_C * MAX_LANES)] = row[c];
+                dst[(c * ln + p) % (SMALL_C * COL_LANES)] = row[c];
             }
         }
     }
@@ -935,38 +1005,60 @@ fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * MAX_LANES], cn: usize, ln: u
 
 /// The inverse of [`transpose`].
 #[inline(always)]
-fn untranspose(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], cn: usize, ln: usize) {
+fn untranspose(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
     #[inline(always)]
-    fn fixed<const C: usize>(src: &[f32; SMALL_C * MAX_LANES], dst: &mut [f32], ln: usize) {
-        for (p, row) in dst.chunks_exact_mut(C).enumerate().take(MAX_LANES) {
+    fn fixed<const C: usize>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], ln: usize) {
+        if dst.len() == C * ln && ln <= COL_LANES {
+            let dst = &mut dst[..C * ln];
+            for p in 0..ln {
+                for c in 0..C {
+                    dst[p * C + c] = src[c * ln + p];
+                }
+            }
+            return;
+        }
+        for (p, row) in dst.chunks_exact_mut(C).enumerate().take(COL_LANES) {
             for c in 0..C {
-                row[c] = src[(c * ln + p) % (SMALL_C * MAX_LANES)];
+                row[c] = src[(c * ln + p) % (SMALL_C * COL_LANES)];
             }
         }
     }
     dispatch_c!(cn, fixed, src, dst, ln);
 }
 
-/// One block of `np` positions: logits at `xs[c cs + p]`, distributions likewise in `lab`, the
-/// gradient likewise in `grad`. Returns whether a counted position has a NaN logit.
+/// A block's two scans, lane-wise: the largest logit `m` of each position, whether a live
+/// one has a NaN, `T` and `S` (rounded once from their `f64` sums, and what the rounding
+/// dropped), the number of top classes and `d_y` (0 outside `live`).
+struct Scan<L: Lane> {
+    mv: L,
+    nan: bool,
+    t: L,
+    s: L,
+    t_lo: L,
+    s_lo: L,
+    ties: L,
+    dy: L,
+}
+
+/// Pass 1 (the largest logit) and pass 2 (`T`, the ties, `d_y`) of a block of `np` positions
+/// whose class `cl` is at `xs[cl cs..]`, the labels `yv` (index labels; -1 for none). `e` is
+/// stored for the gradient's pass: at `stage[cl LANES..]` when `staged`, else in the gradient
+/// itself when `store_e` (an `f32` gradient being written).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn column_block<L: Lane, X: Elem, G: Elem>(
+fn scan<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
-    (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
-    b: &mut Block,
+    (xs, cs, np): (&[X], usize, usize),
+    live: L::Mask,
+    yv: L,
     mut grad: Option<&mut [G]>,
     stage: &mut [f32],
-    mode: Mode,
-    factor: f32,
-    c: &Consts<L>,
-) -> bool {
+    (staged, store_e, gl): (bool, bool, usize),
+    acc: &mut [L::Wide; MAX_LANES],
+) -> Scan<L> {
     let cn = job.classes;
-    let dense = job.dense();
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
-    let live = mask::<L>(&b.live);
-    let yv = lanes::<L>(&b.y);
     let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
@@ -976,21 +1068,20 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
         nan = nan | !v.eq(v);
         mv = mv.max(v);
     }
-    // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient.
-    let mut acc = [L::wide_zero(); MAX_LANES];
+    // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
+    // sums that the tree reads are cleared: all of them are kilobytes per block.)
+    for a in &mut acc[..cn.min(gl).next_power_of_two()] {
+        *a = L::wide_zero();
+    }
     let mut ties = zero;
     let mut dy = zero;
-    // `e` is kept for the gradient's pass: in an `f32` gradient, or at `stage[cl LANES..]`
-    // (computed again there without either).
     let ln = L::LANES;
-    let staged = !G::IS_F32 && stage.len() >= cn * ln;
-    let store_e = mode == Mode::Write && !dense && (G::IS_F32 || staged);
     for cl in 0..cn {
         let v = load(cl);
         let top = v.eq(mv);
         let d = L::select(top, zero, v - mv);
         let e = d.exp();
-        let j = group::<L>(cl, cn);
+        let j = group_in(cl, cn, gl);
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
         ties = ties + L::select(top, one, zero);
         dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
@@ -1002,31 +1093,96 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     }
     // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
     // `row_sums`, lane by lane.
-    let t64 = L::wide_add(tree_wide::<L>(&mut acc, cn), ties - one);
+    let t64 = L::wide_add(tree_wide_in::<L>(acc, cn, gl), ties - one);
     let s64 = L::wide_add(t64, one);
     let (t, s) = (L::wide_round(t64), L::wide_round(s64));
-    L::select(live, t, zero).store(&mut b.t);
-    L::select(live, s, one).store(&mut b.s);
     // The differences are exact in f64.
     let t_lo = L::wide_round(L::wide_add(t64, -t));
     let s_lo = L::wide_round(L::wide_add(s64, -s));
-    L::select(live, t_lo, zero).store(&mut b.t_lo);
-    L::select(live, s_lo, zero).store(&mut b.s_lo);
-    let mut tl = [0f32; MAX_LANES];
-    ties.store(&mut tl);
-    for (s, &t) in b.single.iter_mut().zip(&tl) {
-        *s = t == 1.0;
+    Scan {
+        mv,
+        nan: L::any(nan & live),
+        t: L::select(live, t, zero),
+        s: L::select(live, s, one),
+        t_lo: L::select(live, t_lo, zero),
+        s_lo: L::select(live, s_lo, zero),
+        ties,
+        dy: L::select(live, dy, zero),
     }
-    mv.store(&mut b.m);
-    L::select(live, dy, zero).store(&mut b.dy);
-    finish::<L>(b, c, factor, dense);
-    if dense {
-        let cd = (xs, cs, np, lab);
-        column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage);
-    } else if mode != Mode::None {
+}
+
+/// Index labels of rows `r0..r0 + n` as lanes (lane `i` is row `r0 + i`): which are counted,
+/// the class (-1 where not counted), and the label's weight `K = min(s_r alpha w_y, MAX)` (0
+/// where not counted): the values [`Block::labels`] gives, in registers.
+#[inline(always)]
+fn index_lanes<L: Lane>(job: &Job<'_>, r0: usize, n: usize) -> (L::Mask, L, L) {
+    let mut y = [-1f32; COL_LANES];
+    job.labels.classes_f32(r0, &mut y[..n], job.ignore);
+    let yv = L::load_or(&y, -1.0);
+    let live = yv.ge(L::splat(0.0));
+    let max = L::splat(MAX);
+    let mut sa = L::splat(job.alpha);
+    if let Some(s) = job.sample_weights {
+        sa = (L::load_or(&s[r0..r0 + n], 0.0) * sa).min(max);
+    }
+    let k = match job.class_weights {
+        None => sa,
+        Some(w) => {
+            let mut wy = [0f32; COL_LANES];
+            for (o, &c) in wy.iter_mut().zip(&y[..n]) {
+                if c >= 0.0 {
+                    *o = w[c as usize];
+                }
+            }
+            (sa * L::load_or(&wy, 0.0)).min(max)
+        }
+    };
+    (live, yv, L::select(live, k, L::splat(0.0)))
+}
+
+/// One block of `np` positions on the fast path (index labels, no smoothing), every per-row
+/// value in registers: logits at `xs[c cs + p]`, the gradient likewise in `grad`, the labels
+/// from [`index_lanes`]. Returns the block's losses (0 outside `live`) and whether a counted
+/// position has a NaN logit.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_fast<L: Lane, X: Elem, G: Elem>(
+    job: &Job<'_>,
+    (xs, cs, np): (&[X], usize, usize),
+    (live, yv, k): (L::Mask, L, L),
+    grad: Option<&mut [G]>,
+    stage: &mut [f32],
+    mode: Mode,
+    factor: f32,
+    (c, gl): (&Consts<L>, usize),
+    acc: &mut [L::Wide; MAX_LANES],
+) -> (L, bool) {
+    let cn = job.classes;
+    let zero = L::splat(0.0);
+    let ln = L::LANES;
+    let staged = !G::IS_F32 && stage.len() >= cn * ln;
+    let store_e = mode == Mode::Write && (G::IS_F32 || staged);
+    let mut grad = grad;
+    let sc = scan::<L, X, G>(
+        job,
+        (xs, cs, np),
+        live,
+        yv,
+        grad.as_deref_mut(),
+        stage,
+        (staged, store_e, gl),
+        acc,
+    );
+    // The per-row work ([`finish`]'s, lane by lane).
+    let row = Row::new(sc.t, sc.s, sc.t_lo, sc.s_lo);
+    let f = L::splat(factor);
+    let (loss, kg, q) = term(sc.dy, sc.dy.exp(), k, &row, c);
+    let loss = L::select(live, loss, zero);
+    if mode != Mode::None {
         let g = grad.unwrap_or(&mut []);
-        let coef = lanes::<L>(&b.coef);
-        let label = zero - lanes::<L>(&b.t2);
+        let coef = clamp(kg * (f / sc.s));
+        let label = zero - clamp(f * kg) * q;
+        let mv = sc.mv;
         for cl in 0..cn {
             let gc = &mut g[cl * cs..cl * cs + np];
             let is_y = yv.eq(L::splat(cl as f32));
@@ -1034,7 +1190,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
                 Mode::Write if staged => L::load_or(&stage[cl * ln..cl * ln + np], 0.0) * coef,
                 Mode::Write if store_e => G::load::<L>(gc, 0.0, job.hg) * coef,
                 _ => {
-                    let x = load(cl);
+                    let x = plane::<L, X>(xs, cl * cs, np, live, job.hx);
                     let top = x.eq(mv);
                     let e = L::select(top, zero, x - mv).exp();
                     e * coef
@@ -1051,7 +1207,53 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
             G::store(out, gc, job.hg);
         }
     }
-    L::any(nan & live)
+    (loss, sc.nan)
+}
+
+/// One block of `np` positions on the dense path: logits at `xs[c cs + p]`, distributions
+/// likewise in `lab`, the gradient likewise in `grad`. Returns whether a counted position has
+/// a NaN logit.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_block<L: Lane, X: Elem, G: Elem>(
+    job: &Job<'_>,
+    (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
+    b: &mut Block,
+    grad: Option<&mut [G]>,
+    stage: &mut [f32],
+    mode: Mode,
+    factor: f32,
+    c: &Consts<L>,
+) -> bool {
+    let live = mask::<L>(&b.live);
+    let yv = lanes::<L>(&b.y);
+    let scan_of = (false, false, L::LANES);
+    let mut acc = [L::wide_zero(); MAX_LANES];
+    let sc = scan::<L, X, G>(
+        job,
+        (xs, cs, np),
+        live,
+        yv,
+        None,
+        &mut [],
+        scan_of,
+        &mut acc,
+    );
+    sc.t.store(&mut b.t);
+    sc.s.store(&mut b.s);
+    sc.t_lo.store(&mut b.t_lo);
+    sc.s_lo.store(&mut b.s_lo);
+    let mut tl = [0f32; MAX_LANES];
+    sc.ties.store(&mut tl);
+    for (s, &t) in b.single.iter_mut().zip(&tl) {
+        *s = t == 1.0;
+    }
+    sc.mv.store(&mut b.m);
+    sc.dy.store(&mut b.dy);
+    finish::<L>(b, c, factor, true);
+    let cd = (xs, cs, np, lab);
+    column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage);
+    sc.nan
 }
 
 /// The logits of one class at `xs[off..off + np]`, 0 outside `live`.
