@@ -218,8 +218,8 @@ impl Block {
     #[inline(always)]
     fn labels(&mut self, job: &Job<'_>, r0: usize, n: usize) {
         *self = Block::new();
-        let mut cls = [0i64; MAX_LANES];
-        let dense = !job.labels.classes(r0, &mut cls[..n]);
+        let mut cls = [-1f32; MAX_LANES];
+        let dense = !job.labels.classes_f32(r0, &mut cls[..n], job.ignore);
         let mut sa = [job.alpha; MAX_LANES];
         if let Some(s) = job.sample_weights {
             for (a, &s) in sa.iter_mut().zip(&s[r0..r0 + n]) {
@@ -232,7 +232,7 @@ impl Block {
             if dense {
                 self.live[i] = true;
                 self.sa[i] = sa[i];
-            } else if Some(cls[i]) != job.ignore {
+            } else if cls[i] >= 0.0 {
                 let y = cls[i] as usize;
                 self.live[i] = true;
                 self.y[i] = y as f32;
