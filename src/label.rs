@@ -71,7 +71,7 @@ pub(crate) mod sealed {
 
         /// The class indices `r0..r0 + out.len()` into `out`; `false` (and nothing written)
         /// for distributions.
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub fn classes(&self, r0: usize, out: &mut [i64]) -> bool {
             fn copy<T: Copy + Into<i64>>(src: &[T], out: &mut [i64]) {
                 for (o, &v) in out.iter_mut().zip(src) {
@@ -93,9 +93,9 @@ pub(crate) mod sealed {
         /// The class indices `r0..r0 + out.len()` as `f32` into `out`, `-1` where a label is
         /// `ignore`; `false` (and nothing written) for distributions. (Labels are validated
         /// before a pass: every other index is in `[0, C)`.)
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub fn classes_f32(&self, r0: usize, out: &mut [f32], ignore: Option<i64>) -> bool {
-            #[inline(always)]
+            #[cfg_attr(not(opt_level_0), inline(always))]
             fn copy<T: Copy + Into<i64>>(src: &[T], out: &mut [f32], ignore: Option<i64>) {
                 match ignore {
                     None => {
@@ -124,7 +124,7 @@ pub(crate) mod sealed {
         }
 
         /// The class index `i` (for index labels; `i64::MIN` for distributions, never asked).
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub fn class(&self, i: usize) -> i64 {
             match self {
                 Labels::U8(s) => s[i] as i64,
@@ -144,7 +144,7 @@ pub(crate) mod sealed {
     macro_rules! index {
         ($($t:ident => $v:ident),*) => {$(
             impl Sealed for $t {
-                #[inline(always)]
+                #[cfg_attr(not(opt_level_0), inline(always))]
                 fn labels(src: &[$t]) -> Labels<'_> {
                     Labels::$v(src)
                 }
@@ -156,7 +156,7 @@ pub(crate) mod sealed {
     macro_rules! dense {
         ($($t:ty),*) => {$(
             impl Sealed for $t {
-                #[inline(always)]
+                #[cfg_attr(not(opt_level_0), inline(always))]
                 fn labels(src: &[$t]) -> Labels<'_> {
                     Labels::Dense(<$t as crate::float::sealed::Sealed>::src(src))
                 }

@@ -35,7 +35,7 @@ const LOG2_E: f32 = core::f32::consts::LOG2_E;
 /// bits). Relative error of `1 + r + r^2 P(r)` (f64, 2^21 points): 3.10e-9 with the f64 fit,
 /// 4.16e-9 (0.070 x 2^-24) with the f32 coefficients below. In f32: within 1.1 ULP (unit test;
 /// measured 1.02).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn exp<L: Lane>(x: L) -> L {
     const P: [f32; 5] = [
         0.499_999_94,    // 0x3eff_fffe
@@ -73,7 +73,7 @@ pub(crate) fn exp<L: Lane>(x: L) -> L {
 /// `|ln(1 + f)| >= 2 |s|` at most `s^12 / (13 (1 - s^2)) <= 5.2e-11`. Relative error of
 /// `ln(1 + f)` so computed (f64, 2^21 points): 5.09e-11 with the exact `2/(2j+1)`, 2.41e-10
 /// (0.004 x 2^-24) with the f32 ones. In f32: below 1 ULP (unit test; measured 0.85).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn ln<L: Lane>(y: L) -> L {
     let tiny = y.lt(L::splat(f32::MIN_POSITIVE));
     let y = L::select(tiny, y * L::splat(16_777_216.0), y); // 2^24
@@ -107,7 +107,7 @@ pub(crate) fn ln<L: Lane>(y: L) -> L {
 /// 3.55e-8 (0.59 x 2^-24) with the f32 coefficients below, whose rounding dominates (the
 /// script's own rounded fit: 3.74e-8). In f32: within 1.5 ULP with FMA (unit test; measured
 /// 1.49; Horner's scheme throughout gave 1.4, at a dependency chain 8 operations longer).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
     ln_1p_unit_lo(e).0
 }
@@ -119,7 +119,7 @@ pub(crate) fn ln_1p_unit<L: Lane>(e: L) -> L {
 /// is damped by `e^2 |R| / l <= (1 - ln 2) / ln 2 < 0.45`: within 0.94 ULP of `ln(1 + e)`
 /// where `l` alone is within 1.49 (measured with FMA, unit test below). The caller that uses
 /// `l` alone pays nothing for `lo`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn ln_1p_unit_lo<L: Lane>(e: L) -> (L, L) {
     const R: [f32; 9] = [
         -0.499_999_3,   // 0xbeff_ffe9
@@ -161,7 +161,7 @@ pub(crate) fn ln_1p_unit_lo<L: Lane>(e: L) -> (L, L) {
 /// and of that last step: `l - e` is exact (Sterbenz: `l` is within `[e/2, e]`), so
 /// `e2 r - (l - e)` and `(e e - e2) r` are the missing parts, each formed with one rounding
 /// of a value far below `ulp(l)`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn with_lo<L: Lane>(e: L, e2: L, r: L) -> (L, L) {
     let l = e2.mul_add(r, e);
     let step = if L::FMA {
@@ -178,7 +178,7 @@ fn with_lo<L: Lane>(e: L, e2: L, r: L) -> (L, L) {
 /// products are exact. An operand above `2^100` trades a factor `2^64` with the other
 /// (`a b = (a 2^-64)(b 2^64)` exactly), so that `4097 a` cannot overflow while the product is
 /// finite.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 #[allow(dead_code)] // used by the vector backend when the build has no FMA
 pub(crate) fn mul_err_dekker<L: Lane>(a: L, b: L, p: L) -> L {
     let pow2 = |e: i32| L::splat(f32::from_bits(((127 + e) as u32) << 23));

@@ -24,7 +24,7 @@ pub(crate) struct Dd {
 /// and means nothing: an infinite sum has no error term. [`Dd`] drops it at each step
 /// ([`two_sum_f64`]); the per-lane accumulators of the vector backends carry it and drop it
 /// at their total ([`total`]).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn two_sum<F: Copy + Add<Output = F> + Sub<Output = F>>(a: F, b: F) -> (F, F) {
     let s = a + b;
     let bb = s - a;
@@ -32,7 +32,7 @@ pub(crate) fn two_sum<F: Copy + Add<Output = F> + Sub<Output = F>>(a: F, b: F) -
 }
 
 /// [`two_sum`] of two `f64`, the error term 0 once the sum is infinite.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn two_sum_f64(a: f64, b: f64) -> (f64, f64) {
     let (s, e) = two_sum(a, b);
     (s, if s.abs() < f64::INFINITY { e } else { 0.0 })
@@ -53,7 +53,7 @@ impl Dd {
     pub(crate) const ZERO: Dd = Dd { hi: 0.0, lo: 0.0 };
 
     /// Adds `v` (Sum2: one TwoSum, the error summed into `lo`).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub(crate) fn add_f64(&mut self, v: f64) {
         let (s, e) = two_sum_f64(self.hi, v);
         self.hi = s;
@@ -61,7 +61,7 @@ impl Dd {
     }
 
     /// The sum of two accumulators, renormalised (`|lo| <= ulp(hi) / 2`).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub(crate) fn add(self, o: Dd) -> Dd {
         // Every step symmetric in `self` and `o` (TwoSum's `s` and `e` are; the low words
         // are added together first), so that the merge is commutative bit for bit.
@@ -71,7 +71,7 @@ impl Dd {
     }
 
     /// The value rounded to `f64`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub(crate) fn value(self) -> f64 {
         self.hi + self.lo
     }

@@ -51,7 +51,7 @@ pub(crate) mod sealed {
 
     impl Slice<'_> {
         /// The targets `r` into `dst` (of the same length) as `f32`, `LANES` at a time.
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub(crate) fn widen<L: crate::backend::lane::Lane>(
             &self,
             r: core::ops::Range<usize>,
@@ -70,7 +70,7 @@ pub(crate) mod sealed {
         }
 
         /// `LANES` targets at `r` (at most `LANES` of them) as `f32`, padded with 0.
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub(crate) fn load<L: crate::backend::lane::Lane>(&self, r: core::ops::Range<usize>) -> L {
             match self {
                 Slice::F32(t) => L::load_or(&t[r], 0.0),
@@ -87,7 +87,7 @@ pub(crate) mod sealed {
         }
 
         /// The number of targets.
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         pub(crate) fn len(&self) -> usize {
             match self {
                 Slice::F32(t) => t.len(),
@@ -97,26 +97,26 @@ pub(crate) mod sealed {
         }
     }
     impl Sealed for f32 {
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         fn slice(src: &[f32]) -> Slice<'_> {
             Slice::F32(src)
         }
     }
     impl Sealed for u8 {
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         fn slice(src: &[u8]) -> Slice<'_> {
             Slice::U8(src)
         }
     }
     impl Sealed for half::bf16 {
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         fn slice(src: &[half::bf16]) -> Slice<'_> {
             use half::slice::HalfFloatSliceExt;
             Slice::Bf16(src.reinterpret_cast())
         }
     }
     impl Sealed for half::f16 {
-        #[inline(always)]
+        #[cfg_attr(not(opt_level_0), inline(always))]
         fn slice(src: &[half::f16]) -> Slice<'_> {
             use half::slice::HalfFloatSliceExt;
             Slice::F16(src.reinterpret_cast())
@@ -125,28 +125,28 @@ pub(crate) mod sealed {
 }
 
 impl Target for f32 {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn value(self) -> f32 {
         self
     }
 }
 
 impl Target for u8 {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn value(self) -> f32 {
         self as f32
     }
 }
 
 impl Target for half::bf16 {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn value(self) -> f32 {
         self.to_f32()
     }
 }
 
 impl Target for half::f16 {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn value(self) -> f32 {
         self.to_f32()
     }

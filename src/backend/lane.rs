@@ -52,20 +52,20 @@ pub(crate) trait Lane:
     fn store(self, dst: &mut [f32]);
     /// `src[..LANES]` as `bf16` bits widened to `f32` (exactly: a shift), or `src` padded
     /// with `fill` when it is shorter.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_bf16(src: &[u16], fill: f32) -> Self {
         let a: [f32; MAX_LANES] = float::padded_bf16(src, fill);
         Self::load_or(&a[..Self::LANES], fill)
     }
     /// `src[..LANES]` as `f16` bits widened to `f32` (exactly), or `src` padded with `fill`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_f16(src: &[u16], fill: f32) -> Self {
         let a: [f32; MAX_LANES] = float::padded_f16(src, fill);
         Self::load_or(&a[..Self::LANES], fill)
     }
     /// Writes the first `min(dst.len(), LANES)` lanes as `bf16` bits, each rounded to
     /// nearest, ties to even (a NaN stays a quiet NaN).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn store_bf16(self, dst: &mut [u16]) {
         let mut a = [0f32; MAX_LANES];
         self.store(&mut a[..Self::LANES]);
@@ -75,7 +75,7 @@ pub(crate) trait Lane:
     }
     /// Writes the first `min(dst.len(), LANES)` lanes as `f16` bits, each rounded to
     /// nearest, ties to even (beyond 65520 in magnitude: `inf`).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn store_f16(self, dst: &mut [u16]) {
         let mut a = [0f32; MAX_LANES];
         self.store(&mut a[..Self::LANES]);
@@ -105,7 +105,7 @@ pub(crate) trait Lane:
 
     /// Whether every lane has `|x| < bound` and `t` 0 or 1, and the lanes where `t = 1`
     /// (meaningful when the first is true).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn all_hard(x: Self, t: Self, bound: f32) -> (bool, Self::Mask) {
         let y = t.eq(Self::splat(1.0));
         let ok = x.abs().lt(Self::splat(bound)) & (y | t.eq(Self::splat(0.0)));
@@ -115,24 +115,24 @@ pub(crate) trait Lane:
     fn pow2i(n: Self) -> Self;
     /// `self * 2^n` for an integral `n` in `[-252, 254]`, rounded once (also into the
     /// subnormal range): two exact power-of-two factors by default.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn scale2(self, n: Self) -> Self {
         let n1 = (n * Self::splat(0.5)).round_half();
         self * Self::pow2i(n1) * Self::pow2i(n - n1)
     }
     /// `1 / self` for `self` in `[1, 2]`, within 1 ULP (a true division by default).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn recip_1_2(self) -> Self {
         Self::splat(1.0) / self
     }
     /// `1 / self` for `self` in `[1, 2]` with a relative error below `2^-14` (the
     /// correctly rounded [`Lane::recip_1_2`] by default).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn recip_approx(self) -> Self {
         self.recip_1_2()
     }
     /// The nearest integer (ties to even) of `|self| < 2^22`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn round_half(self) -> Self {
         // 1.5 * 2^23: adding and subtracting it rounds to an integer in the default mode.
         (self + Self::splat(12_582_912.0)) - Self::splat(12_582_912.0)
@@ -144,26 +144,26 @@ pub(crate) trait Lane:
     fn sqrt(self) -> Self;
     /// `e^self` within 1.1 ULP for `self <= 88.72` (`-inf` gives 0); the polynomial of
     /// [`crate::math`] by default.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn exp(self) -> Self {
         math::exp(self)
     }
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP; the polynomial of
     /// [`crate::math`] by default.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln(self) -> Self {
         math::ln(self)
     }
     /// `ln(1 + self)` for `self` in `[0, 1]`, within 1.5 ULP; the polynomial of
     /// [`crate::math`] by default.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln_1p(self) -> Self {
         math::ln_1p_unit(self)
     }
     /// `ln(1 + self)` for `self` in `[0, 1]` as `(l, lo)`: `l` has the bits of
     /// [`Lane::ln_1p`], and `l + lo` is within 1 ULP of the truth, where `l` alone is within
     /// 1.5 (the polynomials of [`crate::math`] by default; `libm` in f64 for the scalar lane).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln_1p_lo(self) -> (Self, Self) {
         math::ln_1p_unit_lo(self)
     }
@@ -172,7 +172,7 @@ pub(crate) trait Lane:
     /// Adds every lane of `loss` to the double-word loss sum.
     fn acc_add(acc: &mut Self::Acc, loss: Self);
     /// Adds every lane of `a` and of `b` to the double-word loss sum.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn acc_add2(acc: &mut Self::Acc, a: Self, b: Self) {
         Self::acc_add(acc, a);
         Self::acc_add(acc, b);
@@ -197,7 +197,7 @@ pub(crate) trait Lane:
     fn wide_round(a: Self::Wide) -> Self;
     /// The sum of the lanes in the fixed tree `a[j] += a[j + h]` for `h = LANES/2, ..., 1`
     /// (the order `crate::softmax::pass` relies on), in `f64`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_tree(a: Self::Wide) -> f64 {
         let mut v = [0f64; MAX_LANES];
         Self::wide_store(a, &mut v);
@@ -211,7 +211,7 @@ pub(crate) trait Lane:
         v[0]
     }
     /// The largest lane (of non-NaN values).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn reduce_max(self) -> f32 {
         let mut v = [f32::NEG_INFINITY; MAX_LANES];
         self.store(&mut v);
@@ -243,7 +243,7 @@ macro_rules! two_op {
     ($tr:ident, $f:ident, $ty:ident, $bound:ident) => {
         impl<L: $bound> $tr for $ty<L> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(opt_level_0), inline(always))]
             fn $f(self, o: Self) -> Self {
                 $ty(self.0.$f(o.0), self.1.$f(o.1))
             }
@@ -270,7 +270,7 @@ impl<M> TwoMaskBits for M where
 
 impl<L: Lane> Neg for Two<L> {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn neg(self) -> Self {
         Two(-self.0, -self.1)
     }
@@ -278,7 +278,7 @@ impl<L: Lane> Neg for Two<L> {
 
 impl<M: TwoMaskBits> Not for TwoMask<M> {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn not(self) -> Self {
         TwoMask(!self.0, !self.1)
     }
@@ -291,132 +291,132 @@ impl<L: Lane> Lane for Two<L> {
     type Mask = TwoMask<L::Mask>;
     type Acc = L::Acc;
 
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn splat(v: f32) -> Self {
         Two(L::splat(v), L::splat(v))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_or(src: &[f32], fill: f32) -> Self {
         let hi = src.get(L::LANES..).unwrap_or(&[]);
         Two(L::load_or(src, fill), L::load_or(hi, fill))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn store(self, dst: &mut [f32]) {
         self.0.store(dst);
         if let Some(hi) = dst.get_mut(L::LANES..) {
             self.1.store(hi);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_bf16(src: &[u16], fill: f32) -> Self {
         let hi = src.get(L::LANES..).unwrap_or(&[]);
         Two(L::load_bf16(src, fill), L::load_bf16(hi, fill))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_f16(src: &[u16], fill: f32) -> Self {
         let hi = src.get(L::LANES..).unwrap_or(&[]);
         Two(L::load_f16(src, fill), L::load_f16(hi, fill))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn store_bf16(self, dst: &mut [u16]) {
         self.0.store_bf16(dst);
         if let Some(hi) = dst.get_mut(L::LANES..) {
             self.1.store_bf16(hi);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn store_f16(self, dst: &mut [u16]) {
         self.0.store_f16(dst);
         if let Some(hi) = dst.get_mut(L::LANES..) {
             self.1.store_f16(hi);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn mul_add(self, a: Self, b: Self) -> Self {
         Two(self.0.mul_add(a.0, b.0), self.1.mul_add(a.1, b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn mul_err(a: Self, b: Self, p: Self) -> Self {
         Two(L::mul_err(a.0, b.0, p.0), L::mul_err(a.1, b.1, p.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn abs(self) -> Self {
         Two(self.0.abs(), self.1.abs())
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn max(self, o: Self) -> Self {
         Two(self.0.max(o.0), self.1.max(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn min(self, o: Self) -> Self {
         Two(self.0.min(o.0), self.1.min(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn lt(self, o: Self) -> Self::Mask {
         TwoMask(self.0.lt(o.0), self.1.lt(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ge(self, o: Self) -> Self::Mask {
         TwoMask(self.0.ge(o.0), self.1.ge(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn le(self, o: Self) -> Self::Mask {
         TwoMask(self.0.le(o.0), self.1.le(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn eq(self, o: Self) -> Self::Mask {
         TwoMask(self.0.eq(o.0), self.1.eq(o.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn select(m: Self::Mask, a: Self, b: Self) -> Self {
         Two(L::select(m.0, a.0, b.0), L::select(m.1, a.1, b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn all(m: Self::Mask) -> bool {
         L::all(m.0) && L::all(m.1)
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn any(m: Self::Mask) -> bool {
         L::any(m.0) || L::any(m.1)
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn all_hard(x: Self, t: Self, bound: f32) -> (bool, Self::Mask) {
         let (a, ya) = L::all_hard(x.0, t.0, bound);
         let (b, yb) = L::all_hard(x.1, t.1, bound);
         (a && b, TwoMask(ya, yb))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn pow2i(n: Self) -> Self {
         Two(L::pow2i(n.0), L::pow2i(n.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn scale2(self, n: Self) -> Self {
         Two(self.0.scale2(n.0), self.1.scale2(n.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn recip_1_2(self) -> Self {
         Two(self.0.recip_1_2(), self.1.recip_1_2())
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn recip_approx(self) -> Self {
         Two(self.0.recip_approx(), self.1.recip_approx())
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn round_half(self) -> Self {
         Two(self.0.round_half(), self.1.round_half())
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn frexp(self) -> (Self, Self) {
         let ((k0, m0), (k1, m1)) = (self.0.frexp(), self.1.frexp());
         (Two(k0, k1), Two(m0, m1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn sqrt(self) -> Self {
         Two(self.0.sqrt(), self.1.sqrt())
     }
     // The polynomials over `Two` interleave the halves; other elementary functions go half
     // by half.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn exp(self) -> Self {
         if L::POLY {
             math::exp(self)
@@ -424,7 +424,7 @@ impl<L: Lane> Lane for Two<L> {
             Two(self.0.exp(), self.1.exp())
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln(self) -> Self {
         if L::POLY {
             math::ln(self)
@@ -432,7 +432,7 @@ impl<L: Lane> Lane for Two<L> {
             Two(self.0.ln(), self.1.ln())
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln_1p(self) -> Self {
         if L::POLY {
             math::ln_1p_unit(self)
@@ -440,7 +440,7 @@ impl<L: Lane> Lane for Two<L> {
             Two(self.0.ln_1p(), self.1.ln_1p())
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn ln_1p_lo(self) -> (Self, Self) {
         if L::POLY {
             math::ln_1p_unit_lo(self)
@@ -449,47 +449,47 @@ impl<L: Lane> Lane for Two<L> {
             (Two(a.0, b.0), Two(a.1, b.1))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn acc_zero() -> L::Acc {
         L::acc_zero()
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn acc_add(acc: &mut L::Acc, loss: Self) {
         L::acc_add2(acc, loss.0, loss.1);
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn acc_add_t(acc: &mut L::Acc, t: Self) {
         L::acc_add_t(acc, t.0);
         L::acc_add_t(acc, t.1);
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn acc_total(acc: L::Acc) -> (Dd, f64) {
         L::acc_total(acc)
     }
     type Wide = (L::Wide, L::Wide);
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_zero() -> Self::Wide {
         (L::wide_zero(), L::wide_zero())
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide {
         (L::wide_add(acc.0, v.0), L::wide_add(acc.1, v.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide {
         (L::wide_sum(a.0, b.0), L::wide_sum(a.1, b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_store(a: Self::Wide, dst: &mut [f64]) {
         let (lo, hi) = dst.split_at_mut(L::LANES);
         L::wide_store(a.0, lo);
         L::wide_store(a.1, hi);
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_round(a: Self::Wide) -> Self {
         Two(L::wide_round(a.0), L::wide_round(a.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn count(m: Self::Mask) -> u32 {
         L::count(m.0) + L::count(m.1)
     }

@@ -193,7 +193,7 @@ pub(crate) trait Kernel {
 }
 
 /// The one dispatch point: `k` on the instruction set `isa`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {
     match isa {
         Isa::Scalar => scalar::run(k),

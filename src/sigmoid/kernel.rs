@@ -69,7 +69,7 @@ impl<L: Lane> Consts<L> {
     }
 
     /// The same parameters for [`Two`] lanes.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub fn two(&self) -> Consts<Two<L>> {
         let two = |v: L| Two(v, v);
         Consts {
@@ -85,7 +85,7 @@ impl<L: Lane> Consts<L> {
 
     /// The modulator of a hard target, and the Linear and Separable ones of a soft target,
     /// are powers of their base ([`power_split`]), not an `exp`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub fn power(&self) -> bool {
         self.int_gamma <= 2 || self.half_gamma
     }
@@ -110,7 +110,7 @@ pub(crate) struct Weights<L> {
 
 impl<L: Lane> Weights<L> {
     /// The weights of two vectors as those of one [`Two`].
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub fn two(a: &Self, b: &Self) -> Weights<Two<L>> {
         Weights {
             a_pos: Two(a.a_pos, b.a_pos),
@@ -134,7 +134,7 @@ impl<L: Lane> Weights<L> {
 ///
 /// Without one: `u = fl(1 + e)`, its exact error `u_lo = e - (u - 1)`, and
 /// `1/(1+e) = r (1 - r u_lo)` to first order with `r ~ 1/u`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn inv_1p<L: Lane>(e: L) -> L {
     let one = L::splat(1.0);
     let u = one + e;
@@ -162,7 +162,7 @@ fn inv_1p<L: Lane>(e: L) -> L {
 /// and `0 <= b <= 1`, so that nothing overflows: no lane is marked dead, and a lane that would
 /// be gets `s <= -256`, whose `exp` is exactly 0 all the same (`d` is then finite), so the
 /// results have the same bits as with the check.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L, L::Mask) {
     let hi = -k.gamma * a;
     let c = -k.gamma * b;
@@ -185,7 +185,7 @@ fn log_modulator<L: Lane, const CHECK: bool>(a: L, b: L, k: &Consts<L>) -> (L, L
 /// `m = exp(-gamma (a + b + b_lo))`, see [`log_modulator`], `b_lo` a correction of `b` below
 /// its rounding (0 if none): `exp(s + d) = exp(s) (1 + d)` for the tiny correction `d`, into
 /// which `-gamma b_lo` joins (exactly as nothing, for `b_lo = 0`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, b_lo: L, k: &Consts<L>) -> L {
     let (s, d, dead) = log_modulator::<L, CHECK>(a, b, k);
     let d = (-k.gamma).mul_add(b_lo, d);
@@ -203,14 +203,14 @@ pub(crate) fn modulator<L: Lane, const CHECK: bool>(a: L, b: L, b_lo: L, k: &Con
 /// modulator times a large cross-entropy (soft targets at large `|x|`) never passes through a
 /// subnormal `m` with few significant bits, and no partial product exceeds the result by
 /// more than `e^32`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn modulator_split<L: Lane>(a: L, b: L, k: &Consts<L>) -> (L, L) {
     let (s, d, dead) = log_modulator::<L, true>(a, b, k);
     split_exp(s, d, dead)
 }
 
 /// `exp(s) (1 + d)` as `(m', k)`, see [`modulator_split`]; 0 on the lanes `dead`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn split_exp<L: Lane>(s: L, d: L, dead: L::Mask) -> (L, L) {
     let tiny = s.lt(L::splat(-64.0));
     let half = L::select(tiny, L::splat(0.5), L::splat(1.0));
@@ -223,7 +223,7 @@ fn split_exp<L: Lane>(s: L, d: L, dead: L::Mask) -> (L, L) {
 
 /// [`modulator_split`] of `exp(-gamma (a + b + b_lo))`, `b_lo` a correction of `b` below
 /// its rounding (`-gamma b_lo` joins the correction `d`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn modulator_split_lo<L: Lane>(a: L, b: L, b_lo: L, k: &Consts<L>) -> (L, L) {
     let (s, d, dead) = log_modulator::<L, true>(a, b, k);
     let d = (-k.gamma).mul_add(b_lo, d);
@@ -237,7 +237,7 @@ fn modulator_split_lo<L: Lane>(a: L, b: L, b_lo: L, k: &Consts<L>) -> (L, L) {
 /// error once: `gamma` times that of `b`, plus half an ULP; the square root (correctly
 /// rounded) half that of `b` plus half an ULP, and its `h = 1 / sqrt(b)` one ULP more. At
 /// `b = 0`, `h` is 0, not infinite: the callers' `b` is 0 only where `db` is 0 too.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn power_split<L: Lane>(b: L, k: &Consts<L>) -> (L, L, L) {
     let (zero, one) = (L::splat(0.0), L::splat(1.0));
     if k.half_gamma {
@@ -266,7 +266,7 @@ fn power_split<L: Lane>(b: L, k: &Consts<L>) -> (L, L, L) {
 /// already has its limit (`p`, `q` are 0 or 1, the modulators and their derivatives vanish or
 /// not exactly as at infinity); only the loss, which grows linearly, is then set to `+inf`
 /// where it is not 0. No `0 * inf` is ever formed.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn element<L: Lane, const MOD: u8>(
     x: L,
     t: L,
@@ -287,7 +287,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
 /// The limit at `x = +-inf` of a loss computed at `x = +-f32::MAX` (lanes `inf`): `+inf` where
 /// `grows` (the coefficient of `|x|` is positive: decided factor by factor, so that an
 /// underflow at `f32::MAX` does not turn `+inf` into 0), else 0.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn limit<L: Lane>(inf: Option<L::Mask>, grows: L::Mask, loss: L) -> L {
     match inf {
         None => loss,
@@ -301,7 +301,7 @@ fn limit<L: Lane>(inf: Option<L::Mask>, grows: L::Mask, loss: L) -> L {
 /// `m`, forced to its limit 0 on the lanes `inf & vanish` (a modulator whose exponent has a
 /// positive multiple of `|x|`, at `x = +-inf`: at `f32::MAX` it may not have underflowed yet
 /// when `gamma` is tiny).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn vanish<L: Lane>(inf: Option<L::Mask>, vanish: L::Mask, m: L) -> L {
     match inf {
         None => m,
@@ -311,7 +311,7 @@ fn vanish<L: Lane>(inf: Option<L::Mask>, vanish: L::Mask, m: L) -> L {
 
 /// [`element`] for finite logits: the hard path when every target is 0 or 1, else the
 /// general one. `valid_x` marks the lanes whose logit is valid.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn element_finite<L: Lane, const MOD: u8>(
     x: L,
     t: L,
@@ -343,7 +343,7 @@ fn element_finite<L: Lane, const MOD: u8>(
 ///
 /// The weights multiply last, `W (m CE)`, so that products of weights and modulators never
 /// pass through a subnormal when the result is normal.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     x: L,
     t: L,
@@ -527,7 +527,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 /// (minus where `t = 1`): two terms of the same sign, no cancellation. `b^gamma` is a product
 /// for `gamma` in {0, 1, 2} (no second `exp`), `sqrt(b)` for `gamma = 0.5`, and
 /// `exp(-gamma (max(-z, 0) + l))` otherwise.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn element_hard<L: Lane>(
     x: L,
     y: L::Mask,
@@ -557,7 +557,7 @@ pub(crate) const FAST_X_MAX: f32 = TWO_64;
 /// (`y`: the lanes with `t = 1`), weighted by `h_pos` where `t = 1` and `h_neg` where `t = 0`
 /// (see [`Weights`]): the loss and its derivative, with the same bits as [`element`] (its
 /// overflow checks cannot trigger within these bounds). The caller has checked the inputs.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn hard<L: Lane>(x: L, y: L::Mask, h_pos: L, h_neg: L, k: &Consts<L>) -> (L, L) {
     let (loss, grad, _) = hard_core::<L, false>(x, y, h_pos, h_neg, k, None);
     (loss, grad)
@@ -568,7 +568,7 @@ pub(crate) fn hard<L: Lane>(x: L, y: L::Mask, h_pos: L, h_neg: L, k: &Consts<L>)
 /// derivative, with the same bits as [`element`] on every lane except, without label
 /// smoothing, those with targets 0 or 1 (where [`element`] gives the bits of [`hard`], as the
 /// caller must). The caller has checked the inputs.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn soft<L: Lane>(x: L, t: L, wt: &Weights<L>, k: &Consts<L>, modulator: u8) -> (L, L) {
     let v = x.eq(x);
     let (l, g, _) = match modulator {
@@ -581,7 +581,7 @@ pub(crate) fn soft<L: Lane>(x: L, t: L, wt: &Weights<L>, k: &Consts<L>, modulato
 
 /// The formula of [`element_hard`]: the loss, its derivative and the wrong-side lanes, with
 /// the modulator forced to its limit at the infinite logits `inf`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn hard_core<L: Lane, const CHECK: bool>(
     x: L,
     y: L::Mask,

@@ -202,7 +202,7 @@ impl Sums {
 
 /// The per-class weights of one class, in the order of [`Weights`]: `a_pos`, `a_neg`,
 /// `w_pos`, `w`, and the hard-target products `min(w a_pos w_pos, MAX)`, `min(w a_neg, MAX)`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn class_weights(a_pos: f32, a_neg: f32, w_pos: f32, w: f32) -> [f32; 6] {
     [
         a_pos,
@@ -280,7 +280,7 @@ impl<'a> ClassParams<'a> {
     }
 
     /// The hard-target weights `(h_pos, h_neg)` alone (see [`Weights`]).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn hard<L: Lane>(&self, c0: usize) -> (L, L) {
         match self {
             ClassParams::Uniform(v) => (L::splat(v[4]), L::splat(v[5])),
@@ -295,7 +295,7 @@ impl<'a> ClassParams<'a> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn get<L: Lane>(&self, c0: usize) -> Weights<L> {
         match self {
             ClassParams::Uniform(v) => Weights {
@@ -342,7 +342,7 @@ impl<'a> ClassParams<'a> {
 }
 
 /// `param[c0..c0 + LANES]` (wrapping to the next row), or `dflt` in every lane.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn load_class<L: Lane>(param: Option<&[f32]>, dflt: f32, c0: usize, classes: usize) -> L {
     match param {
         None => L::splat(dflt),
@@ -359,7 +359,7 @@ fn load_class<L: Lane>(param: Option<&[f32]>, dflt: f32, c0: usize, classes: usi
 }
 
 /// `src` as a vector of f32, padded with 0.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn load_targets<L: Lane, T: Target>(src: &[T]) -> L {
     T::slice(src).load::<L>(0..src.len().min(L::LANES))
 }
@@ -408,7 +408,7 @@ pub(crate) trait Body: Lane {
 /// block by block ([`BLOCK`] elements, so that the blocks' vectors and pairs are the whole
 /// job's) on the logits and targets widened to `f32` in stack buffers and the outputs
 /// narrowed from one, the state carried from block to block: the same bits either way.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn pass<L: Body>(
     job: &Job<'_, ()>,
     x: Src<'_>,
@@ -446,7 +446,7 @@ pub(crate) fn pass<L: Body>(
 
 /// [`pass`] on blocks of `N` elements (see [`BLOCK`]): the logits and targets widened into
 /// stack buffers, the outputs narrowed from one, the state `st` carried from block to block.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn blocks<L: Body, const N: usize>(
     job: &Job<'_, ()>,
     params: &ClassParams<'_>,
@@ -509,7 +509,7 @@ fn blocks<L: Body, const N: usize>(
 
 /// The elements of `job` (the whole batch, or a block of it that starts at a multiple of
 /// [`BLOCK`]), from the state `st` on, with `sink` written for every element.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn body<L: Lane>(
     job: &Job<'_, f32>,
     params: &ClassParams<'_>,
@@ -620,7 +620,7 @@ impl Stride {
     }
 
     /// The class offset and row of the vector after the one at `(c0, row)`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn next(self, (c0, row): (usize, usize)) -> (usize, usize) {
         if c0 + self.step >= self.classes {
             (c0 + self.step - self.classes, row + self.rows + 1)
@@ -632,7 +632,7 @@ impl Stride {
 
 /// `l` and `g` for the elements `range` (a vector, or the padded last one) written to `sink`,
 /// through the same [`Emit`] implementation the loops use.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn emit<L: Lane>(sink: &mut Sink<'_>, range: core::ops::Range<usize>, l: L, g: L) {
     match sink {
         Sink::None => Discard.emit(range, l, g),
@@ -659,19 +659,19 @@ struct AddGrad<'o, L>(&'o mut [f32], L);
 struct WriteLoss<'o>(&'o mut [f32]);
 
 impl<L: Lane> Emit<L> for Discard {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, _: core::ops::Range<usize>, _: L, _: L) {}
 }
 
 impl<L: Lane> Emit<L> for WriteGrad<'_, L> {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
         (g * self.1).store(&mut self.0[range]);
     }
 }
 
 impl<L: Lane> Emit<L> for AddGrad<'_, L> {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
         let dst = &mut self.0[range];
         (L::load_or(dst, 0.0) + g * self.1).store(dst);
@@ -679,7 +679,7 @@ impl<L: Lane> Emit<L> for AddGrad<'_, L> {
 }
 
 impl<L: Lane> Emit<L> for WriteLoss<'_> {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, range: core::ops::Range<usize>, l: L, _: L) {
         l.store(&mut self.0[range]);
     }
@@ -689,7 +689,7 @@ impl<L: Lane> Emit<L> for WriteLoss<'_> {
 /// `row` (the others 0), or `None` without sample weights. Lane `j` is in row
 /// `row + (c0 + j) / C`: one row, or two (lanes from `C - c0` on in the next) for at least
 /// `L::LANES` classes, consecutive rows for one class, else gathered lane by lane.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize), valid: usize) -> Option<L> {
     let sw = job.sample_weights?;
     let c = job.classes;
@@ -716,14 +716,14 @@ fn row_weights<L: Lane, T>(job: &Job<'_, T>, (c0, row): (usize, usize), valid: u
 
 /// The hard-target weights times the sample weights `s`: clamped to MAX, not inf, so that a
 /// zero cross-entropy still gives 0.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn scale_hard<L: Lane>((h_pos, h_neg): (L, L), s: L) -> (L, L) {
     let fmax = L::splat(f32::MAX);
     ((h_pos * s).min(fmax), (h_neg * s).min(fmax))
 }
 
 /// `wt` times the sample weights `s`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn scale_weights<L: Lane>(wt: &mut Weights<L>, s: L) {
     // Clamped as the hard-target weights: a class weight and a sample weight near MAX give
     // MAX, not inf, which a zero alpha would turn into NaN.
@@ -733,7 +733,7 @@ fn scale_weights<L: Lane>(wt: &mut Weights<L>, s: L) {
 
 /// The hard-target weights `(h_pos, h_neg)` of the full vector at class `c0` of row `row`,
 /// with the sample weights (see [`row_weights`]).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn hard_weights<L: Lane, T>(
     job: &Job<'_, T>,
     params: &ClassParams<'_>,
@@ -759,7 +759,7 @@ static IOTA: [f32; MAX_LANES] = {
 
 /// Adds the losses `l` to the loss sum, and the targets `t` to the target sum when
 /// `count_positives`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn add_sums<V: Lane>(acc: &mut V::Acc, l: V, t: V, count_positives: bool) {
     V::acc_add(acc, l);
     if count_positives {
@@ -768,7 +768,7 @@ fn add_sums<V: Lane>(acc: &mut V::Acc, l: V, t: V, count_positives: bool) {
 }
 
 /// The logits and targets of the two vectors at `i` and `i + L::LANES`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn load_pair<L: Lane, T: Target>(job: &Job<'_, T>, i: usize) -> (Two<L>, Two<L>) {
     let (i1, i2) = (i + L::LANES, i + 2 * L::LANES);
     let x = Two(
@@ -787,7 +787,7 @@ fn load_pair<L: Lane, T: Target>(job: &Job<'_, T>, i: usize) -> (Two<L>, Two<L>)
 /// too), so that which vectors are summed together depends only on the data, not on where a
 /// run or a block starts. A vector those loops leave (an odd one, the last one) takes the
 /// general path, which gives the same bits.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn pair_at<L: Lane>(i: usize, n: usize) -> bool {
     (i / L::LANES).is_multiple_of(2) && i + 2 * L::LANES <= n
 }
@@ -797,7 +797,7 @@ fn pair_at<L: Lane>(i: usize, n: usize) -> bool {
 /// stopped (the first other vector, or the last full one; on the vector backends, which take
 /// pairs of vectors (see [`pair_at`]), the first of the first other pair). Advances the class
 /// offset and the row `at`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn hard_run<L: Lane, T: Target>(
     job: &Job<'_, T>,
     params: &ClassParams<'_>,
@@ -854,7 +854,7 @@ fn hard_run<L: Lane, T: Target>(
 }
 
 /// The weights of the full vector at class `c0` of row `row`, with the sample weights.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn vector_weights<L: Lane, T>(
     job: &Job<'_, T>,
     params: &ClassParams<'_>,
@@ -871,7 +871,7 @@ fn vector_weights<L: Lane, T>(
 /// gradient of `x`, `t`, or `None` when the step does not qualify (a logit beyond
 /// [`kernel::FAST_X_MAX`], a target outside `[0, 1]`, or hard targets that `all_hard` gives
 /// to [`hard_run`]: for a pair, both vectors' targets all 0 or 1).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn soft_step<V: Lane>(
     x: V,
     t: V,
@@ -907,7 +907,7 @@ fn soft_step<V: Lane>(
 /// take pairs of vectors (see [`pair_at`]), the first of the first other pair). Advances the
 /// class offset and the row `at`. Without label smoothing, requires
 /// `gamma <= FAST_GAMMA_MAX`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 #[allow(clippy::too_many_arguments)]
 fn soft_run<L: Lane, T: Target>(
     job: &Job<'_, T>,
@@ -971,7 +971,7 @@ fn soft_run<L: Lane, T: Target>(
 /// gradient accumulated into, or scaled by the number of positives). `x` is the logits, or
 /// empty to validate and sum the targets alone (when only the sum must come first: the pass
 /// checks the logits itself).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn scan<L: Lane>(x: Src<'_>, t: Slice<'_>) -> Sums {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
@@ -1008,7 +1008,7 @@ struct Pass<'r, 'd, 'o> {
 
 impl Kernel for Pass<'_, '_, '_> {
     type Output = Sums;
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn run<L: Body>(self) -> Sums {
         pass::<L>(self.job, self.x, self.t, self.out)
     }
@@ -1022,7 +1022,7 @@ struct Scan<'d> {
 
 impl Kernel for Scan<'_> {
     type Output = Sums;
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn run<L: Body>(self) -> Sums {
         scan::<L>(self.x, self.t)
     }

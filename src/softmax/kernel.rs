@@ -87,7 +87,7 @@ pub(crate) struct Row<L> {
 impl<L: Lane> Row<L> {
     /// The row of `T`, `S` and the parts their rounding dropped (`T_exact = t + t_lo`,
     /// `S_exact = s + s_lo`, each as the `f32` of an exact `f64` difference).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     pub(crate) fn new(t: L, s: L, t_lo: L, s_lo: L) -> Self {
         let normal = t.ge(L::splat(f32::MIN_POSITIVE));
         let tc = L::select(
@@ -114,7 +114,7 @@ impl<L: Lane> Row<L> {
 /// `t_lo / S` for the rounding of `T`: `ts`) when `T <= 1`, so that a confidently right row
 /// (`T = 1e-30`) keeps every digit; `ln S` of the rounded `S` plus `sc` above (the error of
 /// `ln`, at most 1 ULP of `ln S >= ln 2`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn ln_s<L: Lane>(t: L, s: L, ts: L, sc: L) -> (L, L) {
     let one = L::splat(1.0);
     let small = t.le(one);
@@ -131,7 +131,7 @@ pub(crate) fn ln_s<L: Lane>(t: L, s: L, ts: L, sc: L) -> (L, L) {
 /// One class's terms: `(K M L, K g, q)`, with `K g` clamped to `f32::MAX` (a weight beyond
 /// the documented range overflows to `MAX`, never to `inf`, so that no later product can
 /// form `0 * inf`). `d <= 0` (0 exactly on top classes), `e = exp(d)`, `k >= 0`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L, L, L) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
@@ -190,7 +190,7 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
 /// corrections of `ln S` and `T` carried in `B_lo`, so that the sigmoid core's split
 /// modulator carries only the errors of `exp`, of `ln m_T` and of the `e^(d_c)` summed into
 /// `T` (the last times `gamma`). `T = 0` (`p = 1` exactly) gives `M = 0`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Consts<L>) -> L {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);

@@ -90,7 +90,7 @@ impl<'a> Job<'a> {
     }
 
     /// Class `c`'s weight.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn w(&self, c: usize) -> f32 {
         self.class_weights.map_or(1.0, |w| w[c])
     }
@@ -127,14 +127,14 @@ const IOTA: [f32; MAX_LANES] = {
 /// Only the first `min(cn, LANES)` partial sums (rounded up to a power of two) can be non-zero
 /// (fewer classes than lanes), and adding a zero changes nothing: the tree starts at the level
 /// that reaches them.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
     tree_wide_in::<L>(acc, cn, L::LANES)
 }
 
 /// [`tree_wide`] for the partial sums of a row kernel of `gl` lanes (the column kernel may
 /// run on [`Two`] vectors of the backend, whose row kernel has `gl = LANES / 2`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -> L::Wide {
     let mut h = cn.min(gl).next_power_of_two() / 2;
     while h >= 1 {
@@ -149,7 +149,7 @@ fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -
 /// `(T, S, T_lo, S_lo)` of a row from its sum over the non-top classes and its number of top
 /// classes: `T` and `S` rounded once from `f64`, and what the rounding dropped (see
 /// [`Row::new`]).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn row_sums(sum: f64, ties: f32) -> [f32; 4] {
     let t = sum + (ties as f64 - 1.0);
     let s = 1.0 + t;
@@ -215,7 +215,7 @@ impl Block {
     }
 
     /// Fills the labels and weights of rows `r0..r0 + n` (lane `i` is row `r0 + i`).
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn labels(&mut self, job: &Job<'_>, r0: usize, n: usize) {
         *self = Block::new();
         let mut cls = [-1f32; MAX_LANES];
@@ -244,7 +244,7 @@ impl Block {
 }
 
 /// A lane mask from booleans.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn mask<L: Lane>(b: &[bool; MAX_LANES]) -> L::Mask {
     let mut a = [0f32; MAX_LANES];
     for (a, &b) in a.iter_mut().zip(b) {
@@ -253,14 +253,14 @@ fn mask<L: Lane>(b: &[bool; MAX_LANES]) -> L::Mask {
     L::load_or(&a, 0.0).eq(L::splat(1.0))
 }
 
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn lanes<L: Lane>(a: &[f32; MAX_LANES]) -> L {
     L::load_or(a, 0.0)
 }
 
 /// The per-row work of a block, one row per lane: `ln S`, `factor / S`, and for the fast path
 /// the label's term, the row's loss and the factors of its gradient.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
     let s = lanes::<L>(&b.s);
     let row = Row::new(lanes(&b.t), s, lanes(&b.t_lo), lanes(&b.s_lo));
@@ -340,7 +340,7 @@ macro_rules! dispatch_c {
 /// `v` clamped to `[-MAX, MAX]`: a product with the reduction's factor (negative for a
 /// negative `Scale`) that overflows stays finite, so that a later product by 0 (`e = 0` of a
 /// masked class, `q = 0` of a certain one) gives 0, not `inf * 0`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn clamp<L: Lane>(v: L) -> L {
     v.max(L::splat(-MAX)).min(L::splat(MAX))
 }
@@ -354,7 +354,7 @@ enum Mode {
 }
 
 /// One pass of `job` on lanes `L`, with the gradient factor `factor`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn pass<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
@@ -415,19 +415,19 @@ fn parts<'s, G>(sink: &'s mut Sink<'_, G>) -> (Mode, Option<&'s mut [G]>, Option
 /// Where chunk `j` of a row of `cn >= LANES` classes starts: `j LANES`, except the last of a
 /// row whose length is not a multiple of `LANES`, which ends with the row (it overlaps the one
 /// before; only its lanes `>= LANES - cn mod LANES` are *fresh*, see [`fresh`]).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn offset<L: Lane>(j: usize, cn: usize) -> usize {
     (j * L::LANES).min(cn - L::LANES)
 }
 
 /// The number of chunks of a row of `cn >= LANES` classes.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn n_chunks<L: Lane>(cn: usize) -> usize {
     cn.div_ceil(L::LANES)
 }
 
 /// The lanes of chunk `j` that no earlier chunk covered (`None`: all of them).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn fresh<L: Lane>(j: usize, cn: usize) -> Option<L::Mask> {
     let rem = cn % L::LANES;
     if rem == 0 || j + 1 < n_chunks::<L>(cn) {
@@ -441,13 +441,13 @@ fn fresh<L: Lane>(j: usize, cn: usize) -> Option<L::Mask> {
 /// The partial sum (of `LANES`) that class `c` of `cn` goes to, in both kernels: the lane it
 /// has in its chunk ([`offset`]). The column kernel follows the row kernel's chunks, so that
 /// both add the same values in the same order.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn group<L: Lane>(c: usize, cn: usize) -> usize {
     group_in(c, cn, L::LANES)
 }
 
 /// [`group`] for a row kernel of `gl` lanes.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn group_in(c: usize, cn: usize, gl: usize) -> usize {
     if cn >= gl {
         c - ((c / gl) * gl).min(cn - gl)
@@ -457,7 +457,7 @@ fn group_in(c: usize, cn: usize, gl: usize) -> usize {
 }
 
 /// `sel(m, a, b)` where `m` is `None` for "every lane".
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
     match m {
         None => a,
@@ -466,7 +466,7 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
 }
 
 /// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool) {
     let cn = z.len();
     let mut mv = L::splat(NEG_INF);
@@ -480,7 +480,7 @@ fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool) {
 }
 
 /// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L, h: Half) -> (L::Mask, L, L) {
     let v: L = X::load(&z[off..], NEG_INF, h);
     let top = v.eq(ms);
@@ -489,7 +489,7 @@ fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L, h: Half) -> (L::Mask, L, 
 }
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn row_sum<L: Lane, X: Elem>(
     z: &[X],
     m: f32,
@@ -518,7 +518,7 @@ fn row_sum<L: Lane, X: Elem>(
 }
 
 /// The class-last row kernel.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn rows<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
@@ -610,7 +610,7 @@ fn rows<L: Lane, X: Elem, G: Elem>(
 
 /// The fast path's gradient of row `r` (lane `i` of the block): `e_j coef`, and
 /// `0 - t2` for the label's class.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     z: &[X],
     g: &mut [G],
@@ -653,7 +653,7 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
 }
 
 /// `dst[i] = src[i]` rounded once to `G` (per-row losses).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn narrow<G: Elem>(src: &[f32], dst: &mut [G], h: Half) {
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = G::put(v, h);
@@ -662,7 +662,7 @@ fn narrow<G: Elem>(src: &[f32], dst: &mut [G], h: Half) {
 
 /// The label weights `K_c` of the chunk of row `r` at classes `off..off + LANES` (dense
 /// path; 0 on the lanes outside `fr`).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn dense_k<L: Lane>(
     job: &Job<'_>,
     r: usize,
@@ -692,7 +692,7 @@ fn dense_k<L: Lane>(
 
 /// The dense path of row `r` (lane `i`): every class's term, the row's loss, and its gradient.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn dense_row<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
@@ -777,7 +777,7 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
 /// `G_{-j} = G_x` (the non-top classes' sum) for the one top class of a row without ties,
 /// `G - K_j g_j` otherwise (`sole`: the lanes of such a class).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L, f: L) -> L {
     let rest = L::select(sole, g_x, big_g - kg);
     let coef = clamp(rest * fs);
@@ -786,7 +786,7 @@ fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L
 
 /// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
 /// batch, transposed into a stack buffer), classes in sequence.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
@@ -945,7 +945,7 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
 }
 
 /// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn widened<'b, L: Lane, X: Elem>(
     src: &'b [X],
     buf: &'b mut [f32; SMALL_C * COL_LANES],
@@ -965,7 +965,7 @@ fn widened<'b, L: Lane, X: Elem>(
 }
 
 /// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * COL_LANES]) -> &'b [f32] {
     match src.as_f32() {
         Some(v) => v,
@@ -979,9 +979,9 @@ fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * COL_LANES
 
 /// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
 /// up to [`SMALL_C`], whose fixed inner length the compiler unrolls.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: usize) {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) {
         if src.len() == C * ln && ln <= COL_LANES {
             // A whole block: plain indices (every bound provable), which the compiler turns
@@ -1004,9 +1004,9 @@ fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: u
 }
 
 /// The inverse of [`transpose`].
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn untranspose(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn fixed<const C: usize>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], ln: usize) {
         if dst.len() == C * ln && ln <= COL_LANES {
             let dst = &mut dst[..C * ln];
@@ -1045,7 +1045,7 @@ struct Scan<L: Lane> {
 /// stored for the gradient's pass: at `stage[cl LANES..]` when `staged`, else in the gradient
 /// itself when `store_e` (an `f32` gradient being written).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn scan<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np): (&[X], usize, usize),
@@ -1114,7 +1114,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
 /// Index labels of rows `r0..r0 + n` as lanes (lane `i` is row `r0 + i`): which are counted,
 /// the class (-1 where not counted), and the label's weight `K = min(s_r alpha w_y, MAX)` (0
 /// where not counted): the values [`Block::labels`] gives, in registers.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn index_lanes<L: Lane>(job: &Job<'_>, r0: usize, n: usize) -> (L::Mask, L, L) {
     let mut y = [-1f32; COL_LANES];
     job.labels.classes_f32(r0, &mut y[..n], job.ignore);
@@ -1145,7 +1145,7 @@ fn index_lanes<L: Lane>(job: &Job<'_>, r0: usize, n: usize) -> (L::Mask, L, L) {
 /// from [`index_lanes`]. Returns the block's losses (0 outside `live`) and whether a counted
 /// position has a NaN logit.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn column_fast<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np): (&[X], usize, usize),
@@ -1214,7 +1214,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
 /// likewise in `lab`, the gradient likewise in `grad`. Returns whether a counted position has
 /// a NaN logit.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn column_block<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
@@ -1257,14 +1257,14 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
 }
 
 /// The logits of one class at `xs[off..off + np]`, 0 outside `live`.
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn plane<L: Lane, X: Elem>(xs: &[X], off: usize, np: usize, live: L::Mask, h: Half) -> L {
     L::select(live, X::load(&xs[off..off + np], 0.0, h), L::splat(0.0))
 }
 
 /// The dense path of a column block: every class's term, the losses and the gradient.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(opt_level_0), inline(always))]
 fn column_dense<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
@@ -1391,7 +1391,7 @@ struct DenseColumns<'j, 'c, L: Lane, X> {
 
 impl<L: Lane, X: Elem> DenseColumns<'_, '_, L, X> {
     /// Class `cl` of the block: whether it is the top, `e`, the loss term, `K g` and `q`.
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn class(&self, cl: usize) -> (L::Mask, L, L, L, L) {
         let (zero, one) = (L::splat(0.0), L::splat(1.0));
         let (cs, np) = (self.cs, self.np);
@@ -1420,7 +1420,7 @@ struct Pass<'r, 'd, 'o, X, G> {
 
 impl<X: Elem, G: Elem> Kernel for Pass<'_, '_, '_, X, G> {
     type Output = Sums;
-    #[inline(always)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn run<L: Body>(mut self) -> Sums {
         pass::<L, X, G>(self.job, self.x, &mut self.sink, self.factor)
     }

@@ -7,7 +7,8 @@
 //! bits of each f32 (`{:08x}` of `to_bits`). Lines starting with `#` are comments, which the
 //! comparison (`.ci/m4f/compare.py`) ignores.
 //!
-//! On the host, `main` prints the lines to stdout. On the firmware, the entry point prints
+//! On the host, `main` prints the lines to stdout (the cases run, unoptimised, on a thread
+//! with a 512 KiB stack). On the firmware, the entry point prints
 //! the same lines through semihosting, then the stack high-water mark of the heaviest call,
 //! and exits through semihosting (failure on a panic). The firmware has no global allocator:
 //! anything that needed `alloc` would fail to link.
@@ -437,10 +438,26 @@ fn main() {
             f()
         }
     }
-    let mut s = String::new();
-    cases(&mut s, &mut Direct).expect("formatting into a String");
+    // On a thread with a quarter of the stack of a `cargo test` thread (2 MiB): this program
+    // is built unoptimised, as users' tests are, where every inlined temporary has a stack
+    // slot of its own (the crate's build.rs). A frame grown back to megabytes fails here.
+    let s = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(|| {
+            let mut s = String::new();
+            cases(&mut s, &mut Direct).expect("formatting into a String");
+            s
+        })
+        .expect("spawning the thread")
+        .join()
+        .expect("the cases panicked");
     print!("{s}");
+    println!("# host: every case ran on a thread of {} KiB", STACK / 1024);
 }
+
+/// The host thread's stack (see `main`).
+#[cfg(not(target_os = "none"))]
+const STACK: usize = 512 * 1024;
 
 #[cfg(target_os = "none")]
 mod firmware {
