@@ -118,11 +118,19 @@ impl<L: Lane> Row<L> {
 pub(crate) fn ln_s<L: Lane>(t: L, s: L, ts: L, sc: L) -> (L, L) {
     let one = L::splat(1.0);
     let small = t.le(one);
-    let (l, lo) = t.min(one).ln_1p_lo();
-    let lo = lo + ts;
-    let big = s.max(one).ln();
-    let hi = L::select(small, l, big);
-    let lo = L::select(small, lo, sc);
+    // One logarithm where every lane takes the same side (always in the row kernel, whose
+    // lanes share one row; every row of two classes has T <= 1), the same bits as both.
+    // (No closures: one not inlined would run outside the backend's instruction set.)
+    let (hi, lo) = if L::all(small) {
+        let (l, lo) = t.min(one).ln_1p_lo();
+        (l, lo + ts)
+    } else if !L::any(small) {
+        (s.max(one).ln(), sc)
+    } else {
+        let (l, lo) = t.min(one).ln_1p_lo();
+        let big = s.max(one).ln();
+        (L::select(small, l, big), L::select(small, lo + ts, sc))
+    };
     let sum = hi + lo;
     // |hi| >= |lo|: Fast2Sum.
     (sum, (hi - sum) + lo)
@@ -142,19 +150,30 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
     let l = row.ln_s - d;
     // p / q and 1 - p. Every lane but a top one has p = e / S <= 1/2, so that 1 - p is exact
     // to an ULP and r = e / (S - e) lies in [0, 1]. (Not corrected for the rounding of S:
-    // measured, that changed no maximum of the accuracy table.)
-    let p = e / row.s;
-    let r_other = e / (row.s - e);
+    // measured, that changed no maximum of the accuracy table.) A top lane divides other
+    // operands in the same two divisions: `T / S` for `p` and `1 / T` for `r` (the divider
+    // is what a row of few classes waits for; each lane's quotient is the one it needs).
+    let (num_p, num_r, den_r) = if any_top {
+        (
+            L::select(top, row.t, e),
+            L::select(top, one, e),
+            L::select(top, row.t, row.s - e),
+        )
+    } else {
+        (e, e, row.s - e)
+    };
+    let p = num_p / row.s;
+    let r_other = num_r / den_r;
     let q_other = one - p;
     let rl_other = L::select(r_other.eq(zero), zero, r_other * l);
     let (q, rl, r) = if any_top {
         // A top class: q = T / S, r = 1 / T, r L = ln S / T (-> 1 as T -> 0), each
         // corrected for the rounding of T and S (and of ln S).
-        let q_top = row.t / row.s;
+        let q_top = p;
         let q_top = q_top.mul_add(row.tc - row.sc, q_top);
         // (Only where T is normal: 1 / T of a subnormal T may be infinite.)
         let normal = row.t.ge(L::splat(f32::MIN_POSITIVE));
-        let r_top = one / row.t;
+        let r_top = r_other;
         let rl_top = row.ln_s / row.t;
         let rl_fix = rl_top.mul_add(-row.tc, row.ln_s_lo.mul_add(r_top, rl_top));
         let rl_top = L::select(normal, rl_fix, L::select(t_zero, one, rl_top));

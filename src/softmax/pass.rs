@@ -806,6 +806,9 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     let cb_ = Consts::<B>::new(job.gamma);
     let fast = (&cb_, L::LANES);
     let mut acc = [B::wide_zero(); MAX_LANES];
+    // The dense path's partial sums (its scan's, the losses', the gradient's two): made
+    // once, each block clears the entries it uses.
+    let mut sums = [[L::wide_zero(); MAX_LANES]; 4];
     let mut loss = L::acc_zero();
     let mut bad = false;
     let mut b = Block::new();
@@ -826,7 +829,9 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
                         _ => None,
                     };
                     let cb = (xs, sp, np, lab);
-                    bad |= column_block::<L, X, G>(job, cb, &mut b, g, stage, mode, factor, c);
+                    bad |= column_block::<L, X, G>(
+                        job, cb, &mut b, g, stage, mode, factor, c, &mut sums,
+                    );
                     let l = lanes::<L>(&b.loss);
                     L::acc_add(&mut loss, l);
                     l.store(&mut out);
@@ -901,7 +906,9 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
             match labs {
                 None => {
                     let cb = (&xb[..], ln, np, lab);
-                    bad |= column_block::<L, f32, f32>(job, cb, &mut b, g, stage, mode, factor, c);
+                    bad |= column_block::<L, f32, f32>(
+                        job, cb, &mut b, g, stage, mode, factor, c, &mut sums,
+                    );
                     let l = lanes::<L>(&b.loss);
                     L::acc_add(&mut loss, l);
                     l.store(&mut out);
@@ -1224,21 +1231,13 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
+    sums: &mut [[L::Wide; MAX_LANES]; 4],
 ) -> bool {
     let live = mask::<L>(&b.live);
     let yv = lanes::<L>(&b.y);
     let scan_of = (false, false, L::LANES);
-    let mut acc = [L::wide_zero(); MAX_LANES];
-    let sc = scan::<L, X, G>(
-        job,
-        (xs, cs, np),
-        live,
-        yv,
-        None,
-        &mut [],
-        scan_of,
-        &mut acc,
-    );
+    let [acc, dense @ ..] = sums;
+    let sc = scan::<L, X, G>(job, (xs, cs, np), live, yv, None, &mut [], scan_of, acc);
     sc.t.store(&mut b.t);
     sc.s.store(&mut b.s);
     sc.t_lo.store(&mut b.t_lo);
@@ -1252,7 +1251,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     sc.dy.store(&mut b.dy);
     finish::<L>(b, c, factor, true);
     let cd = (xs, cs, np, lab);
-    column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage);
+    column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage, dense);
     sc.nan
 }
 
@@ -1274,6 +1273,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     factor: f32,
     c: &Consts<L>,
     cache: &mut [f32],
+    [al, ax, am]: &mut [[L::Wide; MAX_LANES]; 3],
 ) {
     let cn = job.classes;
     let zero = L::splat(0.0);
@@ -1309,9 +1309,13 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         row,
         c,
     };
-    let mut al = [L::wide_zero(); MAX_LANES];
-    let mut ax = [L::wide_zero(); MAX_LANES];
-    let mut am = [L::wide_zero(); MAX_LANES];
+    // (Class `cl` goes to partial sum `group(cl, cn) < min(cn, LANES)`; the trees read up to
+    // the next power of two.)
+    for sums in [&mut *al, &mut *ax, &mut *am] {
+        for a in &mut sums[..cn.min(L::LANES).next_power_of_two()] {
+            *a = L::wide_zero();
+        }
+    }
     // Each class's `e`, `K g` and `q` kept for the gradient's pass (else computed again).
     let ln = L::LANES;
     let kn = cn * ln;
@@ -1329,7 +1333,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         am[j] = L::wide_add(am[j], L::select(top, kg, zero));
     }
     let mut a = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut al, cn), &mut a);
+    L::wide_store(tree_wide::<L>(al, cn), &mut a);
     for (p, (l, &a)) in b.loss.iter_mut().zip(&a).enumerate() {
         *l = if p < np && b.live[p] { a as f32 } else { 0.0 };
     }
@@ -1337,9 +1341,9 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
         return;
     }
     let mut gx = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut ax, cn), &mut gx);
+    L::wide_store(tree_wide::<L>(ax, cn), &mut gx);
     let mut gm = [0f64; MAX_LANES];
-    L::wide_store(tree_wide::<L>(&mut am, cn), &mut gm);
+    L::wide_store(tree_wide::<L>(am, cn), &mut gm);
     let (mut big_g, mut g_x) = ([0f32; MAX_LANES], [0f32; MAX_LANES]);
     for p in 0..L::LANES {
         big_g[p] = ((gx[p] + gm[p]) as f32).min(MAX);
