@@ -417,7 +417,13 @@ fn parts<'s, G>(sink: &'s mut Sink<'_, G>) -> (Mode, Option<&'s mut [G]>, Option
 /// before; only its lanes `>= LANES - cn mod LANES` are *fresh*, see [`fresh`]).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn offset<L: Lane>(j: usize, cn: usize) -> usize {
-    (j * L::LANES).min(cn - L::LANES)
+    offset_in(j, cn, L::LANES)
+}
+
+/// [`offset`] for chunks of `gl` lanes.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn offset_in(j: usize, cn: usize, gl: usize) -> usize {
+    (j * gl).min(cn - gl)
 }
 
 /// The number of chunks of a row of `cn >= LANES` classes.
@@ -450,7 +456,7 @@ fn group<L: Lane>(c: usize, cn: usize) -> usize {
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn group_in(c: usize, cn: usize, gl: usize) -> usize {
     if cn >= gl {
-        c - ((c / gl) * gl).min(cn - gl)
+        c - offset_in(c / gl, cn, gl)
     } else {
         c
     }
