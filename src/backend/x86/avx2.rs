@@ -155,7 +155,8 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn load_or(src: &[f32], fill: f32) -> Self {
-        let load = |a: &[f32; 16]| {
+        #[inline(always)]
+        fn load(a: &[f32; 16]) -> V256x2 {
             // SAFETY: invariant; reads bytes 0..32 and 32..64 of the 64-byte array `a`.
             unsafe {
                 V256x2([
@@ -163,7 +164,7 @@ impl Lane for V256x2 {
                     _mm256_loadu_ps(a[8..].as_ptr()),
                 ])
             }
-        };
+        }
         match src.first_chunk::<16>() {
             Some(a) => load(a),
             None => load(&padded(src, fill)),
@@ -171,13 +172,14 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
-        let store = |d: &mut [f32; 16], v: [__m256; 2]| {
+        #[inline(always)]
+        fn store(d: &mut [f32; 16], v: [__m256; 2]) {
             // SAFETY: invariant; writes bytes 0..32 and 32..64 of the 64-byte array `d`.
             unsafe {
                 _mm256_storeu_ps(d.as_mut_ptr(), v[0]);
                 _mm256_storeu_ps(d[8..].as_mut_ptr(), v[1]);
             }
-        };
+        }
         if let Some(d) = dst.first_chunk_mut::<16>() {
             store(d, self.0);
         } else {
@@ -189,42 +191,58 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn load_bf16(src: &[u16], fill: f32) -> Self {
+        // (Helpers are functions, never closures: a closure that is not inlined is compiled
+        // without the instruction set, and each intrinsic in it becomes a call; the bf16
+        // store ran 5-6x slower so.)
+        #[inline(always)]
+        fn w(p: &[u16; 8]) -> __m256 {
+            // SAFETY: invariant (AVX2); reads the 16 bytes of the array `p`.
+            unsafe {
+                let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.as_ptr().cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v))
+            }
+        }
         match src.first_chunk::<16>() {
-            // SAFETY: invariant; reads bytes 0..16 and 16..32 of the 32-byte array `a`.
-            Some(a) => V256x2(unsafe {
-                let w = |p: &[u16]| {
-                    let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.as_ptr().cast()));
-                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v))
-                };
-                [w(&a[..8]), w(&a[8..])]
-            }),
+            Some(a) => {
+                let (lo, hi) = a.split_at(8);
+                V256x2([w(lo.try_into().unwrap()), w(hi.try_into().unwrap())])
+            }
             None => Self::load_or(&float::padded_bf16::<16>(src, fill), fill),
         }
     }
     #[inline(always)]
     fn load_f16(src: &[u16], fill: f32) -> Self {
+        #[inline(always)]
+        fn w(p: &[u16; 8]) -> __m256 {
+            // SAFETY: invariant (F16C); reads the 16 bytes of the array `p`.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr().cast())) }
+        }
         match src.first_chunk::<16>() {
-            // SAFETY: invariant (F16C); reads bytes 0..16 and 16..32 of the 32-byte array `a`.
-            Some(a) => V256x2(unsafe {
-                let w = |p: &[u16]| _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr().cast()));
-                [w(&a[..8]), w(&a[8..])]
-            }),
+            Some(a) => {
+                let (lo, hi) = a.split_at(8);
+                V256x2([w(lo.try_into().unwrap()), w(hi.try_into().unwrap())])
+            }
             None => Self::load_or(&float::padded_f16::<16>(src, fill), fill),
         }
     }
     #[inline(always)]
     fn store_bf16(self, dst: &mut [u16]) {
-        // SAFETY: invariant (AVX2). Round to nearest even on the bits (add 0x7fff and the
-        // lowest kept bit), quiet NaN kept; pack the two halves' high words in lane order.
-        let packed = unsafe {
-            let r = |v: __m256| {
+        /// Round to nearest even on the bits (add 0x7fff and the lowest kept bit), quiet NaN
+        /// kept: the bf16 bits in the low word of each lane.
+        #[inline(always)]
+        fn r(v: __m256) -> __m256i {
+            // SAFETY: invariant (AVX2).
+            unsafe {
                 let x = _mm256_castps_si256(v);
                 let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(1));
                 let up = _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb);
                 let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
                 let q = _mm256_or_si256(x, _mm256_set1_epi32(0x0040_0000));
                 _mm256_srli_epi32::<16>(_mm256_blendv_epi8(up, q, nan))
-            };
+            }
+        }
+        // SAFETY: invariant (AVX2). The two halves' words packed in lane order.
+        let packed = unsafe {
             let p = _mm256_packus_epi32(r(self.0[0]), r(self.0[1]));
             _mm256_permute4x64_epi64::<0b11_01_10_00>(p)
         };
@@ -234,8 +252,11 @@ impl Lane for V256x2 {
     fn store_f16(self, dst: &mut [u16]) {
         // SAFETY: invariant (F16C).
         let packed = unsafe {
-            let h = |v: __m256| _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-            _mm256_set_m128i(h(self.0[1]), h(self.0[0]))
+            let (lo, hi) = (self.0[0], self.0[1]);
+            _mm256_set_m128i(
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(hi),
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(lo),
+            )
         };
         store_u16x16(packed, dst);
     }
@@ -302,18 +323,20 @@ impl Lane for V256x2 {
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {
-        let f = |v: __m256| {
+        #[inline(always)]
+        fn f(v: __m256) -> __m256 {
             // SAFETY: invariant (AVX2).
             unsafe {
                 let i = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127));
                 _mm256_castsi256_ps(_mm256_slli_epi32::<23>(i))
             }
-        };
+        }
         V256x2([f(n.0[0]), f(n.0[1])])
     }
     #[inline(always)]
     fn frexp(self) -> (Self, Self) {
-        let f = |v: __m256| {
+        #[inline(always)]
+        fn f(v: __m256) -> (__m256, __m256) {
             // SAFETY: invariant (AVX2).
             unsafe {
                 let b = _mm256_castps_si256(v);
@@ -324,7 +347,7 @@ impl Lane for V256x2 {
                 );
                 (_mm256_cvtepi32_ps(k), _mm256_castsi256_ps(m))
             }
-        };
+        }
         let ((k0, m0), (k1, m1)) = (f(self.0[0]), f(self.0[1]));
         (V256x2([k0, k1]), V256x2([m0, m1]))
     }
