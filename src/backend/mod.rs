@@ -192,6 +192,21 @@ pub(crate) trait Kernel {
     fn run<L: Body>(self) -> Self::Output;
 }
 
+/// A piece of a kernel's work on lanes `L` that its backend compiles as a function of its
+/// own ([`Body::part`]), with the backend's instruction set enabled.
+///
+/// Why: a kernel inlined whole into one function per backend and element type grows so large
+/// that LLVM's loop passes, whose cost grows with the function's size for every loop in it,
+/// took most of the crate's release build (12 minutes on a Zen 3 core, 85% of it in the
+/// softmax pass, which inlined six copies of its kernels into one function). Each piece handed
+/// to `part` is one whole-call loop (the row kernel, the column kernel), so the one call it
+/// adds per batch costs nothing measurable.
+pub(crate) trait Part<L> {
+    type Output;
+    /// The work.
+    fn run(self) -> Self::Output;
+}
+
 /// The one dispatch point: `k` on the instruction set `isa`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {

@@ -24,7 +24,7 @@
 
 use super::kernel::{self, Consts, Weights};
 use crate::backend::lane::{Lane, Two, TwoMask};
-use crate::backend::{Isa, Kernel, MAX_LANES, select};
+use crate::backend::{Isa, Kernel, MAX_LANES, Part, select};
 use crate::float::{Dst, Src};
 use crate::sum::Dd;
 use crate::target::Target;
@@ -400,6 +400,13 @@ pub(crate) trait Body: Lane {
         st: &mut State<Self>,
     ) {
         body(job, params, sink, st)
+    }
+
+    /// `p.run()`, compiled as a function of its own (the x86 backends compile it with their
+    /// instruction set enabled): see [`Part`].
+    #[inline(never)]
+    fn part<P: Part<Self>>(p: P) -> P::Output {
+        p.run()
     }
 }
 

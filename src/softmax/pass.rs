@@ -27,11 +27,12 @@
 
 use super::kernel::{Consts, Row, term};
 use crate::backend::lane::{Lane, Two};
-use crate::backend::{Isa, Kernel, MAX_LANES, select};
+use crate::backend::{Isa, Kernel, MAX_LANES, Part, select};
 use crate::float::{Dst, Elem, Half, Src};
 use crate::label::sealed::Labels;
 use crate::sigmoid::pass::{Body, Out, Sink};
 use crate::sum::Dd;
+use core::marker::PhantomData;
 
 /// Class-last batches with at most this many classes go through [`columns`] (transposed).
 pub(crate) const SMALL_C: usize = 16;
@@ -355,7 +356,7 @@ enum Mode {
 
 /// One pass of `job` on lanes `L`, with the gradient factor `factor`.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn pass<L: Lane, X: Elem, G: Elem>(
+fn pass<L: Body, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
     sink: &mut Sink<'_, G>,
@@ -379,21 +380,71 @@ fn pass<L: Lane, X: Elem, G: Elem>(
     // The column kernel's fast path takes two vectors per block, as one [`Two`]: two
     // independent dependency chains (its per-row work is long and serial).
     let pairs = L::PAIRS && !job.dense();
+    // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
+    // without, each knowing its buffer's length (the C = 2 column kernel ran 35% slower with
+    // one copy that tests it, and the bf16 row kernel 40% slower with the length unknown).
+    macro_rules! kernels {
+        ($buf:expr) => {{
+            let run = Run {
+                job,
+                x,
+                sink,
+                factor,
+                c: &c,
+                buf: $buf,
+            };
+            if by_row {
+                L::part(Rows(run))
+            } else if pairs {
+                L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
+            } else {
+                L::part(Columns::<_, _, _, L, _>(run, PhantomData))
+            }
+        }};
+    }
     if stage || keep {
-        let mut buf = [0f32; BLOCK_LOGITS];
-        if by_row {
-            rows::<L, X, G>(job, x, sink, factor, &c, &mut buf)
-        } else if pairs {
-            columns::<L, Two<L>, X, G>(job, x, sink, factor, &c, &mut buf)
-        } else {
-            columns::<L, L, X, G>(job, x, sink, factor, &c, &mut buf)
-        }
-    } else if by_row {
-        rows::<L, X, G>(job, x, sink, factor, &c, &mut [])
-    } else if pairs {
-        columns::<L, Two<L>, X, G>(job, x, sink, factor, &c, &mut [])
+        kernels!(&mut [0f32; BLOCK_LOGITS])
     } else {
-        columns::<L, L, X, G>(job, x, sink, factor, &c, &mut [])
+        kernels!(&mut [0f32; 0])
+    }
+}
+
+/// The arguments of a kernel of [`pass`], its buffer's length `N` known to its copy.
+struct Run<'r, 'j, 's, 'o, L: Lane, X, G, const N: usize> {
+    job: &'r Job<'j>,
+    x: &'r [X],
+    sink: &'r mut Sink<'o, G>,
+    factor: f32,
+    c: &'r Consts<L>,
+    buf: &'s mut [f32; N],
+}
+
+/// [`rows`], as a function of its own.
+struct Rows<'r, 'j, 's, 'o, L: Lane, X, G, const N: usize>(Run<'r, 'j, 's, 'o, L, X, G, N>);
+
+impl<L: Lane, X: Elem, G: Elem, const N: usize> Part<L> for Rows<'_, '_, '_, '_, L, X, G, N> {
+    type Output = Sums;
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run(self) -> Sums {
+        let r = self.0;
+        rows::<L, X, G>(r.job, r.x, r.sink, r.factor, r.c, &mut r.buf[..])
+    }
+}
+
+/// [`columns`] with fast-path blocks of `B`, as a function of its own.
+struct Columns<'r, 'j, 's, 'o, L: Lane, X, G, B, const N: usize>(
+    Run<'r, 'j, 's, 'o, L, X, G, N>,
+    PhantomData<B>,
+);
+
+impl<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize> Part<L>
+    for Columns<'_, '_, '_, '_, L, X, G, B, N>
+{
+    type Output = Sums;
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run(self) -> Sums {
+        let r = self.0;
+        columns::<L, B, X, G>(r.job, r.x, r.sink, r.factor, r.c, &mut r.buf[..])
     }
 }
 

@@ -57,6 +57,12 @@ macro_rules! entry {
         }
 
         #[target_feature(enable = $enable)]
+        #[inline(never)]
+        fn part_tf<P: crate::backend::Part<$vt>>(p: P) -> P::Output {
+            p.run()
+        }
+
+        #[target_feature(enable = $enable)]
         fn body_tf(
             job: &crate::sigmoid::pass::Job<'_, f32>,
             params: &crate::sigmoid::pass::ClassParams<'_>,
@@ -77,6 +83,13 @@ macro_rules! entry {
                 // SAFETY: invariant (a value of the vector type, here in `st`, exists only
                 // after the check).
                 unsafe { body_tf(job, params, sink, st) }
+            }
+
+            #[inline(always)]
+            fn part<P: crate::backend::Part<$vt>>(p: P) -> P::Output {
+                // SAFETY: invariant (a part of work on the vector type is made only by work
+                // on it, which `run` runs after the check).
+                unsafe { part_tf(p) }
             }
         }
 
