@@ -9,6 +9,9 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 cargo clippy -p focal-loss-candle --all-targets -- -D warnings
-cargo test --release -p focal-loss-candle
-cargo run --release -p focal-loss-candle --example train
+# With the features the crate's own test build gave focal-loss (`rayon`, through its
+# dev-dependency on itself), so that the release build of focal-loss that `cargo test
+# --release` made is reused here rather than compiled again (minutes on a CI core).
+cargo test --release -p focal-loss-candle --features focal-loss/rayon
+cargo run --release -p focal-loss-candle --features focal-loss/rayon --example train
 echo "candle adapter: ${SECONDS}s"

@@ -96,7 +96,10 @@ for CONFIG in baseline avx2; do
     miri_test reference all --test reference
     miri_test presets all --test presets
     miri_test softmax_errors all --test softmax_errors
-    miri_test softmax_presets all --test softmax_presets
+    # (Not presets_agree_with_the_peer_expressions: 33 rows of up to 200 classes for each
+    # preset, still running after 5 minutes under Miri, and CI's time ran out in it; the
+    # other eight reach the same entry points in 5 s.)
+    miri_test softmax_presets 8 --test softmax_presets -- --skip presets_agree_with_the_peer_expressions
     miri_test softmax_limits 1 --test softmax -- --exact limits_at_infinite_logits
     if [[ $CONFIG == avx2 ]]; then
         miri_test identities "${#IDENTITIES[@]}" --test identities -- --exact "${IDENTITIES[@]}"
