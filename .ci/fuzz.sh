@@ -25,8 +25,16 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo +nightly install cargo-fuzz --locked
 fi
 
-echo "== building the fuzz targets"
-cargo +nightly fuzz build
+# FUZZ_PROFILE=dev (the default) builds unoptimised, =release optimised. Optimised and
+# instrumented (AddressSanitizer and coverage), the library took more than 30 minutes to build
+# on a Zen 3 core (its kernels are large functions with large frames); unoptimised, a minute.
+# Unoptimised inputs run slower, so FUZZ_SECONDS covers fewer of them: set FUZZ_PROFILE=release
+# for long fuzzing sessions.
+profile=()
+[[ "${FUZZ_PROFILE:-dev}" == dev ]] && profile=(--dev)
+
+echo "== building the fuzz targets (${FUZZ_PROFILE:-dev})"
+cargo +nightly fuzz build "${profile[@]}"
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
@@ -41,7 +49,7 @@ trap 'rm -rf "$logs"' EXIT
 fuzz_one() {
     local t="$1" log="$logs/$1.log" start elapsed status=0 runs done_line
     start=$(date +%s)
-    cargo +nightly fuzz run "$t" -- \
+    cargo +nightly fuzz run "${profile[@]}" "$t" -- \
         -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_len="$max_len" \
         -seed="$seed" -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
