@@ -387,19 +387,24 @@ const SCALAR_BLOCK: usize = 512;
 const _: () = assert!(BLOCK.is_multiple_of(2 * MAX_LANES));
 const _: () = assert!(SCALAR_BLOCK.is_multiple_of(2 * MAX_LANES));
 
-/// A backend's compiled copy of [`body`]: one function per backend, not inlined, shared by
-/// every target type (the x86 backends override it to compile theirs with their instruction
-/// set).
+/// A backend's compiled copy of [`body`] ([`Body::body`]: one function per backend, shared by
+/// every target type, through [`Body::part`]) and of the other [`Part`]s of its kernels.
 pub(crate) trait Body: Lane {
-    /// [`body`] for this lane type.
-    #[inline(never)]
+    /// [`body`] for this lane type, as the [`Part`] [`Whole`]: compiled once per backend, with
+    /// its instruction set.
+    #[inline(always)]
     fn body(
         job: &Job<'_, f32>,
         params: &ClassParams<'_>,
         sink: &mut Sink<'_>,
         st: &mut State<Self>,
     ) {
-        body(job, params, sink, st)
+        Self::part(Whole {
+            job,
+            params,
+            sink,
+            st,
+        })
     }
 
     /// `p.run()`, compiled as a function of its own (the x86 backends compile it with their
@@ -407,6 +412,22 @@ pub(crate) trait Body: Lane {
     #[inline(never)]
     fn part<P: Part<Self>>(p: P) -> P::Output {
         p.run()
+    }
+}
+
+/// The arguments of one [`body`] call, as a [`Part`] for [`Body::part`].
+pub(crate) struct Whole<'r, 'j, 'p, 's, L: Lane> {
+    job: &'r Job<'j, f32>,
+    params: &'r ClassParams<'p>,
+    sink: &'r mut Sink<'s>,
+    st: &'r mut State<L>,
+}
+
+impl<L: Lane> Part<L> for Whole<'_, '_, '_, '_, L> {
+    type Output = ();
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run(self) {
+        body(self.job, self.params, self.sink, self.st)
     }
 }
 

@@ -62,29 +62,7 @@ macro_rules! entry {
             p.run()
         }
 
-        #[target_feature(enable = $enable)]
-        fn body_tf(
-            job: &crate::sigmoid::pass::Job<'_, f32>,
-            params: &crate::sigmoid::pass::ClassParams<'_>,
-            sink: &mut crate::sigmoid::pass::Sink<'_>,
-            st: &mut crate::sigmoid::pass::State<$vt>,
-        ) {
-            crate::sigmoid::pass::body::<$vt>(job, params, sink, st)
-        }
-
         impl crate::sigmoid::pass::Body for $vt {
-            #[inline(never)]
-            fn body(
-                job: &crate::sigmoid::pass::Job<'_, f32>,
-                params: &crate::sigmoid::pass::ClassParams<'_>,
-                sink: &mut crate::sigmoid::pass::Sink<'_>,
-                st: &mut crate::sigmoid::pass::State<$vt>,
-            ) {
-                // SAFETY: invariant (a value of the vector type, here in `st`, exists only
-                // after the check).
-                unsafe { body_tf(job, params, sink, st) }
-            }
-
             #[inline(always)]
             fn part<P: crate::backend::Part<$vt>>(p: P) -> P::Output {
                 // SAFETY: invariant (a part of work on the vector type is made only by work
