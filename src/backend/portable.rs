@@ -8,7 +8,7 @@
 //! functions are the crate's own ([`crate::math`]), not `wide`'s, so the error bounds written
 //! there hold on every target.
 
-use wide::{f32x8, f64x4, i32x8};
+use wide::{f32x8, f64x4, i32x8, u32x8};
 
 use crate::backend::Kernel;
 use crate::backend::lane::Lane;
@@ -58,7 +58,7 @@ by_registers! {
         /// inlined it would compile the whole pass again).
         #[inline(never)]
         pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
-            k.run::<f32x8>()
+            k.run::<F8>()
         }
     }
 
@@ -81,7 +81,7 @@ by_registers! {
     }
 }
 
-impl Body for f32x8 {}
+impl Body for F8 {}
 
 /// Per-lane double-word loss sums and target sums, lanes 0..4 and 4..8.
 #[derive(Clone, Copy)]
@@ -92,16 +92,77 @@ pub(crate) struct Acc {
     t: [f64x4; 2],
 }
 
+/// Eight copies of `bits`, without a loop. rustc emits an array repeat (`[v; 8]`, or `[v, v,
+/// ..., v]`, which its MIR optimisations turn into one) as a loop unless the value is an
+/// integer constant of one repeated byte (a `memset`), and `wide`'s `splat` is one: `[0.0;
+/// 8]` is a loop, `[0u32; 8]` is not. Once the helpers were inlined, the sigmoid pass had
+/// thousands of these loops (one per vector constant), and LLVM's loop passes, whose cost per
+/// loop grows with the size of the function, took most of the crate's release build.
 #[inline(always)]
-fn halves(v: f32x8) -> [f64x4; 2] {
-    let a = v.to_array();
+fn filled(bits: u32) -> [u32; 8] {
+    let mut a = [0u32; 8];
+    a[0] = bits;
+    a[1] = bits;
+    a[2] = bits;
+    a[3] = bits;
+    a[4] = bits;
+    a[5] = bits;
+    a[6] = bits;
+    a[7] = bits;
+    a
+}
+
+/// `v` in every lane (see [`filled`]).
+#[inline(always)]
+fn splat_f32(v: f32) -> f32x8 {
+    f32x8::from_bits(u32x8::new(filled(v.to_bits())))
+}
+
+/// `v` in every lane (see [`filled`]).
+#[inline(always)]
+fn splat_i32(v: i32) -> i32x8 {
+    wide::bytemuck::cast(u32x8::new(filled(v as u32)))
+}
+
+/// `wide`'s `f32x8` with the crate's own splat, absolute value and negation (without
+/// `wide`'s loops: see [`filled`]); every other operation is `wide`'s.
+#[derive(Clone, Copy)]
+pub(crate) struct F8(f32x8);
+
+macro_rules! binary {
+    ($($tr:ident $f:ident),*) => {$(
+        impl core::ops::$tr for F8 {
+            type Output = F8;
+            #[inline(always)]
+            fn $f(self, o: F8) -> F8 {
+                F8(core::ops::$tr::$f(self.0, o.0))
+            }
+        }
+    )*};
+}
+binary!(Add add, Sub sub, Mul mul, Div div);
+
+impl core::ops::Neg for F8 {
+    type Output = F8;
+    /// The sign bit flipped, as `wide`'s negation (whose SSE2 path splats `-0.0` with a loop).
+    #[inline(always)]
+    fn neg(self) -> F8 {
+        F8(f32x8::from_bits(
+            self.0.to_bits() ^ u32x8::new(filled(0x8000_0000)),
+        ))
+    }
+}
+
+#[inline(always)]
+fn halves(v: F8) -> [f64x4; 2] {
+    let a = v.0.to_array();
     [
         f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]),
         f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]),
     ]
 }
 
-impl Lane for f32x8 {
+impl Lane for F8 {
     const LANES: usize = LANES;
     const POLY: bool = true;
     const PAIRS: bool = true;
@@ -111,23 +172,24 @@ impl Lane for f32x8 {
     type Mask = f32x8;
     type Acc = Acc;
 
+    /// `v` in every lane, without `wide`'s `splat` (a loop: see [`filled`]).
     #[inline(always)]
     fn splat(v: f32) -> Self {
-        f32x8::splat(v)
+        F8(splat_f32(v))
     }
     #[inline(always)]
     fn load_or(src: &[f32], fill: f32) -> Self {
         if let Some(head) = src.first_chunk::<8>() {
-            f32x8::new(*head)
+            F8(f32x8::new(*head))
         } else {
-            let mut a = [fill; 8];
+            let mut a = splat_f32(fill).to_array();
             a[..src.len()].copy_from_slice(src);
-            f32x8::new(a)
+            F8(f32x8::new(a))
         }
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
-        let a = self.to_array();
+        let a = self.0.to_array();
         if let Some(head) = dst.first_chunk_mut::<8>() {
             *head = a;
         } else {
@@ -137,78 +199,84 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
-        f32x8::mul_add(self, a, b)
+        F8(f32x8::mul_add(self.0, a.0, b.0))
     }
     #[inline(always)]
     fn mul_err(a: Self, b: Self, p: Self) -> Self {
         if cfg!(target_feature = "fma") {
             // Fused: a*b - p rounded once, and exact because it is representable.
-            a.mul_sub(b, p)
+            F8(a.0.mul_sub(b.0, p.0))
         } else {
             math::mul_err_dekker(a, b, p)
         }
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        f32x8::abs(self)
+        // The sign bit cleared, as `f32x8::abs`, whose SSE2 path splats its mask with a loop
+        // (see [`filled`]).
+        F8(f32x8::from_bits(
+            self.0.to_bits() & u32x8::new(filled(0x7fff_ffff)),
+        ))
     }
     #[inline(always)]
     fn max(self, o: Self) -> Self {
-        self.fast_max(o)
+        F8(self.0.fast_max(o.0))
     }
     #[inline(always)]
     fn min(self, o: Self) -> Self {
-        self.fast_min(o)
+        F8(self.0.fast_min(o.0))
     }
     #[inline(always)]
-    fn lt(self, o: Self) -> Self {
-        self.simd_lt(o)
+    fn lt(self, o: Self) -> f32x8 {
+        self.0.simd_lt(o.0)
     }
     #[inline(always)]
-    fn ge(self, o: Self) -> Self {
-        self.simd_ge(o)
+    fn ge(self, o: Self) -> f32x8 {
+        self.0.simd_ge(o.0)
     }
     #[inline(always)]
-    fn le(self, o: Self) -> Self {
-        self.simd_le(o)
+    fn le(self, o: Self) -> f32x8 {
+        self.0.simd_le(o.0)
     }
     #[inline(always)]
-    fn eq(self, o: Self) -> Self {
-        self.simd_eq(o)
+    fn eq(self, o: Self) -> f32x8 {
+        self.0.simd_eq(o.0)
     }
     #[inline(always)]
-    fn select(m: Self, a: Self, b: Self) -> Self {
-        m.select(a, b)
+    fn select(m: f32x8, a: Self, b: Self) -> Self {
+        F8(m.select(a.0, b.0))
     }
     #[inline(always)]
-    fn all(m: Self) -> bool {
+    fn all(m: f32x8) -> bool {
         m.all()
     }
     #[inline(always)]
-    fn any(m: Self) -> bool {
+    fn any(m: f32x8) -> bool {
         m.any()
     }
     #[inline(always)]
     fn pow2i(n: Self) -> Self {
-        let bits = (n.round_int() + i32x8::splat(127)) << 23;
-        f32x8::from_bits(wide::bytemuck::cast(bits))
+        // `n` is integral and in range: rounded exactly, without `round_int`'s fix-ups for
+        // NaN and overflow (whose SSE2 path splats with a loop).
+        let bits = (n.0.fast_round_int() + splat_i32(127)) << 23;
+        F8(f32x8::from_bits(wide::bytemuck::cast(bits)))
     }
     #[inline(always)]
     fn frexp(self) -> (Self, Self) {
-        let bits: i32x8 = wide::bytemuck::cast(self.to_bits());
-        let k = f32x8::from_i32x8((bits >> 23) - i32x8::splat(127));
-        let m = (bits & i32x8::splat(0x007f_ffff)) | i32x8::splat(0x3f80_0000);
-        (k, f32x8::from_bits(wide::bytemuck::cast(m)))
+        let bits: i32x8 = wide::bytemuck::cast(self.0.to_bits());
+        let k = f32x8::from_i32x8((bits >> 23) - splat_i32(127));
+        let m = (bits & splat_i32(0x007f_ffff)) | splat_i32(0x3f80_0000);
+        (F8(k), F8(f32x8::from_bits(wide::bytemuck::cast(m))))
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
         // sqrtps on x86, fsqrt on aarch64, f32x4.sqrt on wasm: correctly rounded. (The
         // backend runs only with a `Token`, i.e. on those.)
-        f32x8::sqrt(self)
+        F8(f32x8::sqrt(self.0))
     }
     #[inline(always)]
     fn acc_zero() -> Acc {
-        let z = f64x4::splat(0.0);
+        let z = f64x4::ZERO;
         Acc {
             hi: z,
             lo: z,
@@ -246,7 +314,7 @@ impl Lane for f32x8 {
     type Wide = [f64x4; 2];
     #[inline(always)]
     fn wide_zero() -> [f64x4; 2] {
-        [f64x4::splat(0.0); 2]
+        [f64x4::ZERO; 2]
     }
     #[inline(always)]
     fn wide_add(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
@@ -265,7 +333,7 @@ impl Lane for f32x8 {
     #[inline(always)]
     fn wide_round(a: [f64x4; 2]) -> Self {
         let (l, h) = (a[0].to_array(), a[1].to_array());
-        f32x8::new([
+        F8(f32x8::new([
             l[0] as f32,
             l[1] as f32,
             l[2] as f32,
@@ -274,7 +342,7 @@ impl Lane for f32x8 {
             h[1] as f32,
             h[2] as f32,
             h[3] as f32,
-        ])
+        ]))
     }
     #[inline(always)]
     fn count(m: f32x8) -> u32 {
