@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on aarch64 under qemu user-mode emulation: unit tests, every
-# integration test and the doctests, built with `cargo test --release`. On aarch64 the
-# `Portable` backend (and so `Auto`) is `wide`'s NEON code; the tests check it against the
-# f64 oracle and against the `Scalar` backend.
+# The test suite on aarch64 under qemu user-mode emulation: unit tests, every integration
+# test (but for two thread-pool bit tests, below) and the doctests, built with `cargo test
+# --release`. On aarch64 the `Portable` backend (and so `Auto`) is `wide`'s NEON code; the
+# tests check it against the f64 oracle and against the `Scalar` backend.
 #
 # Idempotent; installs Debian's qemu-user and the aarch64 cross gcc (as linker, with the
 # aarch64 glibc that qemu loads through -L), and the rustup target. The linker and runner
