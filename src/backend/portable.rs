@@ -92,14 +92,14 @@ pub(crate) struct Acc {
     t: [f64x4; 2],
 }
 
-/// Eight copies of `bits`, without a loop. rustc emits an array repeat (`[v; 8]`, or `[v, v,
+/// `bits` in every lane, without a loop. rustc emits an array repeat (`[v; 8]`, or `[v, v,
 /// ..., v]`, which its MIR optimisations turn into one) as a loop unless the value is an
 /// integer constant of one repeated byte (a `memset`), and `wide`'s `splat` is one: `[0.0;
 /// 8]` is a loop, `[0u32; 8]` is not. Once the helpers were inlined, the sigmoid pass had
 /// thousands of these loops (one per vector constant), and LLVM's loop passes, whose cost per
 /// loop grows with the size of the function, took most of the crate's release build.
 #[inline(always)]
-fn filled(bits: u32) -> [u32; 8] {
+fn splat_u32(bits: u32) -> u32x8 {
     let mut a = [0u32; 8];
     a[0] = bits;
     a[1] = bits;
@@ -109,23 +109,23 @@ fn filled(bits: u32) -> [u32; 8] {
     a[5] = bits;
     a[6] = bits;
     a[7] = bits;
-    a
+    u32x8::new(a)
 }
 
-/// `v` in every lane (see [`filled`]).
+/// `v` in every lane (see [`splat_u32`]).
 #[inline(always)]
 fn splat_f32(v: f32) -> f32x8 {
-    f32x8::from_bits(u32x8::new(filled(v.to_bits())))
+    f32x8::from_bits(splat_u32(v.to_bits()))
 }
 
-/// `v` in every lane (see [`filled`]).
+/// `v` in every lane (see [`splat_u32`]).
 #[inline(always)]
 fn splat_i32(v: i32) -> i32x8 {
-    wide::bytemuck::cast(u32x8::new(filled(v as u32)))
+    wide::bytemuck::cast(splat_u32(v as u32))
 }
 
 /// `wide`'s `f32x8` with the crate's own splat, absolute value and negation (without
-/// `wide`'s loops: see [`filled`]); every other operation is `wide`'s.
+/// `wide`'s loops: see [`splat_u32`]); every other operation is `wide`'s.
 #[derive(Clone, Copy)]
 pub(crate) struct F8(f32x8);
 
@@ -147,9 +147,7 @@ impl core::ops::Neg for F8 {
     /// The sign bit flipped, as `wide`'s negation (whose SSE2 path splats `-0.0` with a loop).
     #[inline(always)]
     fn neg(self) -> F8 {
-        F8(f32x8::from_bits(
-            self.0.to_bits() ^ u32x8::new(filled(0x8000_0000)),
-        ))
+        F8(f32x8::from_bits(self.0.to_bits() ^ splat_u32(0x8000_0000)))
     }
 }
 
@@ -172,7 +170,7 @@ impl Lane for F8 {
     type Mask = f32x8;
     type Acc = Acc;
 
-    /// `v` in every lane, without `wide`'s `splat` (a loop: see [`filled`]).
+    /// `v` in every lane, without `wide`'s `splat` (a loop: see [`splat_u32`]).
     #[inline(always)]
     fn splat(v: f32) -> Self {
         F8(splat_f32(v))
@@ -213,10 +211,8 @@ impl Lane for F8 {
     #[inline(always)]
     fn abs(self) -> Self {
         // The sign bit cleared, as `f32x8::abs`, whose SSE2 path splats its mask with a loop
-        // (see [`filled`]).
-        F8(f32x8::from_bits(
-            self.0.to_bits() & u32x8::new(filled(0x7fff_ffff)),
-        ))
+        // (see [`splat_u32`]).
+        F8(f32x8::from_bits(self.0.to_bits() & splat_u32(0x7fff_ffff)))
     }
     #[inline(always)]
     fn max(self, o: Self) -> Self {
