@@ -336,3 +336,88 @@ fn weighted_mean_over_tiny_weights() {
         );
     }
 }
+
+/// Long batches (the count and the label check run vectorized, a block at a time): the
+/// first label out of range is named whatever its block and neighbours, every label type
+/// and backend; ignored rows are not counted, and a bad label beside ignored ones is found.
+#[test]
+fn labels_out_of_range_in_long_batches() {
+    const C: usize = 5;
+    const ROWS: usize = 300;
+    let x: Vec<f32> = (0..ROWS * C).map(|i| (i % 7) as f32 * 0.3).collect();
+    let good: Vec<i64> = (0..ROWS as i64)
+        .map(|r| if r % 3 == 0 { -100 } else { r % 5 })
+        .collect();
+    fn check<T: focal_loss::Label + Copy>(
+        f: SoftmaxFocal<'_>,
+        x: &[f32],
+        labels: &[T],
+        expect: Result<usize, (usize, i64)>,
+    ) {
+        let mut g = vec![0.25f32; x.len()];
+        let got = f.loss_and_grad_accumulate(x, labels, &mut g, Reduction::Mean);
+        match expect {
+            Ok(n) => {
+                // Mean divides by the rows not ignored: Sum / Mean is their number.
+                let sum = f.loss(x, labels, Reduction::Sum).unwrap();
+                let mean = f.loss(x, labels, Reduction::Mean).unwrap();
+                assert!(got.is_ok());
+                assert!(
+                    (sum / mean - n as f32).abs() <= 1e-3 * n as f32,
+                    "{sum} {mean} {n}"
+                );
+            }
+            Err((row, label)) => {
+                assert_eq!(
+                    got,
+                    Err(Error::LabelOutOfRange {
+                        row,
+                        label,
+                        classes: C
+                    })
+                );
+                assert!(g.iter().all(|&v| v == 0.25), "an erring call wrote");
+            }
+        }
+    }
+    let counted = good.iter().filter(|&&v| v != -100).count();
+    for backend in focal_loss::Backend::available() {
+        let f = SoftmaxFocal::new(2.0).classes(C).backend(backend);
+        let fi = f.ignore_index(-100);
+        check(fi, &x, &good, Ok(counted));
+        // Without ignore_index, -100 is a label out of range: the first one, row 0.
+        check(f, &x, &good, Err((0, -100)));
+        for &(row, label) in &[
+            (1usize, 5i64),
+            (63, 5),
+            (64, -1),
+            (200, i64::MIN),
+            (299, 1 << 40),
+        ] {
+            let mut bad = good.clone();
+            bad[row] = label;
+            // A second bad label after it, in another block: the first is named.
+            if row + 1 < ROWS {
+                bad[ROWS - 1] = 7;
+            }
+            let first = (row, label);
+            check(fi, &x, &bad, Err(first));
+            // The same as i32 and u32 where it fits.
+            if let Ok(b32) = bad
+                .iter()
+                .map(|&v| i32::try_from(v))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                check(fi, &x, &b32, Err(first));
+            }
+        }
+        // Unsigned labels: no ignore value, every row counted; 255 out of range at row 130.
+        let u: Vec<u8> = (0..ROWS).map(|r| (r % C) as u8).collect();
+        check(f, &x, &u, Ok(ROWS));
+        let mut u2 = u.clone();
+        u2[130] = 255;
+        check(f, &x, &u2, Err((130, 255)));
+        let u32s: Vec<u32> = u2.iter().map(|&v| v as u32 * 1000).collect();
+        check(f, &x, &u32s, Err((1, 1000)));
+    }
+}

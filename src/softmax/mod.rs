@@ -4,7 +4,7 @@
 pub(crate) mod kernel;
 pub(crate) mod pass;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Isa};
 use crate::chunk::{Exec, Grid, Serial};
 use crate::error::Error;
 use crate::float::{Float, Half, Src, bf16_bits_to_f32, f16_bits_to_f32};
@@ -641,11 +641,11 @@ impl<'a> SoftmaxFocal<'a> {
             &grid,
             none(),
             Some(Counts::ZERO),
-            |k, _| count(&job.units(grid.units(k))).ok(),
+            |k, _| count(isa, &job.units(grid.units(k))).ok(),
             |a, b| Some(a?.merge(b?)),
         );
         let Some(counts) = counts else {
-            return Err(count(&job).err().unwrap_or(Error::ZeroClasses));
+            return Err(count(isa, &job).err().unwrap_or(Error::ZeroClasses));
         };
         if matches!(sink, Out::Add(..)) {
             let nan = |k: usize| has_nan(&job.units(grid.units(k)));
@@ -804,7 +804,7 @@ enum Factor {
 }
 
 /// Validates the labels and counts what the reductions divide by.
-fn count(job: &Job<'_>) -> Result<Counts, Error> {
+fn count(isa: Isa, job: &Job<'_>) -> Result<Counts, Error> {
     let c = job.classes;
     let sp = job.spatial;
     let rows = job.x.len() / c;
@@ -850,7 +850,16 @@ fn count(job: &Job<'_>) -> Result<Counts, Error> {
             }
         }
         labels => {
-            // A block of labels at a time, widened by one typed loop.
+            let weighted = job.sample_weights.is_some() || job.class_weights.is_some();
+            debug_assert_eq!(labels.len(), rows);
+            if !weighted && let Some(n) = pass::tally(isa, labels, c, job.ignore) {
+                counts.rows = n;
+                counts.weight = n as f64;
+                counts.positives = n as f64;
+                return Ok(counts);
+            }
+            // Weighted sums, or a label out of range to find: a block of labels at a time,
+            // widened by one typed loop.
             let mut cls = [0i64; 64];
             for r0 in (0..rows).step_by(64) {
                 let n = 64.min(rows - r0);
@@ -867,7 +876,7 @@ fn count(job: &Job<'_>) -> Result<Counts, Error> {
                         });
                     }
                     counts.rows += 1;
-                    if job.sample_weights.is_some() || job.class_weights.is_some() {
+                    if weighted {
                         counts.weight += s(r0 + i) * w(v as usize);
                     }
                 }

@@ -1530,3 +1530,60 @@ fn go<X: Elem, G: Elem>(isa: Isa, job: &Job<'_>, x: &[X], sink: Sink<'_, G>, fac
         },
     )
 }
+
+/// The number of counted rows among index labels (those not `ignore`), or `None` if a
+/// counted label lies outside `[0, classes)`: the unweighted reductions' count and the
+/// labels' validation, branch-free and compiled with the backend's instruction set, so that
+/// it vectorizes (64-bit compares need SSE4.2 or AVX2 on x86). As a scalar loop with an early
+/// return it ran at about 1 ns a row, 9% of a `C = 2` pass. `None` for distributions.
+pub(crate) fn tally(
+    isa: Isa,
+    labels: Labels<'_>,
+    classes: usize,
+    ignore: Option<i64>,
+) -> Option<u64> {
+    select(
+        isa,
+        Tally {
+            labels,
+            classes,
+            ignore,
+        },
+    )
+}
+
+/// [`tally`] as work for [`select`].
+struct Tally<'d> {
+    labels: Labels<'d>,
+    classes: usize,
+    ignore: Option<i64>,
+}
+
+impl Kernel for Tally<'_> {
+    type Output = Option<u64>;
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run<L: Body>(self) -> Option<u64> {
+        #[cfg_attr(not(opt_level_0), inline(always))]
+        fn typed<T: Copy + Into<i64>>(s: &[T], c: u64, ignore: Option<i64>) -> Option<u64> {
+            let (on, ig) = (ignore.is_some(), ignore.unwrap_or(0));
+            let (mut counted, mut bad) = (0u64, false);
+            for &v in s {
+                let v: i64 = v.into();
+                let live = !(on & (v == ig));
+                counted += live as u64;
+                // (Negative labels wrap to at least 2^63.)
+                bad |= live & (v as u64 >= c);
+            }
+            (!bad).then_some(counted)
+        }
+        let (c, ig) = (self.classes as u64, self.ignore);
+        match self.labels {
+            Labels::U8(s) => typed(s, c, ig),
+            Labels::U16(s) => typed(s, c, ig),
+            Labels::U32(s) => typed(s, c, ig),
+            Labels::I32(s) => typed(s, c, ig),
+            Labels::I64(s) => typed(s, c, ig),
+            Labels::Dense(_) => None,
+        }
+    }
+}
