@@ -7,7 +7,7 @@
 # Idempotent; installs Debian's qemu-user and the aarch64 cross gcc (as linker, with the
 # aarch64 glibc that qemu loads through -L), and the rustup target. The linker and runner
 # are set here in the environment, not in a committed .cargo/config.toml, so that no other
-# build is affected. Usage: bash .ci/aarch64.sh
+# build is affected. Usage: bash .ci/aarch64.sh [--install: only what it installs]
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,8 @@ run qemu-aarch64 --version | sed -n 1p
 
 echo "== rustup target $TARGET"
 run rustup target add "$TARGET"
+# (.ci/run installs first, then runs this script beside others that would install too.)
+[[ ${1:-} == --install ]] && { echo "== .ci/aarch64.sh: installed"; exit 0; }
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"

@@ -9,7 +9,8 @@
 # flash the crate adds (the firmware against its `baseline` build, every call to the crate
 # stubbed out) and the stack of the heaviest call, as the firmware measured it.
 #
-# Idempotent; installs qemu-system-arm (Debian) and the rustup target. Usage: bash .ci/m4f.sh
+# Idempotent; installs qemu-system-arm (Debian) and the rustup target.
+# Usage: bash .ci/m4f.sh [--install: only what it installs]
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,6 +36,7 @@ run qemu-system-arm --version | sed -n 1p
 
 echo "== rustup target $TARGET"
 run rustup target add "$TARGET"
+[[ ${1:-} == --install ]] && { echo "== .ci/m4f.sh: installed"; exit 0; }
 
 # The baseline first (its image is copied aside: both builds write the same path), then the
 # firmware (release, as users build it), then the host program in the dev profile: Rust

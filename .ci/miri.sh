@@ -28,7 +28,8 @@
 #             src/backend/x86/avx2.rs, and every test below runs it.
 #
 # Idempotent; installs a nightly toolchain if none is there, and its miri and rust-src
-# components. Usage: bash .ci/miri.sh   (MIRI_TOOLCHAIN=nightly-YYYY-MM-DD pins a nightly)
+# components. Usage: bash .ci/miri.sh   (MIRI_TOOLCHAIN=nightly-YYYY-MM-DD pins a nightly;
+# `--install`: only the toolchain, its components and the sysroot)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,7 @@ fi
 run rustup "+$TOOLCHAIN" component add miri rust-src
 run cargo "+$TOOLCHAIN" miri --version
 run cargo "+$TOOLCHAIN" miri setup
+[[ ${1:-} == --install ]] && { echo "== .ci/miri.sh: installed"; exit 0; }
 echo "MIRIFLAGS=$MIRIFLAGS"
 
 # Integration tests of tests/identities.rs small enough for Miri (seconds each); the others

@@ -4,7 +4,7 @@
 # library's unit tests in release mode (which also compiles the dev-dependencies with it).
 #
 # Idempotent. Usage: bash .ci/msrv.sh   (MSRV_TEST=0 skips the unit tests, ~2.5 min of
-# compiling the dev-dependencies on 2 cores)
+# compiling the dev-dependencies on 2 cores; `--install`: only the toolchain)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ else
     run rustup toolchain install "$toolchain" --profile minimal
 fi
 run rustup run "$toolchain" rustc --version
+[[ ${1:-} == --install ]] && { echo "== .ci/msrv.sh: installed"; exit 0; }
 
 echo "== build the library with $toolchain"
 run cargo "+$toolchain" build --lib
