@@ -881,7 +881,7 @@ fn count(isa: Isa, job: &Job<'_>) -> Result<Counts, Error> {
                     }
                 }
             }
-            if job.sample_weights.is_none() && job.class_weights.is_none() {
+            if !weighted {
                 counts.weight = counts.rows as f64;
             }
             counts.positives = counts.rows as f64;
