@@ -101,11 +101,6 @@ pub(crate) trait Elem: Copy + Send + Sync {
     const IS_F32: bool = false;
     /// The slice itself, when it is `f32`.
     #[inline(always)]
-    fn as_f32(_: &[Self]) -> Option<&[f32]> {
-        None
-    }
-    /// The slice itself, when it is `f32`.
-    #[inline(always)]
     fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
         None
     }
@@ -117,14 +112,14 @@ pub(crate) trait Elem: Copy + Send + Sync {
     fn get(self, h: Half) -> f32;
     /// One value, rounded once.
     fn put(v: f32, h: Half) -> Self;
+    /// The slice as a [`Src`] (half-precision bits in the format `h`).
+    fn src(s: &[Self], h: Half) -> Src<'_>;
+    /// The slice as a [`Dst`] (half-precision bits in the format `h`).
+    fn dst(s: &mut [Self], h: Half) -> Dst<'_>;
 }
 
 impl Elem for f32 {
     const IS_F32: bool = true;
-    #[inline(always)]
-    fn as_f32(s: &[f32]) -> Option<&[f32]> {
-        Some(s)
-    }
     #[inline(always)]
     fn as_f32_mut(s: &mut [f32]) -> Option<&mut [f32]> {
         Some(s)
@@ -144,6 +139,14 @@ impl Elem for f32 {
     #[inline(always)]
     fn put(v: f32, _: Half) -> f32 {
         v
+    }
+    #[inline(always)]
+    fn src(s: &[f32], _: Half) -> Src<'_> {
+        Src::F32(s)
+    }
+    #[inline(always)]
+    fn dst(s: &mut [f32], _: Half) -> Dst<'_> {
+        Dst::F32(s)
     }
 }
 
@@ -176,6 +179,20 @@ impl Elem for u16 {
         match h {
             Half::Bf16 => f32_to_bf16_bits(v),
             Half::F16 => f32_to_f16_bits(v),
+        }
+    }
+    #[inline(always)]
+    fn src(s: &[u16], h: Half) -> Src<'_> {
+        match h {
+            Half::Bf16 => Src::Bf16(s),
+            Half::F16 => Src::F16(s),
+        }
+    }
+    #[inline(always)]
+    fn dst(s: &mut [u16], h: Half) -> Dst<'_> {
+        match h {
+            Half::Bf16 => Dst::Bf16(s),
+            Half::F16 => Dst::F16(s),
         }
     }
 }
@@ -443,15 +460,20 @@ impl Dst<'_> {
         }
     }
 
-    /// Writes every element into `dst` (of the same length) as `f32`, `LANES` at a time.
+    /// The elements, read-only.
     #[inline(always)]
-    pub(crate) fn widen<L: Lane>(&self, dst: &mut [f32]) {
-        let src = match self {
+    pub(crate) fn src(&self) -> Src<'_> {
+        match self {
             Dst::F32(s) => Src::F32(s),
             Dst::Bf16(s) => Src::Bf16(s),
             Dst::F16(s) => Src::F16(s),
-        };
-        src.widen::<L>(dst)
+        }
+    }
+
+    /// Writes every element into `dst` (of the same length) as `f32`, `LANES` at a time.
+    #[inline(always)]
+    pub(crate) fn widen<L: Lane>(&self, dst: &mut [f32]) {
+        self.src().widen::<L>(dst)
     }
 
     /// Writes `src` (`f32`, of the same length) into the elements, each rounded once.

@@ -395,6 +395,10 @@ fn pass<L: Body, X: Elem, G: Elem>(
             };
             if by_row {
                 L::part(Rows(run))
+            } else if job.spatial == 1 && pairs {
+                last::<L, Two<L>, X, G, _>(run)
+            } else if job.spatial == 1 {
+                last::<L, L, X, G, _>(run)
             } else if pairs {
                 L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
             } else {
@@ -446,6 +450,55 @@ impl<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize> Part<L>
         let r = self.0;
         columns::<L, B, X, G>(r.job, r.x, r.sink, r.factor, r.c, &mut r.buf[..])
     }
+}
+
+/// [`columns_last`] with fast-path blocks of `B`, as a function of its own: one per
+/// backend, `B` and buffer length, whatever the element types.
+struct Last<'r, 'j, 'o, L: Lane, B, const N: usize> {
+    job: &'r Job<'j>,
+    x: Src<'r>,
+    out: (Mode, Option<Dst<'o>>, Option<Dst<'o>>),
+    factor: f32,
+    c: &'r Consts<L>,
+    buf: &'r mut [f32; N],
+    pairs: PhantomData<B>,
+}
+
+impl<L: Lane, B: Lane<Acc = L::Acc>, const N: usize> Part<L> for Last<'_, '_, '_, L, B, N> {
+    type Output = Sums;
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run(self) -> Sums {
+        columns_last::<L, B>(
+            self.job,
+            self.x,
+            self.out,
+            self.factor,
+            self.c,
+            &mut self.buf[..],
+        )
+    }
+}
+
+/// `run` through [`Last`]: the logits and outputs as [`Src`] and [`Dst`].
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn last<L: Body, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize>(
+    run: Run<'_, '_, '_, '_, L, X, G, N>,
+) -> Sums {
+    let job = run.job;
+    let (mode, grad, per_row) = parts(run.sink);
+    L::part(Last::<L, B, N> {
+        job,
+        x: X::src(run.x, job.hx),
+        out: (
+            mode,
+            grad.map(|g| G::dst(g, job.hg)),
+            per_row.map(|o| G::dst(o, job.hg)),
+        ),
+        factor: run.factor,
+        c: run.c,
+        buf: run.buf,
+        pairs: PhantomData,
+    })
 }
 
 /// Batches of at least this many logits stage the fast path's `e` on the stack when the
@@ -841,8 +894,9 @@ fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L
     e * coef - clamp(f * kg) * q
 }
 
-/// The column kernel: blocks of `LANES` positions of one image (or rows of a class-last
-/// batch, transposed into a stack buffer), classes in sequence.
+/// The column kernel on `[N, C, S]` logits (`S > 1`): blocks of `LANES` positions of one
+/// image, classes in sequence, the logits read and the gradient written in their own
+/// element types, converted in registers.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     job: &Job<'_>,
@@ -855,177 +909,206 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     let (mode, mut grad, mut per_row) = parts(sink);
     let cn = job.classes;
     let sp = job.spatial;
-    // (A constant `false` where the fast path's blocks are wider: [`pass`] sends the dense
-    // path to `B = L` only, and the branch is not compiled into the other copy.)
-    let dense = B::LANES == L::LANES && job.dense();
-    debug_assert!(dense == job.dense());
-    let ln = if dense { L::LANES } else { B::LANES };
-    let cb_ = Consts::<B>::new(job.gamma);
-    let fast = (&cb_, L::LANES);
-    let mut acc = [B::wide_zero(); MAX_LANES];
-    // The dense path's partial sums (its scan's, the losses', the gradient's two): made
-    // once, each block clears the entries it uses.
-    let mut sums = [[L::wide_zero(); MAX_LANES]; 4];
-    let mut loss = L::acc_zero();
-    let mut bad = false;
-    let mut b = Block::new();
-    if sp > 1 {
-        for n in 0..x.len() / (cn * sp) {
-            let mut s0 = 0;
-            while s0 < sp {
-                let np = ln.min(sp - s0);
-                let r0 = n * sp + s0;
-                let base = n * cn * sp + s0;
-                let g = grad.as_deref_mut().map(|g| &mut g[base..]);
-                let xs = &x[base..];
-                let mut out = [0f32; COL_LANES];
-                if dense {
-                    b.labels(job, r0, np);
-                    let lab = match job.labels {
-                        Labels::Dense(l) => Some(l.slice(base..l.len())),
-                        _ => None,
-                    };
-                    let cb = (xs, sp, np, lab);
-                    bad |= column_block::<L, X, G>(
-                        job, cb, &mut b, g, stage, mode, factor, c, &mut sums,
-                    );
-                    let l = lanes::<L>(&b.loss);
-                    L::acc_add(&mut loss, l);
-                    l.store(&mut out);
-                } else {
-                    let labs = index_lanes::<B>(job, r0, np);
-                    let cb = (xs, sp, np);
-                    let (l, nan) = column_fast::<B, X, G>(
-                        job, cb, labs, g, stage, mode, factor, fast, &mut acc,
-                    );
-                    bad |= nan;
-                    B::acc_add(&mut loss, l);
-                    l.store(&mut out);
-                }
-                if let Some(o) = per_row.as_deref_mut() {
-                    narrow(&out[..np], &mut o[r0..r0 + np], job.hg);
-                }
-                s0 += np;
-            }
-        }
-    } else {
-        // Class-last with few classes: class `c` of row `r0 + p` at `c LANES + p`.
-        let mut xb = [0f32; SMALL_C * COL_LANES];
-        let mut lb = [0f32; SMALL_C * COL_LANES];
-        let mut gb = [0f32; SMALL_C * COL_LANES];
-        // Half-precision rows widened (and gradients narrowed) here, around the transposition.
-        let mut wb = [0f32; SMALL_C * COL_LANES];
-        let rows = x.len() / cn;
-        let mut r0 = 0;
-        while r0 < rows {
-            let np = ln.min(rows - r0);
-            let labs = if dense {
-                b.labels(job, r0, np);
-                None
-            } else {
-                Some(index_lanes::<B>(job, r0, np))
-            };
-            let span = r0 * cn..(r0 + np) * cn;
-            transpose(
-                widened::<L, X>(&x[span.clone()], &mut wb, job.hx),
-                &mut xb,
-                cn,
-                ln,
-            );
+    debug_assert!(sp > 1);
+    let mut k = ColumnState::<L, B>::new(job);
+    for n in 0..x.len() / (cn * sp) {
+        let mut s0 = 0;
+        while s0 < sp {
+            let np = k.ln.min(sp - s0);
+            let r0 = n * sp + s0;
+            let base = n * cn * sp + s0;
+            let g = grad.as_deref_mut().map(|g| &mut g[base..]);
             let lab = match job.labels {
-                Labels::Dense(l) => {
-                    // (`wb` is free again: the logits are in `xb`.)
-                    transpose(
-                        widened_src::<L>(l.slice(span.clone()), &mut wb),
-                        &mut lb,
-                        cn,
-                        ln,
-                    );
-                    Some(Src::F32(&lb[..]))
-                }
+                Labels::Dense(l) => Some(l.slice(base..l.len())),
                 _ => None,
             };
-            if let (Mode::Add, Some(g)) = (mode, grad.as_deref()) {
-                transpose(
-                    widened::<L, G>(&g[span.clone()], &mut wb, job.hg),
-                    &mut gb,
-                    cn,
-                    ln,
-                );
-            }
-            let g = if mode == Mode::None {
-                None
-            } else {
-                Some(&mut gb[..])
-            };
-            // (`stage` holds no `e` for an `f32` gradient: it is the dense path's buffer.)
-            let mut out = [0f32; COL_LANES];
-            match labs {
-                None => {
-                    let cb = (&xb[..], ln, np, lab);
-                    bad |= column_block::<L, f32, f32>(
-                        job, cb, &mut b, g, stage, mode, factor, c, &mut sums,
-                    );
-                    let l = lanes::<L>(&b.loss);
-                    L::acc_add(&mut loss, l);
-                    l.store(&mut out);
-                }
-                Some(labs) => {
-                    let cb = (&xb[..], ln, np);
-                    let (l, nan) = column_fast::<B, f32, f32>(
-                        job, cb, labs, g, stage, mode, factor, fast, &mut acc,
-                    );
-                    bad |= nan;
-                    B::acc_add(&mut loss, l);
-                    l.store(&mut out);
-                }
-            }
-            if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_deref_mut()) {
-                let g = &mut g[span];
-                match G::as_f32_mut(g) {
-                    Some(g) => untranspose(&gb, g, cn, ln),
-                    None => {
-                        let n = g.len();
-                        untranspose(&gb, &mut wb[..n], cn, ln);
-                        let mut i = 0;
-                        while i < n {
-                            let e = (i + L::LANES).min(n);
-                            G::store(L::load_or(&wb[i..e], 0.0), &mut g[i..e], job.hg);
-                            i = e;
-                        }
-                    }
-                }
-            }
+            let out = k.block(
+                job,
+                (&x[base..], sp, np, lab),
+                r0,
+                g,
+                stage,
+                mode,
+                factor,
+                c,
+            );
             if let Some(o) = per_row.as_deref_mut() {
                 narrow(&out[..np], &mut o[r0..r0 + np], job.hg);
             }
-            r0 += np;
+            s0 += np;
         }
     }
-    Sums {
-        loss: L::acc_total(loss).0,
-        bad,
-    }
+    k.sums()
 }
 
-/// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
+/// The column kernel on class-last rows of at most [`SMALL_C`] classes: blocks of `LANES`
+/// rows transposed into stack buffers (class `c` of row `r0 + p` at `c LANES + p`), the
+/// logits widened before and the gradient narrowed after, so that one copy per backend
+/// serves every element type (the copies per type took a third of the crate's build time).
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn widened<'b, L: Lane, X: Elem>(
-    src: &'b [X],
-    buf: &'b mut [f32; SMALL_C * COL_LANES],
-    h: Half,
-) -> &'b [f32] {
-    if let Some(v) = X::as_f32(src) {
-        return v;
+fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
+    job: &Job<'_>,
+    x: Src<'_>,
+    (mode, mut grad, mut per_row): (Mode, Option<Dst<'_>>, Option<Dst<'_>>),
+    factor: f32,
+    c: &Consts<L>,
+    stage: &mut [f32],
+) -> Sums {
+    let cn = job.classes;
+    debug_assert!(job.spatial == 1 && cn <= SMALL_C);
+    let mut k = ColumnState::<L, B>::new(job);
+    let ln = k.ln;
+    let mut xb = [0f32; SMALL_C * COL_LANES];
+    let mut lb = [0f32; SMALL_C * COL_LANES];
+    let mut gb = [0f32; SMALL_C * COL_LANES];
+    // Half-precision rows widened (and gradients narrowed) here, around the transposition.
+    let mut wb = [0f32; SMALL_C * COL_LANES];
+    let rows = x.len() / cn;
+    let mut r0 = 0;
+    while r0 < rows {
+        let np = ln.min(rows - r0);
+        let span = r0 * cn..(r0 + np) * cn;
+        transpose(
+            widened_src::<L>(x.slice(span.clone()), &mut wb),
+            &mut xb,
+            cn,
+            ln,
+        );
+        let lab = match job.labels {
+            Labels::Dense(l) => {
+                // (`wb` is free again: the logits are in `xb`.)
+                let l = widened_src::<L>(l.slice(span.clone()), &mut wb);
+                transpose(l, &mut lb, cn, ln);
+                Some(Src::F32(&lb[..]))
+            }
+            _ => None,
+        };
+        if let (Mode::Add, Some(g)) = (mode, grad.as_ref()) {
+            let g = widened_src::<L>(g.src().slice(span.clone()), &mut wb);
+            transpose(g, &mut gb, cn, ln);
+        }
+        let g = if mode == Mode::None {
+            None
+        } else {
+            Some(&mut gb[..])
+        };
+        // (`stage` holds no `e` for an `f32` gradient: it is the dense path's buffer.)
+        let cb = (&xb[..], ln, np, lab);
+        let out = k.block::<f32, f32>(job, cb, r0, g, stage, mode, factor, c);
+        if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_mut()) {
+            match g.slice(span) {
+                Dst::F32(g) => untranspose(&gb, g, cn, ln),
+                mut g => {
+                    let n = g.len();
+                    untranspose(&gb, &mut wb[..n], cn, ln);
+                    g.narrow::<L>(&wb[..n]);
+                }
+            }
+        }
+        if let Some(o) = per_row.as_mut() {
+            match o.slice(r0..r0 + np) {
+                Dst::F32(o) => o.copy_from_slice(&out[..np]),
+                Dst::Bf16(o) => narrow(&out[..np], o, Half::Bf16),
+                Dst::F16(o) => narrow(&out[..np], o, Half::F16),
+            }
+        }
+        r0 += np;
     }
-    let n = src.len();
-    let mut i = 0;
-    while i < n {
-        let e = (i + L::LANES).min(n);
-        X::load::<L>(&src[i..e], 0.0, h).store(&mut buf[i..e]);
-        i = e;
+    k.sums()
+}
+
+/// What a column kernel carries from block to block: the partial sums and per-row values
+/// each block reuses, the batch's loss and NaN flag.
+struct ColumnState<L: Lane, B: Lane> {
+    /// Distributions (the dense path). Never with fast-path blocks wider than `L` ([`pass`]
+    /// sends the dense path to `B = L` only): a constant `false` in the other copy, whose
+    /// dense branch is not compiled.
+    dense: bool,
+    /// Positions per block.
+    ln: usize,
+    /// The fast path's constants.
+    cb: Consts<B>,
+    /// The fast path's partial sums.
+    acc: [B::Wide; MAX_LANES],
+    /// The dense path's partial sums (its scan's, the losses', the gradient's two): made
+    /// once, each block clears the entries it uses.
+    sums: [[L::Wide; MAX_LANES]; 4],
+    loss: L::Acc,
+    bad: bool,
+    b: Block,
+}
+
+impl<L: Lane, B: Lane<Acc = L::Acc>> ColumnState<L, B> {
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn new(job: &Job<'_>) -> Self {
+        let dense = B::LANES == L::LANES && job.dense();
+        debug_assert!(dense == job.dense());
+        ColumnState {
+            dense,
+            ln: if dense { L::LANES } else { B::LANES },
+            cb: Consts::<B>::new(job.gamma),
+            acc: [B::wide_zero(); MAX_LANES],
+            sums: [[L::wide_zero(); MAX_LANES]; 4],
+            loss: L::acc_zero(),
+            bad: false,
+            b: Block::new(),
+        }
     }
-    &buf[..n]
+
+    /// One block of `np` positions, rows `r0..r0 + np`: class `cl` of position `p` at
+    /// `xs[cl cs + p]`, likewise its distribution in `lab` and its gradient in `g`. Returns
+    /// the block's losses.
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn block<X: Elem, G: Elem>(
+        &mut self,
+        job: &Job<'_>,
+        (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
+        r0: usize,
+        g: Option<&mut [G]>,
+        stage: &mut [f32],
+        mode: Mode,
+        factor: f32,
+        c: &Consts<L>,
+    ) -> [f32; COL_LANES] {
+        let mut out = [0f32; COL_LANES];
+        if self.dense {
+            let b = &mut self.b;
+            b.labels(job, r0, np);
+            let cb = (xs, cs, np, lab);
+            self.bad |=
+                column_block::<L, X, G>(job, cb, b, g, stage, mode, factor, c, &mut self.sums);
+            let l = lanes::<L>(&b.loss);
+            L::acc_add(&mut self.loss, l);
+            l.store(&mut out);
+        } else {
+            let labs = index_lanes::<B>(job, r0, np);
+            let fast = (&self.cb, L::LANES);
+            let (l, nan) = column_fast::<B, X, G>(
+                job,
+                (xs, cs, np),
+                labs,
+                g,
+                stage,
+                mode,
+                factor,
+                fast,
+                &mut self.acc,
+            );
+            self.bad |= nan;
+            B::acc_add(&mut self.loss, l);
+            l.store(&mut out);
+        }
+        out
+    }
+
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn sums(self) -> Sums {
+        Sums {
+            loss: L::acc_total(self.loss).0,
+            bad: self.bad,
+        }
+    }
 }
 
 /// `src` as `f32`: the slice itself, or widened into `buf` (at most its length).
