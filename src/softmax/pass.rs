@@ -383,8 +383,12 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
     // without, each knowing its buffer's length (the C = 2 column kernel ran 35% slower with
     // one copy that tests it, and the bf16 row kernel 40% slower with the length unknown).
+    // `$last_pairs` and `$pairs` say whether the copy can be asked for pairs of class-last
+    // and of `[N, C, S]` blocks: the buffer's copy only for a staged gradient of `[N, C, S]`
+    // logits (pairs are never dense, and class-last blocks stage nothing), so that the other
+    // copies are not compiled.
     macro_rules! kernels {
-        ($buf:expr) => {{
+        ($buf:expr, $last_pairs:expr, $pairs:expr) => {{
             let run = Run {
                 job,
                 x,
@@ -395,21 +399,23 @@ fn pass<L: Body, X: Elem, G: Elem>(
             };
             if by_row {
                 L::part(Rows(run))
-            } else if job.spatial == 1 && pairs {
+            } else if job.spatial == 1 && $last_pairs && pairs {
                 last::<L, Two<L>, X, G, _>(run)
             } else if job.spatial == 1 {
+                debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
-            } else if pairs {
+            } else if $pairs && pairs {
                 L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
             } else {
+                debug_assert!(!pairs);
                 L::part(Columns::<_, _, _, L, _>(run, PhantomData))
             }
         }};
     }
     if stage || keep {
-        kernels!(&mut [0f32; BLOCK_LOGITS])
+        kernels!(&mut [0f32; BLOCK_LOGITS], false, !G::IS_F32)
     } else {
-        kernels!(&mut [0f32; 0])
+        kernels!(&mut [0f32; 0], true, true)
     }
 }
 
