@@ -5,8 +5,9 @@
 //!   per-row work (`ln S`, the label's modulator, the factors of the gradient) is done for a
 //!   block of rows at once, one row per lane ([`finish`]).
 //! - [`columns`], for the `[N, C, S]` layout (positions in the lanes: every operation is
-//!   lane-wise, nothing is reduced across lanes), and for class-last batches with few classes,
-//!   whose block of rows is first transposed into a stack buffer.
+//!   lane-wise, nothing is reduced across lanes), and [`columns_last`], the same blocks for
+//!   class-last batches with few classes, each block of rows first transposed into a stack
+//!   buffer (as `f32`: one copy per backend for every element type).
 //!
 //! # The same bits in both shapes
 //! A row's result must not depend on its layout. Everything but the sums over classes is
@@ -15,7 +16,7 @@
 //! partial sum of the lane it has in the row kernel's chunks ([`group`]: `c mod LANES` but for
 //! the overlapping last chunk of a row) in class order, and combine the partial sums in the
 //! same fixed tree ([`Lane::wide_tree`]): [`rows`] has the partial sums in the lanes of one
-//! [`Lane::Wide`], and [`columns`] keeps `LANES` of them per position. Each backend has its own `LANES`, so the
+//! [`Lane::Wide`], and [`columns`] and [`columns_last`] keep `LANES` of them per position. Each backend has its own `LANES`, so the
 //! identity holds per backend (backends differ in the last bits anyway).
 //!
 //! # Index labels and distributions
