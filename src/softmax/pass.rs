@@ -16,8 +16,9 @@
 //! partial sum of the lane it has in the row kernel's chunks ([`group`]: `c mod LANES` but for
 //! the overlapping last chunk of a row) in class order, and combine the partial sums in the
 //! same fixed tree ([`Lane::wide_tree`]): [`rows`] has the partial sums in the lanes of one
-//! [`Lane::Wide`], and [`columns`] and [`columns_last`] keep `LANES` of them per position. Each backend has its own `LANES`, so the
-//! identity holds per backend (backends differ in the last bits anyway).
+//! [`Lane::Wide`], and [`columns`] and [`columns_last`] keep `LANES` of them per position.
+//! Each backend has its own `LANES`, so the identity holds per backend (backends differ in
+//! the last bits anyway).
 //!
 //! # Index labels and distributions
 //! With index labels and no label smoothing only the label's class has a weight: the pass
