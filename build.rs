@@ -7,6 +7,11 @@
 //! stack slot of its own and never reuses one, so a kernel's frame grew to megabytes (8 MB
 //! for the AVX2 sigmoid body in a dev build, beyond a 2 MB test thread's stack). At opt-level
 //! 0 the helpers are ordinary calls (`#[cfg_attr(not(opt_level_0), inline(always))]`).
+//!
+//! CI sets the same cfg by hand (`RUSTFLAGS="--cfg opt_level_0"`) for the builds at
+//! opt-level 1 whose speed it does not measure (`.ci/asan.sh`, `.ci/candle.sh`, the no_std
+//! consumer in `.ci/targets.sh`): forced inlining is what makes an optimised build of this
+//! crate take minutes.
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(opt_level_0)");
     println!("cargo::rerun-if-changed=build.rs");
