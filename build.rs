@@ -8,11 +8,10 @@
 //! for the AVX2 sigmoid body in a dev build, beyond a 2 MB test thread's stack). At opt-level
 //! 0 the helpers are ordinary calls (`#[cfg_attr(not(opt_level_0), inline(always))]`).
 //!
-//! CI sets the same cfg by hand (`RUSTFLAGS="--cfg opt_level_0"`) for the builds at
-//! opt-level 1 whose speed it does not measure (AddressSanitizer, the candle adapter,
-//! WebAssembly, aarch64 under qemu, the no_std consumer: see `.ci/`): forced inlining is what
-//! makes an optimised build of this crate take minutes (22 s at opt-level 1 without it, 4m09
-//! at opt-level 3 with it, on a 2-core Zen 3 VM).
+//! CI sets the same cfg by hand (`--cfg opt_level_0`) for the builds at opt-level 1 whose
+//! speed it does not measure (`TEST_BUILD_CFG` in `.ci/lib.sh`, and `.ci/asan.sh`): forced
+//! inlining is what makes an optimised build of this crate take minutes (22 s at opt-level 1
+//! without it, 4m09 at opt-level 3 with it, on a 2-core Zen 3 VM).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(opt_level_0)");
     println!("cargo::rerun-if-changed=build.rs");

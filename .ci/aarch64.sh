@@ -4,12 +4,10 @@
 # --release`. On aarch64 the `Portable` backend (and so `Auto`) is `wide`'s NEON code; the
 # tests check it against the f64 oracle and against the `Scalar` backend.
 #
-# focal-loss itself is built at opt-level 1 with its forced inlining off (`--cfg
-# opt_level_0`, see build.rs): the same bits as at opt-level 3 (no fast-math, no
-# contraction), in a fraction of the build, and no slower under qemu. On a 2-core Zen 3 VM
-# (2026-12-02), alone: build 67 s, run 220 s; at opt-level 3 beside other steps in the CI
-# run of eaf8603: build 311 s, run 314 s. (The Cortex-M4F firmware of .ci/m4f.sh is the
-# bare-metal Arm build at opt-level 3, run under qemu-system-arm.)
+# focal-loss is built for testing (.ci/lib.sh), and runs no slower under qemu so: alone on
+# a 2-core Zen 3 VM (2026-12-02), build 67 s and run 220 s; at opt-level 3 beside other
+# steps in the CI run of eaf8603, build 311 s and run 314 s. (The Cortex-M4F firmware of
+# .ci/m4f.sh is the bare-metal Arm build at opt-level 3, run under qemu-system-arm.)
 #
 # Idempotent; installs Debian's qemu-user and the aarch64 cross gcc (as linker, with the
 # aarch64 glibc that qemu loads through -L), and the rustup target. The linker and runner
@@ -48,13 +46,12 @@ run rustup target add "$TARGET"
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--cfg opt_level_0"
-O1=(--config 'profile.release.package.focal-loss.opt-level=1')
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$TEST_BUILD_CFG"
 echo "linker: $CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"
 echo "runner: $CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER"
 
 echo "== build the tests for $TARGET"
-run cargo test --release --target "$TARGET" --no-run "${O1[@]}"
+run cargo test --release --target "$TARGET" --no-run "${TEST_BUILD_OPT[@]}"
 build=$SECONDS
 
 echo "== run the whole suite under qemu, but for two thread-pool tests"
@@ -62,7 +59,7 @@ echo "== run the whole suite under qemu, but for two thread-pool tests"
 # batches above the parallel threshold) took 265 s of the suite's 467 s under qemu, which
 # emulates the threads on one core. They run natively in the test step; the rest of
 # tests/par.rs (errors, other entry points, chunk order) runs here.
-run cargo test --release --target "$TARGET" "${O1[@]}" -- \
+run cargo test --release --target "$TARGET" "${TEST_BUILD_OPT[@]}" -- \
     --skip sigmoid_loss_and_grad_bits_on_every_pool --skip softmax_bits_on_every_pool
 
 echo "== .ci/aarch64.sh passed: build ${build}s, tests $((SECONDS - build))s, total ${SECONDS}s"

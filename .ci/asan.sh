@@ -38,7 +38,7 @@ for f in tests/*.rs; do
     name=$(basename "$f" .rs)
     [[ $name == par ]] || TESTS+=(--test "$name")
 done
-RUSTFLAGS="-Zsanitizer=address --cfg opt_level_0" ASAN_OPTIONS="detect_leaks=0" \
+RUSTFLAGS="-Zsanitizer=address $TEST_BUILD_CFG" ASAN_OPTIONS="detect_leaks=0" \
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
     run cargo "+$TOOLCHAIN" test --release --target x86_64-unknown-linux-gnu --lib "${TESTS[@]}"
 echo "== .ci/asan.sh passed in ${SECONDS}s"

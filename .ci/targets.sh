@@ -22,19 +22,18 @@ run rustup target add "${TARGETS[@]}"
 
 # The consumer's release build compiles the library for each target (with panic = "abort",
 # as a bare-metal binary would): a separate build of the library alone would compile the same
-# code a second time. At opt-level 1 with the forced inlining off (`--cfg opt_level_0`, see
-# build.rs), where every helper stays a function and the image references more symbols than
-# at opt-level 3. On a 2-core Zen 3 VM (2026-12-02) that build took 26 s alone; at opt-level 3
-# it took 4m00 in the CI run of eaf8603 (beside other steps). The Cortex-M4F firmware below
-# is built at opt-level 3 and linked too.
+# code a second time. focal-loss is built for testing (.ci/lib.sh), where every helper stays
+# a function and the image references more symbols than at opt-level 3: 26 s alone on a
+# 2-core Zen 3 VM (2026-12-02), against 4m00 at opt-level 3 beside other steps in the CI run
+# of eaf8603. The Cortex-M4F firmware below is built at opt-level 3 and linked too.
 # The consumer is its own workspace (see its Cargo.toml); its build goes under the main
 # target directory, which .gitignore already covers.
 CONSUMER_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/nostd-consumer"
 for t in "${TARGETS[@]}"; do
     echo "== .ci/nostd-consumer for $t (no_std, no_main binary, linked by rust-lld)"
-    RUSTFLAGS="--cfg opt_level_0" run cargo build --release \
+    RUSTFLAGS="$TEST_BUILD_CFG" run cargo build --release \
         --manifest-path .ci/nostd-consumer/Cargo.toml --target "$t" \
-        --target-dir "$CONSUMER_TARGET_DIR" --config 'profile.release.opt-level=1'
+        --target-dir "$CONSUMER_TARGET_DIR" "${TEST_BUILD_OPT[@]}"
     bin="$CONSUMER_TARGET_DIR/$t/release/nostd-consumer"
     [[ -s "$bin" ]] || { echo "error: $bin was not produced" >&2; exit 1; }
     # The image is not stripped: the crate's functions must be in its symbol table, i.e.

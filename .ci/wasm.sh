@@ -3,12 +3,11 @@
 # is chosen at compile time, and with it the portable backend's `wide` lanes are `v128`):
 # the library for wasm32-unknown-unknown (the browser target; a debug build: that it builds
 # is the check, its code is the wasip1 one), and the unit and integration tests on
-# wasm32-wasip1 under Node's built-in WASI (.ci/wasi-run.mjs as cargo's runner), in release,
-# with focal-loss itself at opt-level 1 and its forced inlining off (`--cfg opt_level_0`, see
-# build.rs): the same bits as at opt-level 3 (no fast-math, no contraction), in a fraction
-# of the build. On a 2-core Zen 3 VM (2026-12-02) the simd128 variant took 83 s alone from
-# scratch (62 s of it the build, the tests as fast as before); at opt-level 3 its build took
-# 4m54 beside other steps in the CI run of eaf8603. tests/par.rs is compiled out there (no threads); the doctests run natively and
+# wasm32-wasip1 under Node's built-in WASI (.ci/wasi-run.mjs as cargo's runner), in release
+# with focal-loss built for testing (.ci/lib.sh): the simd128 variant took 83 s alone from
+# scratch on a 2-core Zen 3 VM (2026-12-02), 62 s of it the build, where its build at
+# opt-level 3 took 4m54 beside other steps in the CI run of eaf8603; the tests ran as fast.
+# tests/par.rs is compiled out there (no threads); the doctests run natively and
 # on aarch64 (the README's rayon example starts a thread pool). CI runs this in the
 # background, after the candle adapter.
 # tests/target_features.rs fails if the simd128 flag did not reach the build.
@@ -37,8 +36,8 @@ for simd in 0 1; do
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags" \
         run cargo build --lib --target wasm32-unknown-unknown --target-dir "$dir"
     echo "== wasm32-wasip1: the unit and integration tests under node $(node --version) (simd128: $simd)"
-    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$flags --cfg opt_level_0" FOCAL_EXPECT_SIMD128=$simd \
+    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$flags $TEST_BUILD_CFG" FOCAL_EXPECT_SIMD128=$simd \
         run cargo test --release --target wasm32-wasip1 --target-dir "$dir" --lib --tests \
-        --config 'profile.release.package.focal-loss.opt-level=1'
+        "${TEST_BUILD_OPT[@]}"
 done
 echo "== .ci/wasm.sh: passed in ${SECONDS}s"
