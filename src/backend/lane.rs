@@ -148,6 +148,13 @@ pub(crate) trait Lane:
     fn exp(self) -> Self {
         math::exp(self)
     }
+    /// `e^self` for `self` in `[-87, 0]` with the bits of [`Lane::exp`], cheaper where
+    /// [`Lane::scale2`] is two multiplies ([`math::exp_normal`] by default); meaningless
+    /// outside that domain.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn exp_normal(self) -> Self {
+        math::exp_normal(self)
+    }
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP; the polynomial of
     /// [`crate::math`] by default.
     #[cfg_attr(not(opt_level_0), inline(always))]
@@ -210,7 +217,8 @@ pub(crate) trait Lane:
         }
         v[0]
     }
-    /// The largest lane (of non-NaN values).
+    /// The largest lane; with a NaN lane, the largest of the others or NaN (a tree of
+    /// `f32::max` by default, which takes the others).
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn reduce_max(self) -> f32 {
         let mut v = [f32::NEG_INFINITY; MAX_LANES];
@@ -422,6 +430,14 @@ impl<L: Lane> Lane for Two<L> {
             math::exp(self)
         } else {
             Two(self.0.exp(), self.1.exp())
+        }
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn exp_normal(self) -> Self {
+        if L::POLY {
+            math::exp_normal(self)
+        } else {
+            Two(self.0.exp_normal(), self.1.exp_normal())
         }
     }
     #[cfg_attr(not(opt_level_0), inline(always))]

@@ -106,6 +106,10 @@ impl Lane for f32 {
         libm::expf(self)
     }
     #[inline(always)]
+    fn exp_normal(self) -> Self {
+        libm::expf(self)
+    }
+    #[inline(always)]
     fn ln(self) -> Self {
         libm::logf(self)
     }

@@ -179,6 +179,8 @@ struct Block {
     t_lo: [f32; MAX_LANES],
     s_lo: [f32; MAX_LANES],
     single: [bool; MAX_LANES],
+    /// Every `z - m` of the row is at least [`EXP_NORMAL_MIN`] (see [`chunk`]).
+    normal: [bool; MAX_LANES],
     /// Outputs of [`finish`]: the row's loss, `ln S` (and the corrections of [`Row`]),
     /// `factor / S`, and for the fast path `coef = min(K g factor / S, MAX)` and
     /// `t2 = min(factor K g, MAX) q`.
@@ -206,6 +208,7 @@ impl Block {
             t_lo: [0.0; MAX_LANES],
             s_lo: [0.0; MAX_LANES],
             single: [true; MAX_LANES],
+            normal: [false; MAX_LANES],
             loss: [0.0; MAX_LANES],
             ln_s: [0.0; MAX_LANES],
             ln_s_lo: [0.0; MAX_LANES],
@@ -299,19 +302,23 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
 macro_rules! rewrite {
     ($l:ty, $g:ty, $grad:expr, $cn:expr, $h:expr, |$j:pat_param, $off:ident, $old:pat_param| $body:expr) => {{
         let (grad, cn, h) = (&mut *$grad, $cn, $h);
-        let n = n_chunks::<$l>(cn);
-        let mut cur: $l = <$g>::load(&grad[offset::<$l>(0, cn)..], 0.0, h);
-        for j in 0..n {
-            let $off = offset::<$l>(j, cn);
-            let next = if j + 1 < n {
-                <$g>::load(&grad[offset::<$l>(j + 1, cn)..], 0.0, h)
-            } else {
-                cur
-            };
-            let ($j, $old) = (j, cur);
+        let lanes = <$l>::LANES;
+        let full = cn / lanes;
+        for (j, gc) in grad[..full * lanes].chunks_exact_mut(lanes).enumerate() {
+            let $off = j * lanes;
+            let old: $l = <$g>::load(gc, 0.0, h);
+            let ($j, $old) = (j, old);
             let v: $l = $body;
-            <$g>::store(v, &mut grad[$off..], h);
-            cur = next;
+            <$g>::store(v, gc, h);
+        }
+        if let Some(fr) = fresh::<$l>(full, cn) {
+            // The last chunk overlaps the one before, whose lanes are already rewritten: the
+            // body sees those new values as `old` and its results there are dropped.
+            let $off = cn - lanes;
+            let old: $l = <$g>::load(&grad[$off..], 0.0, h);
+            let ($j, $old) = (full, old);
+            let v: $l = $body;
+            <$g>::store(<$l>::select(fr, v, old), &mut grad[$off..], h);
         }
     }};
 }
@@ -583,27 +590,53 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
     }
 }
 
-/// A row's largest logit and whether it has a NaN (class-last, `cn >= LANES`).
+/// A row's largest logit `m`, whether it has a NaN, and whether every `z_k - m` is in the
+/// domain of [`Lane::exp_normal`] (`>= -87`: see [`chunk`]) (class-last, `cn >= LANES`).
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool) {
-    let cn = z.len();
+fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool, bool) {
     let mut mv = L::splat(NEG_INF);
-    let mut nan = false;
-    for j in 0..n_chunks::<L>(cn) {
-        let v: L = X::load(&z[offset::<L>(j, cn)..], NEG_INF, h);
-        nan |= !L::all(v.eq(v));
+    let mut lo = L::splat(f32::INFINITY);
+    // The lanes that held no NaN so far: tested once per row, not per chunk.
+    let mut ok = mv.eq(mv);
+    let (full, tail) = chunks::<L, X>(z);
+    for c in full.chunks_exact(L::LANES).chain(tail.map(|(c, _)| c)) {
+        let v: L = X::load(c, NEG_INF, h);
+        ok = ok & v.eq(v);
         mv = mv.max(v);
+        lo = lo.min(v);
     }
-    (mv.reduce_max(), nan)
+    let m = mv.reduce_max();
+    // `z - m` rounds monotonically, so every `d` of the row is at least the least rounded
+    // `lo_j - m` of the lanes (false for an infinite `m` or `lo_j`: NaN or -inf).
+    let normal = L::all((lo - L::splat(m)).ge(L::splat(EXP_NORMAL_MIN)));
+    (m, !L::all(ok), normal)
 }
 
-/// One chunk of a row at `z[off..]`: `(top, d, e)` (every lane, fresh or not).
+/// A row of `cn >= LANES` classes as its chunks in their order ([`offset`] and [`fresh`] of
+/// `j = 0, 1, ...`): the full chunks (`z[..LANES floor(cn / LANES)]`, for a loop without
+/// per-chunk tests), and the overlapping last one with its fresh lanes if `cn` is not a
+/// multiple of `LANES`.
+#[allow(clippy::type_complexity)]
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L, h: Half) -> (L::Mask, L, L) {
-    let v: L = X::load(&z[off..], NEG_INF, h);
+fn chunks<L: Lane, X>(z: &[X]) -> (&[X], Option<(&[X], L::Mask)>) {
+    let cn = z.len();
+    let full = cn / L::LANES;
+    let tail = fresh::<L>(full, cn).map(|fr| (&z[cn - L::LANES..], fr));
+    (&z[..full * L::LANES], tail)
+}
+
+/// The least `d = z - m` for which [`Lane::exp_normal`] gives the bits of [`Lane::exp`].
+const EXP_NORMAL_MIN: f32 = -87.0;
+
+/// The chunk at the start of `z`: `(top, d, e)` (every lane, fresh or not). `normal`: the
+/// row's `d` are all at least [`EXP_NORMAL_MIN`] (from [`row_max`]), so `e` may come from the
+/// cheaper [`Lane::exp_normal`], with the same bits.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn chunk<L: Lane, X: Elem>(z: &[X], ms: L, h: Half, normal: bool) -> (L::Mask, L, L) {
+    let v: L = X::load(z, NEG_INF, h);
     let top = v.eq(ms);
     let d = L::select(top, L::splat(0.0), v - ms);
-    (top, d, d.exp())
+    (top, d, if normal { d.exp_normal() } else { d.exp() })
 }
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
@@ -611,28 +644,60 @@ fn chunk<L: Lane, X: Elem>(z: &[X], off: usize, ms: L, h: Half) -> (L::Mask, L, 
 fn row_sum<L: Lane, X: Elem>(
     z: &[X],
     m: f32,
-    mut store: Option<&mut [f32]>,
+    store: Option<&mut [f32]>,
     h: Half,
+    normal: bool,
 ) -> (f64, f32) {
     let cn = z.len();
-    let zero = L::splat(0.0);
     let ms = L::splat(m);
     let mut acc = L::wide_zero();
     let mut ties = 0u32;
-    for j in 0..n_chunks::<L>(cn) {
-        let off = offset::<L>(j, cn);
-        let fr = fresh::<L>(j, cn);
-        let (top, _, e) = chunk::<L, X>(z, off, ms, h);
-        acc = L::wide_add(acc, keep(fr, L::select(top, zero, e), zero));
-        ties += L::count(match fr {
-            None => top,
-            Some(f) => top & f,
-        });
-        if let Some(g) = store.as_deref_mut() {
-            e.store(&mut g[off..]);
+    let (full, tail) = chunks::<L, X>(z);
+    match store {
+        Some(g) => {
+            let g = &mut g[..cn];
+            let gf = g[..full.len()].chunks_exact_mut(L::LANES);
+            for (c, gc) in full.chunks_exact(L::LANES).zip(gf) {
+                row_sum_chunk::<L, X>(c, None, ms, h, normal, &mut acc, &mut ties).store(gc);
+            }
+            if let Some((c, fr)) = tail {
+                let e = row_sum_chunk::<L, X>(c, Some(fr), ms, h, normal, &mut acc, &mut ties);
+                // Every lane: those before the fresh ones get the values they have.
+                e.store(&mut g[cn - L::LANES..]);
+            }
+        }
+        None => {
+            for c in full.chunks_exact(L::LANES) {
+                row_sum_chunk::<L, X>(c, None, ms, h, normal, &mut acc, &mut ties);
+            }
+            if let Some((c, fr)) = tail {
+                row_sum_chunk::<L, X>(c, Some(fr), ms, h, normal, &mut acc, &mut ties);
+            }
         }
     }
     (L::wide_tree(acc), ties as f32)
+}
+
+/// One chunk of [`row_sum`]: adds its fresh non-top `e` to `acc` and counts its fresh top
+/// lanes in `ties`; returns `e`.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn row_sum_chunk<L: Lane, X: Elem>(
+    c: &[X],
+    fr: Option<L::Mask>,
+    ms: L,
+    h: Half,
+    normal: bool,
+    acc: &mut L::Wide,
+    ties: &mut u32,
+) -> L {
+    let zero = L::splat(0.0);
+    let (top, _, e) = chunk::<L, X>(c, ms, h, normal);
+    *acc = L::wide_add(*acc, keep(fr, L::select(top, zero, e), zero));
+    *ties += L::count(match fr {
+        None => top,
+        Some(f) => top & f,
+    });
+    e
 }
 
 /// The class-last row kernel.
@@ -666,7 +731,7 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 }
                 continue;
             }
-            let (m, nan) = row_max::<L, X>(z, job.hx);
+            let (m, nan, normal) = row_max::<L, X>(z, job.hx);
             bad |= nan;
             // The fast path keeps `e` in an `f32` gradient for its last pass (it computes
             // it again for a half-precision one).
@@ -678,7 +743,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 },
                 _ => None,
             };
-            let (sum, ties) = row_sum::<L, X>(z, m, store, job.hx);
+            let (sum, ties) = row_sum::<L, X>(z, m, store, job.hx, normal);
+            b.normal[i] = normal;
             let [t, s, t_lo, s_lo] = row_sums(sum, ties);
             b.m[i] = m;
             b.t[i] = t;
@@ -743,6 +809,7 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     let coef = L::splat(b.coef[i]);
     let label = 0.0 - b.t2[i];
     let ms = L::splat(b.m[i]);
+    let normal = b.normal[i];
     match mode {
         // `e` was kept by `row_sum` in an `f32` gradient.
         Mode::Write if G::IS_F32 => {
@@ -753,15 +820,20 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
             match staged {
                 Some(e) => rewrite!(L, G, g, cn, hg, |_, off, _| L::load_or(&e[off..], 0.0)
                     * coef),
-                None => rewrite!(L, G, g, cn, hg, |_, off, _| chunk::<L, X>(z, off, ms, hx).2
-                    * coef),
+                None => rewrite!(L, G, g, cn, hg, |_, off, _| chunk::<L, X>(
+                    &z[off..],
+                    ms,
+                    hx,
+                    normal
+                )
+                .2 * coef),
             }
             g[y] = G::put(label, hg);
         }
         Mode::Add => {
             let g_y = g[y].get(hg);
             rewrite!(L, G, g, cn, hg, |_, off, old| {
-                let (_, _, e) = chunk::<L, X>(z, off, ms, hx);
+                let (_, _, e) = chunk::<L, X>(&z[off..], ms, hx, normal);
                 old + e * coef
             });
             g[y] = G::put(g_y + label, hg);
@@ -841,7 +913,7 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
     for j in 0..n_chunks::<L>(cn) {
         let off = offset::<L>(j, cn);
         let fr = fresh::<L>(j, cn);
-        let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
+        let (top, d, e) = chunk::<L, X>(&z[off..], ms, job.hx, b.normal[i]);
         // Every lane's term (the gradient's pass needs the overlapping last chunk's lanes
         // too); the sums take the lanes of `fr` only. (A lane outside `fr` with `K = 0`
         // would give a loss and `K g` of +0, what the selects below give: `g` is finite.)
@@ -876,7 +948,7 @@ fn dense_row<L: Lane, X: Elem, G: Elem>(
             let at = |part: usize| L::load_or(&cache[part * kn + j * ln..], 0.0);
             (v.eq(ms), at(0), at(1), at(2))
         } else {
-            let (top, d, e) = chunk::<L, X>(z, off, ms, job.hx);
+            let (top, d, e) = chunk::<L, X>(&z[off..], ms, job.hx, b.normal[i]);
             let k = dense_k::<L>(job, r, off, None, b.sa[i], b.y[i]);
             let (_, kg, q) = term(d, e, k, &row, c);
             (top, e, kg, q)

@@ -1,4 +1,4 @@
-//! The AVX2 + FMA (+ F16C) backend: 16 lanes as two 256-bit registers.
+//! The AVX2 + FMA (+ F16C, POPCNT) backend: 16 lanes as two 256-bit registers.
 //!
 //! `unsafe`: see the safety section of [`super`]. The vector type is private to this file;
 //! [`run`] alone instantiates work with it, and needs a [`Token`].
@@ -13,9 +13,9 @@ use crate::sum::Dd;
 
 entry! {
     vector: V256x2,
-    what: "AVX, AVX2, FMA and F16C",
-    enable: "avx,avx2,fma,f16c",
-    detect: ["avx", "avx2", "fma"],
+    what: "AVX, AVX2, FMA, F16C and POPCNT",
+    enable: "avx,avx2,fma,f16c,popcnt",
+    detect: ["avx", "avx2", "fma", "popcnt"],
     extra: super::f16c(),
     f64: F64x4(__m256d, _mm256_add_pd, _mm256_sub_pd),
     sum2: sum2_256
@@ -437,6 +437,17 @@ impl Lane for V256x2 {
         for (i, v) in a.into_iter().enumerate() {
             // SAFETY: invariant; each store writes 32 bytes inside the 16 elements of `d`.
             unsafe { _mm256_storeu_pd(d[4 * i..].as_mut_ptr(), v) };
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: invariant (AVX). Halves, then quarters, eighths and sixteenths of the lanes
+        // (`vmaxps`: its second operand where either is NaN).
+        unsafe {
+            let m = _mm256_max_ps(self.0[0], self.0[1]);
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
         }
     }
     #[inline(always)]

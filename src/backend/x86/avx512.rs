@@ -13,9 +13,9 @@ use crate::sum::Dd;
 
 entry! {
     vector: V512,
-    what: "AVX-512F",
-    enable: "avx512f",
-    detect: ["avx512f"],
+    what: "AVX-512F and POPCNT",
+    enable: "avx512f,popcnt",
+    detect: ["avx512f", "popcnt"],
     extra: true,
     f64: F64x8(__m512d, _mm512_add_pd, _mm512_sub_pd),
     sum2: sum2_512
@@ -253,6 +253,11 @@ impl Lane for V512 {
     fn recip_approx(self) -> Self {
         // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
         V512(unsafe { _mm512_rcp14_ps(self.0) })
+    }
+    #[inline(always)]
+    fn exp_normal(self) -> Self {
+        // `scale2` is one instruction here: nothing to save.
+        self.exp()
     }
     #[inline(always)]
     fn scale2(self, n: Self) -> Self {
