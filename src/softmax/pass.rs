@@ -1258,6 +1258,8 @@ fn untranspose(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln:
 /// dropped), the number of top classes and `d_y` (0 outside `live`).
 struct Scan<L: Lane> {
     mv: L,
+    /// Every `d` of the block is at least [`EXP_NORMAL_MIN`].
+    normal: bool,
     nan: bool,
     t: L,
     s: L,
@@ -1289,12 +1291,16 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
+    let mut lo = L::splat(f32::INFINITY);
     let mut nan = live & !live;
     for cl in 0..cn {
         let v = load(cl);
         nan = nan | !v.eq(v);
         mv = mv.max(v);
+        lo = lo.min(v);
     }
+    // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
+    let normal = L::all((lo - mv).ge(L::splat(EXP_NORMAL_MIN)));
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
     // sums that the tree reads are cleared: all of them are kilobytes per block.)
     for a in &mut acc[..cn.min(gl).next_power_of_two()] {
@@ -1307,7 +1313,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         let v = load(cl);
         let top = v.eq(mv);
         let d = L::select(top, zero, v - mv);
-        let e = d.exp();
+        let e = if normal { d.exp_normal() } else { d.exp() };
         let j = group_in(cl, cn, gl);
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
         ties = ties + L::select(top, one, zero);
@@ -1328,6 +1334,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let s_lo = L::wide_round(L::wide_add(s64, -s));
     Scan {
         mv,
+        normal,
         nan: L::any(nan & live),
         t: L::select(live, t, zero),
         s: L::select(live, s, one),
@@ -1419,7 +1426,8 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
                 _ => {
                     let x = plane::<L, X>(xs, cl * cs, np, live, job.hx);
                     let top = x.eq(mv);
-                    let e = L::select(top, zero, x - mv).exp();
+                    let d = L::select(top, zero, x - mv);
+                    let e = if sc.normal { d.exp_normal() } else { d.exp() };
                     e * coef
                 }
             };
