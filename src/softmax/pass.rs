@@ -166,6 +166,8 @@ struct Block {
     live: [bool; MAX_LANES],
     /// Label class (index labels), -1 when not counted.
     y: [f32; MAX_LANES],
+    /// The same as an index (0 when not counted), converted once.
+    yi: [u32; MAX_LANES],
     /// `s_r alpha`.
     sa: [f32; MAX_LANES],
     /// `min(s_r alpha w_y, MAX)`: the label's weight (fast path).
@@ -199,6 +201,7 @@ impl Block {
         Block {
             live: [false; MAX_LANES],
             y: [-1.0; MAX_LANES],
+            yi: [0; MAX_LANES],
             sa: [0.0; MAX_LANES],
             k: [0.0; MAX_LANES],
             m: [0.0; MAX_LANES],
@@ -242,6 +245,7 @@ impl Block {
                 let y = cls[i] as usize;
                 self.live[i] = true;
                 self.y[i] = y as f32;
+                self.yi[i] = y as u32;
                 self.sa[i] = sa[i];
                 self.k[i] = (sa[i] * job.w(y)).min(MAX);
             }
@@ -753,7 +757,7 @@ fn rows<L: Lane, X: Elem, G: Elem>(
             b.s_lo[i] = s_lo;
             b.single[i] = ties == 1.0;
             if !dense {
-                let zy = z[b.y[i] as usize].get(job.hx);
+                let zy = z[b.yi[i] as usize].get(job.hx);
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
             }
         }
@@ -805,7 +809,7 @@ fn fast_row_grad<L: Lane, X: Elem, G: Elem>(
     (hx, hg): (Half, Half),
 ) {
     let cn = z.len();
-    let y = b.y[i] as usize;
+    let y = b.yi[i] as usize;
     let coef = L::splat(b.coef[i]);
     let label = 0.0 - b.t2[i];
     let ms = L::splat(b.m[i]);
