@@ -308,6 +308,15 @@ macro_rules! rewrite {
         let (grad, cn, h) = (&mut *$grad, $cn, $h);
         let lanes = <$l>::LANES;
         let full = cn / lanes;
+        // The last chunk overlaps the one before when `cn` is not a multiple of `LANES`: its
+        // values are loaded before that one is rewritten, so that every lane of it computes
+        // what the chunk before wrote there (a plain store, not a masked one).
+        let tail = if full * lanes < cn {
+            let old: $l = <$g>::load(&grad[cn - lanes..], 0.0, h);
+            Some((cn - lanes, old))
+        } else {
+            None
+        };
         for (j, gc) in grad[..full * lanes].chunks_exact_mut(lanes).enumerate() {
             let $off = j * lanes;
             let old: $l = <$g>::load(gc, 0.0, h);
@@ -315,14 +324,11 @@ macro_rules! rewrite {
             let v: $l = $body;
             <$g>::store(v, gc, h);
         }
-        if let Some(fr) = fresh::<$l>(full, cn) {
-            // The last chunk overlaps the one before, whose lanes are already rewritten: the
-            // body sees those new values as `old` and its results there are dropped.
-            let $off = cn - lanes;
-            let old: $l = <$g>::load(&grad[$off..], 0.0, h);
+        if let Some((off, old)) = tail {
+            let $off = off;
             let ($j, $old) = (full, old);
             let v: $l = $body;
-            <$g>::store(<$l>::select(fr, v, old), &mut grad[$off..], h);
+            <$g>::store(v, &mut grad[$off..], h);
         }
     }};
 }
