@@ -12,7 +12,8 @@
 #   `fmaf`, which the Scalar backend calls; `--features libm/force-soft-floats` makes it use
 #   its portable code under Miri (the same correctly rounded results).
 # - It implements the AVX and AVX2 intrinsics the crate uses, so the AVX2 backend runs when
-#   AVX2, FMA and POPCNT are enabled at compile time (`-C target-feature=+avx2,+fma,+popcnt`).
+#   AVX2, FMA, F16C and POPCNT are enabled at compile time
+#   (`-C target-feature=+avx2,+fma,+f16c,+popcnt`; detection needs all four).
 # - It cannot run the AVX-512 backend: of the `llvm.x86.avx512.*` intrinsics Miri has only a
 #   few integer ones (pternlog, psad.bw, pmaddubs.w, permvar.si, pshuf.b, vpdpbusd), not
 #   mask.cmp.ps.512, rcp14.ps.512, mask.scalef.ps.512 or mask.cvtps2dq.512, which the
@@ -24,7 +25,7 @@
 # Two runs, each a separate build (the target features differ):
 #   baseline: no AVX at compile time, so detection reports neither AVX2 nor AVX-512:
 #             `Auto` resolves to Portable (`wide` on SSE2), `Avx2`/`Avx512` are unavailable.
-#   avx2:     `-C target-feature=+avx2,+fma,+popcnt`: `Auto` resolves to the AVX2 backend of
+#   avx2:     `-C target-feature=+avx2,+fma,+f16c,+popcnt`: `Auto` resolves to the AVX2 backend of
 #             src/backend/x86/avx2.rs, and every test below runs it.
 #
 # Idempotent; installs a nightly toolchain if none is there, and its miri and rust-src
@@ -37,7 +38,8 @@ source .ci/lib.sh
 
 SECONDS=0
 TOOLCHAIN=${MIRI_TOOLCHAIN:-nightly}
-export MIRIFLAGS=${MIRIFLAGS:-"-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check"}
+# (Isolation hides the host's environment: FOCAL_EXPECT_AUTO is forwarded, see below.)
+export MIRIFLAGS=${MIRIFLAGS:-"-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-env-forward=FOCAL_EXPECT_AUTO"}
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 
@@ -91,7 +93,7 @@ miri_test() {
 for CONFIG in baseline avx2; do
     case $CONFIG in
         baseline) export RUSTFLAGS="" FOCAL_EXPECT_AUTO=portable ;;
-        avx2) export RUSTFLAGS="-C target-feature=+avx2,+fma,+popcnt" FOCAL_EXPECT_AUTO=avx2 ;;
+        avx2) export RUSTFLAGS="-C target-feature=+avx2,+fma,+f16c,+popcnt" FOCAL_EXPECT_AUTO=avx2 ;;
     esac
     echo "== Miri, $CONFIG: RUSTFLAGS=\"$RUSTFLAGS\""
     # The backend the flags were meant to select is the one the tests below run.

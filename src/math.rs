@@ -47,11 +47,16 @@ pub(crate) fn exp<L: Lane>(x: L) -> L {
 /// [`Lane::pow2i`], and `e^r` in `[0.70, 1.42]`: `e^r 2^n` is the same exact product that
 /// [`exp`] forms in two exact steps, rounded once in both (into the subnormal range too), so
 /// the bits agree. That saves the split of `n` and a multiply (7 of the 23 vector operations
-/// of AVX2's [`exp`]). Outside the domain the result is meaningless: callers check it.
+/// of AVX2's [`exp`]; where [`Lane::SCALE2_FAST`], `scale2` as in [`exp`]). Outside the
+/// domain the result is meaningless: callers check it.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn exp_normal<L: Lane>(x: L) -> L {
     let (p, n) = exp_parts(x);
-    p * L::pow2i(n)
+    if L::SCALE2_FAST {
+        p.scale2(n)
+    } else {
+        p * L::pow2i(n)
+    }
 }
 
 /// `(e^r, n)` with `e^x = e^r 2^n` (see [`exp`]).

@@ -36,6 +36,9 @@ pub(crate) trait Lane:
     /// Whether [`Lane::exp`], [`Lane::ln`] and [`Lane::ln_1p`] are the polynomials of
     /// [`crate::math`] (so that [`Two`] may evaluate them on both halves at once).
     const POLY: bool = false;
+    /// Whether [`Lane::scale2`] is one instruction (AVX-512's `vscalef`), so that
+    /// [`Lane::exp_normal`] has nothing to save over [`Lane::exp`].
+    const SCALE2_FAST: bool = false;
     /// Lane-wise boolean.
     type Mask: Copy
         + BitAnd<Output = Self::Mask>
@@ -296,6 +299,7 @@ impl<L: Lane> Lane for Two<L> {
     const LANES: usize = 2 * L::LANES;
     const FMA: bool = L::FMA;
     const POLY: bool = L::POLY;
+    const SCALE2_FAST: bool = L::SCALE2_FAST;
     type Mask = TwoMask<L::Mask>;
     type Acc = L::Acc;
 

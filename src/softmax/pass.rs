@@ -295,9 +295,9 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
 }
 
 /// `g[off..off + LANES] = body` for every chunk `j` of a row (at offset `off`, its old
-/// values `old`), each chunk loaded before the one before it is stored: the overlapping last
-/// chunk reads the values the others read (so that its overlapping lanes compute, and store,
-/// the same bits), and no load waits for a store it partly overlaps.
+/// values `old`): the full chunks in a loop over `chunks_exact_mut`, and the overlapping last
+/// one loaded before them, so that it reads the values the others read (its overlapping lanes
+/// compute, and store, the same bits) and no load waits for a store it partly overlaps.
 ///
 /// A macro, not a function taking a closure: the body is expanded in place. A closure too
 /// large for LLVM to inline stays a function of its own, outside the backend's
@@ -618,7 +618,8 @@ fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool, bool) {
     let m = mv.reduce_max();
     // `z - m` rounds monotonically, so every `d` of the row is at least the least rounded
     // `lo_j - m` of the lanes (false for an infinite `m` or `lo_j`: NaN or -inf).
-    let normal = L::all((lo - L::splat(m)).ge(L::splat(EXP_NORMAL_MIN)));
+    // (A NaN may hide from `lo` and `m`: such a row, an error, keeps `exp`.)
+    let normal = L::all(ok) && L::all((lo - L::splat(m)).ge(L::splat(EXP_NORMAL_MIN)));
     (m, !L::all(ok), normal)
 }
 
@@ -1310,7 +1311,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         lo = lo.min(v);
     }
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
-    let normal = L::all((lo - mv).ge(L::splat(EXP_NORMAL_MIN)));
+    let normal = !L::any(nan) && L::all((lo - mv).ge(L::splat(EXP_NORMAL_MIN)));
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
     // sums that the tree reads are cleared: all of them are kilobytes per block.)
     for a in &mut acc[..cn.min(gl).next_power_of_two()] {

@@ -80,6 +80,7 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 impl Lane for V512 {
     const LANES: usize = LANES;
     const POLY: bool = true;
+    const SCALE2_FAST: bool = true;
     const FMA: bool = true;
     const PAIRS: bool = true;
     type Mask = u16;
@@ -253,11 +254,6 @@ impl Lane for V512 {
     fn recip_approx(self) -> Self {
         // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
         V512(unsafe { _mm512_rcp14_ps(self.0) })
-    }
-    #[inline(always)]
-    fn exp_normal(self) -> Self {
-        // `scale2` is one instruction here: nothing to save.
-        self.exp()
     }
     #[inline(always)]
     fn scale2(self, n: Self) -> Self {
