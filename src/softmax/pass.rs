@@ -733,17 +733,31 @@ fn rows<L: Lane, X: Elem, G: Elem>(
     while r0 < n_rows {
         let n = bsz.min(n_rows - r0);
         b.labels(job, r0, n);
+        // Pass 1 of every row of the block, then pass 2 of every row, then their sums: each
+        // loop's iterations are independent, so that one row's reductions (the maximum's,
+        // the sum's tree, `row_sums`), serial chains of some 100 cycles, overlap the next
+        // row's vector work instead of holding it up.
         for i in 0..n {
             let r = r0 + i;
-            let z = &x[r * cn..(r + 1) * cn];
             if !b.live[i] {
                 if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
                     g[r * cn..(r + 1) * cn].fill(G::put(0.0, job.hg));
                 }
                 continue;
             }
-            let (m, nan, normal) = row_max::<L, X>(z, job.hx);
+            let (m, nan, normal) = row_max::<L, X>(&x[r * cn..(r + 1) * cn], job.hx);
             bad |= nan;
+            b.m[i] = m;
+            b.normal[i] = normal;
+        }
+        let mut sums = [(0f64, 0f32); MAX_LANES];
+        for i in 0..n {
+            if !b.live[i] {
+                continue;
+            }
+            let r = r0 + i;
+            let z = &x[r * cn..(r + 1) * cn];
+            let m = b.m[i];
             // The fast path keeps `e` in an `f32` gradient for its last pass (it computes
             // it again for a half-precision one).
             let store = match (mode, dense) {
@@ -754,18 +768,20 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 },
                 _ => None,
             };
-            let (sum, ties) = row_sum::<L, X>(z, m, store, job.hx, normal);
-            b.normal[i] = normal;
-            let [t, s, t_lo, s_lo] = row_sums(sum, ties);
-            b.m[i] = m;
-            b.t[i] = t;
-            b.s[i] = s;
-            b.t_lo[i] = t_lo;
-            b.s_lo[i] = s_lo;
-            b.single[i] = ties == 1.0;
+            sums[i] = row_sum::<L, X>(z, m, store, job.hx, b.normal[i]);
             if !dense {
                 let zy = z[b.yi[i] as usize].get(job.hx);
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
+            }
+        }
+        for (i, &(sum, ties)) in sums[..n].iter().enumerate() {
+            if b.live[i] {
+                let [t, s, t_lo, s_lo] = row_sums(sum, ties);
+                b.t[i] = t;
+                b.s[i] = s;
+                b.t_lo[i] = t_lo;
+                b.s_lo[i] = s_lo;
+                b.single[i] = ties == 1.0;
             }
         }
         finish::<L>(&mut b, c, factor, dense);
