@@ -37,7 +37,7 @@ const LOG2_E: f32 = core::f32::consts::LOG2_E;
 /// measured 1.02).
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn exp<L: Lane>(x: L) -> L {
-    let (p, n) = exp_parts(x);
+    let (p, n) = exp_parts(x.max(L::splat(-104.0)));
     p.scale2(n)
 }
 
@@ -47,8 +47,9 @@ pub(crate) fn exp<L: Lane>(x: L) -> L {
 /// [`Lane::pow2i`], and `e^r` in `[0.70, 1.42]`: `e^r 2^n` is the same exact product that
 /// [`exp`] forms in two exact steps, rounded once in both (into the subnormal range too), so
 /// the bits agree. That saves the split of `n` and a multiply (7 of the 23 vector operations
-/// of AVX2's [`exp`]; where [`Lane::SCALE2_FAST`], `scale2` as in [`exp`]). Outside the
-/// domain the result is meaningless: callers check it.
+/// of AVX2's [`exp`]; where [`Lane::SCALE2_FAST`], `scale2` as in [`exp`]) and the clamp at
+/// -104, which changes nothing there. Outside the domain the result is meaningless: callers
+/// check it.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn exp_normal<L: Lane>(x: L) -> L {
     let (p, n) = exp_parts(x);
@@ -59,7 +60,7 @@ pub(crate) fn exp_normal<L: Lane>(x: L) -> L {
     }
 }
 
-/// `(e^r, n)` with `e^x = e^r 2^n` (see [`exp`]).
+/// `(e^r, n)` with `e^x = e^r 2^n` for `x >= -104` (see [`exp`]).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn exp_parts<L: Lane>(x: L) -> (L, L) {
     const P: [f32; 5] = [
@@ -71,7 +72,6 @@ fn exp_parts<L: Lane>(x: L) -> (L, L) {
     ];
     // 1.5 * 2^23: adding and subtracting it rounds to an integer in the default mode.
     let shift = L::splat(12_582_912.0);
-    let x = x.max(L::splat(-104.0));
     let n = x.mul_add(L::splat(LOG2_E), shift) - shift;
     let r = (-n).mul_add(L::splat(LN2_HI), x);
     let r = (-n).mul_add(L::splat(LN2_LO), r);

@@ -646,8 +646,20 @@ const EXP_NORMAL_MIN: f32 = -87.0;
 fn chunk<L: Lane, X: Elem>(z: &[X], ms: L, h: Half, normal: bool) -> (L::Mask, L, L) {
     let v: L = X::load(z, NEG_INF, h);
     let top = v.eq(ms);
-    let d = L::select(top, L::splat(0.0), v - ms);
+    let d = top_d(top, v, ms, normal);
     (top, d, if normal { d.exp_normal() } else { d.exp() })
+}
+
+/// `d = z - m`, exactly 0 on the top lanes. `finite`: `m` is finite (every `normal` row or
+/// block is), so that `z - m` of a top lane is already `+0` and needs no select; an infinite
+/// `m` would give `inf - inf = NaN` there.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn top_d<L: Lane>(top: L::Mask, v: L, ms: L, finite: bool) -> L {
+    if finite {
+        v - ms
+    } else {
+        L::select(top, L::splat(0.0), v - ms)
+    }
 }
 
 /// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
@@ -1339,7 +1351,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     for cl in 0..cn {
         let v = load(cl);
         let top = v.eq(mv);
-        let d = L::select(top, zero, v - mv);
+        let d = top_d(top, v, mv, normal);
         let e = if normal { d.exp_normal() } else { d.exp() };
         let j = group_in(cl, cn, gl);
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
@@ -1453,7 +1465,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
                 _ => {
                     let x = plane::<L, X>(xs, cl * cs, np, live, job.hx);
                     let top = x.eq(mv);
-                    let d = L::select(top, zero, x - mv);
+                    let d = top_d(top, x, mv, sc.normal);
                     let e = if sc.normal { d.exp_normal() } else { d.exp() };
                     e * coef
                 }
