@@ -619,7 +619,7 @@ fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool, bool) {
     // `z - m` rounds monotonically, so every `d` of the row is at least the least rounded
     // `lo_j - m` of the lanes (false for an infinite `m` or `lo_j`: NaN or -inf).
     // (A NaN may hide from `lo` and `m`: such a row, an error, keeps `exp`.)
-    let normal = L::all(ok) && L::all((lo - L::splat(m)).ge(L::splat(EXP_NORMAL_MIN)));
+    let normal = L::all(ok) && exp_normal_ok(lo, L::splat(m));
     (m, !L::all(ok), normal)
 }
 
@@ -638,6 +638,16 @@ fn chunks<L: Lane, X>(z: &[X]) -> (&[X], Option<(&[X], L::Mask)>) {
 
 /// The least `d = z - m` for which [`Lane::exp_normal`] gives the bits of [`Lane::exp`].
 const EXP_NORMAL_MIN: f32 = -87.0;
+
+/// Whether every `z - m` of a row (or, lane-wise, of a block of positions) whose least logit
+/// is `lo` and largest `m` lies in the domain of [`Lane::exp_normal`]: `z - m` rounds
+/// monotonically, so the least is `lo - m`. False where `m` or `lo` is infinite (`NaN` or
+/// `-inf`), which keeps the rows whose `z - m` needs `exp`'s care (and their top lanes the
+/// select of [`top_d`]).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn exp_normal_ok<L: Lane>(lo: L, m: L) -> bool {
+    L::all((lo - m).ge(L::splat(EXP_NORMAL_MIN)))
+}
 
 /// The chunk at the start of `z`: `(top, d, e)` (every lane, fresh or not). `normal`: the
 /// row's `d` are all at least [`EXP_NORMAL_MIN`] (from [`row_max`]), so `e` may come from the
@@ -1339,7 +1349,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         lo = lo.min(v);
     }
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
-    let normal = !L::any(nan) && L::all((lo - mv).ge(L::splat(EXP_NORMAL_MIN)));
+    let normal = !L::any(nan) && exp_normal_ok(lo, mv);
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
     // sums that the tree reads are cleared: all of them are kilobytes per block.)
     for a in &mut acc[..cn.min(gl).next_power_of_two()] {
