@@ -755,25 +755,30 @@ fn rows<L: Lane, X: Elem, G: Elem>(
     while r0 < n_rows {
         let n = bsz.min(n_rows - r0);
         b.labels(job, r0, n);
-        // Pass 1 of every row of the block, then pass 2 of every row, then their sums: each
-        // loop's iterations are independent, so that one row's reductions (the maximum's,
-        // the sum's tree, `row_sums`), serial chains of some 100 cycles, overlap the next
-        // row's vector work instead of holding it up.
-        for i in 0..n {
-            let r = r0 + i;
-            if !b.live[i] {
-                if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
-                    g[r * cn..(r + 1) * cn].fill(G::put(0.0, job.hg));
-                }
-                continue;
+        // Pass 1 of the next row before pass 2 of this one, and the rows' sums after the
+        // block's pass 2: one row's reductions (the maximum's tree, the sum's tree,
+        // `row_sums`), serial chains of some 100 cycles, then overlap another row's vector
+        // work instead of holding it up, and the next row's loads (from memory, in a large
+        // batch) overlap this row's `exp`s.
+        if let (Mode::Write, Some(g)) = (mode, grad.as_deref_mut()) {
+            for i in (0..n).filter(|&i| !b.live[i]) {
+                let r = r0 + i;
+                g[r * cn..(r + 1) * cn].fill(G::put(0.0, job.hg));
             }
-            let (m, nan, normal) = row_max::<L, X>(&x[r * cn..(r + 1) * cn], job.hx);
-            bad |= nan;
-            b.m[i] = m;
-            b.normal[i] = normal;
         }
         let mut sums = [(0f64, 0f32); MAX_LANES];
-        for i in 0..n {
+        for i in 0..=n {
+            // Pass 1 of row `i`, then pass 2 of row `i - 1`.
+            if i < n && b.live[i] {
+                let r = r0 + i;
+                let (m, nan, normal) = row_max::<L, X>(&x[r * cn..(r + 1) * cn], job.hx);
+                bad |= nan;
+                b.m[i] = m;
+                b.normal[i] = normal;
+            }
+            let Some(i) = i.checked_sub(1) else {
+                continue;
+            };
             if !b.live[i] {
                 continue;
             }
