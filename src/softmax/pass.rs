@@ -616,8 +616,6 @@ fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool, bool) {
         lo = lo.min(v);
     }
     let m = mv.reduce_max();
-    // `z - m` rounds monotonically, so every `d` of the row is at least the least rounded
-    // `lo_j - m` of the lanes (false for an infinite `m` or `lo_j`: NaN or -inf).
     // (A NaN may hide from `lo` and `m`: such a row, an error, keeps `exp`.)
     let normal = L::all(ok) && exp_normal_ok(lo, L::splat(m));
     (m, !L::all(ok), normal)
@@ -643,7 +641,7 @@ const EXP_NORMAL_MIN: f32 = -87.0;
 /// is `lo` and largest `m` lies in the domain of [`Lane::exp_normal`]: `z - m` rounds
 /// monotonically, so the least is `lo - m`. False where `m` or `lo` is infinite (`NaN` or
 /// `-inf`), which keeps the rows whose `z - m` needs `exp`'s care (and their top lanes the
-/// select of [`top_d`]).
+/// select of [`exp_d`]).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn exp_normal_ok<L: Lane>(lo: L, m: L) -> bool {
     L::all((lo - m).ge(L::splat(EXP_NORMAL_MIN)))
@@ -654,21 +652,23 @@ fn exp_normal_ok<L: Lane>(lo: L, m: L) -> bool {
 /// cheaper [`Lane::exp_normal`], with the same bits.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn chunk<L: Lane, X: Elem>(z: &[X], ms: L, h: Half, normal: bool) -> (L::Mask, L, L) {
-    let v: L = X::load(z, NEG_INF, h);
-    let top = v.eq(ms);
-    let d = top_d(top, v, ms, normal);
-    (top, d, if normal { d.exp_normal() } else { d.exp() })
+    exp_d(X::load(z, NEG_INF, h), ms, normal)
 }
 
-/// `d = z - m`, exactly 0 on the top lanes. `finite`: `m` is finite (every `normal` row or
-/// block is), so that `z - m` of a top lane is already `+0` and needs no select; an infinite
-/// `m` would give `inf - inf = NaN` there.
+/// `(top, d, e)` of logits `v` against their row's (or position's) largest `m`, in both
+/// kernels: the top lanes (`v = m`), `d = v - m` (exactly 0 on the top lanes) and `e = e^d`.
+/// `normal` (from [`exp_normal_ok`]): every `d` is in the domain of [`Lane::exp_normal`] and
+/// `m` is finite, so that `v - m` of a top lane is already `+0` and needs no select (an
+/// infinite `m` gives `inf - inf = NaN` there).
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn top_d<L: Lane>(top: L::Mask, v: L, ms: L, finite: bool) -> L {
-    if finite {
-        v - ms
+fn exp_d<L: Lane>(v: L, m: L, normal: bool) -> (L::Mask, L, L) {
+    let top = v.eq(m);
+    if normal {
+        let d = v - m;
+        (top, d, d.exp_normal())
     } else {
-        L::select(top, L::splat(0.0), v - ms)
+        let d = L::select(top, L::splat(0.0), v - m);
+        (top, d, d.exp())
     }
 }
 
@@ -1365,9 +1365,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let ln = L::LANES;
     for cl in 0..cn {
         let v = load(cl);
-        let top = v.eq(mv);
-        let d = top_d(top, v, mv, normal);
-        let e = if normal { d.exp_normal() } else { d.exp() };
+        let (top, d, e) = exp_d(v, mv, normal);
         let j = group_in(cl, cn, gl);
         acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
         ties = ties + L::select(top, one, zero);
@@ -1479,10 +1477,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
                 Mode::Write if store_e => G::load::<L>(gc, 0.0, job.hg) * coef,
                 _ => {
                     let x = plane::<L, X>(xs, cl * cs, np, live, job.hx);
-                    let top = x.eq(mv);
-                    let d = top_d(top, x, mv, sc.normal);
-                    let e = if sc.normal { d.exp_normal() } else { d.exp() };
-                    e * coef
+                    exp_d(x, mv, sc.normal).2 * coef
                 }
             };
             let v = L::select(is_y, label, v);
