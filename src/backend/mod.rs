@@ -231,6 +231,18 @@ pub(crate) const MAX_LANES: usize = {
     m
 };
 
+/// The widest block of any backend's column kernels ([`Lane::Cols`](lane::Lane::Cols)), in
+/// `f32` lanes.
+pub(crate) const MAX_COL_LANES: usize = {
+    let m = max(
+        <<f32 as lane::Lane>::Cols as lane::Lane>::LANES,
+        <<portable::F8 as lane::Lane>::Cols as lane::Lane>::LANES,
+    );
+    #[cfg(target_arch = "x86_64")]
+    let m = max(m, max(x86::avx2::COL_LANES, x86::avx512::COL_LANES));
+    m
+};
+
 const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }

@@ -21,7 +21,7 @@
 use wide::{f32x8, f64x4, i32x8, u32x8};
 
 use crate::backend::Kernel;
-use crate::backend::lane::Lane;
+use crate::backend::lane::{Lane, Two};
 use crate::math;
 use crate::sigmoid::pass::Body;
 use crate::sum::{self, Dd, two_sum};
@@ -179,6 +179,7 @@ impl Lane for F8 {
         cfg!(target_feature = "fma") || cfg!(all(target_arch = "aarch64", target_feature = "neon"));
     type Mask = f32x8;
     type Acc = Acc;
+    type Cols = Two<F8>;
 
     /// `v` in every lane, without `wide`'s `splat` (a loop: see [`splat_u32`]).
     #[inline(always)]

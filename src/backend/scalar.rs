@@ -23,6 +23,7 @@ impl Lane for f32 {
     const FMA: bool = true;
     type Mask = bool;
     type Acc = (Dd, f64);
+    type Cols = f32;
 
     #[inline(always)]
     fn splat(v: f32) -> Self {

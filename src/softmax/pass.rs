@@ -29,7 +29,7 @@
 
 use super::kernel::{Consts, Row, term};
 use crate::backend::lane::{Lane, Two};
-use crate::backend::{Isa, Kernel, MAX_LANES, Part, select};
+use crate::backend::{Isa, Kernel, MAX_COL_LANES, MAX_LANES, Part, select};
 use crate::float::{Dst, Elem, Half, Src};
 use crate::label::sealed::Labels;
 use crate::sigmoid::pass::{Body, Out, Sink};
@@ -42,8 +42,8 @@ pub(crate) const SMALL_C: usize = 16;
 /// of rows stays in the level-1/2 cache between its scan and its gradient.
 const BLOCK_LOGITS: usize = 8192;
 const NEG_INF: f32 = f32::NEG_INFINITY;
-/// The widest block of the column kernel's fast path: [`Two`] of the widest vector.
-const COL_LANES: usize = 2 * MAX_LANES;
+/// The widest block of the column kernels' fast path ([`Lane::Cols`]).
+const COL_LANES: usize = MAX_COL_LANES;
 const MAX: f32 = f32::MAX;
 
 /// A validated batch and its parameters.
@@ -136,7 +136,8 @@ fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
 }
 
 /// [`tree_wide`] for the partial sums of a row kernel of `gl` lanes (the column kernel may
-/// run on [`Two`] vectors of the backend, whose row kernel has `gl = LANES / 2`).
+/// run on blocks of several vectors of the backend ([`Lane::Cols`]), whose row kernel has
+/// fewer lanes).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -> L::Wide {
     let mut h = cn.min(gl).next_power_of_two() / 2;
@@ -396,7 +397,7 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // gradient pass in the same buffer (vector backends: the scalar one runs on
     // microcontrollers, whose stacks are small).
     let keep = job.dense() && L::LANES > 1 && matches!(sink, Sink::Write(..) | Sink::Add(..));
-    // The column kernel's fast path takes two vectors per block, as one [`Two`]: two
+    // The column kernel's fast path takes several vectors per block ([`Lane::Cols`]):
     // independent dependency chains (its per-row work is long and serial).
     let pairs = L::PAIRS && !job.dense();
     // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
@@ -419,11 +420,16 @@ fn pass<L: Body, X: Elem, G: Elem>(
             if by_row {
                 L::part(Rows(run))
             } else if job.spatial == 1 && $last_pairs && pairs {
-                last::<L, Two<L>, X, G, _>(run)
+                last::<L, L::Cols, X, G, _>(run)
             } else if job.spatial == 1 {
                 debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
+            } else if $pairs && pairs && job.classes <= SMALL_C {
+                L::part(Columns::<_, _, _, L::Cols, _>(run, PhantomData))
             } else if $pairs && pairs {
+                // (Many classes: the per-class loops dominate, and one [`Two`] ran 8-10%
+                // faster than AVX-512's wider `Cols` at C = 19 and 50 in cache. Where `Cols`
+                // is `Two<L>`, this is the copy above.)
                 L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
             } else {
                 debug_assert!(!pairs);

@@ -7,7 +7,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use super::{padded, store_u16x16, total};
-use crate::backend::lane::Lane;
+use crate::backend::lane::{Lane, Two};
 use crate::float;
 use crate::sum::Dd;
 
@@ -24,6 +24,9 @@ entry! {
 // ---------------------------------------------------------------------------------------
 // AVX2 + FMA: 16 lanes as two 256-bit registers (more independent work per iteration than
 // one), masks as all-ones lanes.
+
+/// The lanes of the column kernels' block ([`Lane::Cols`]).
+pub(crate) const COL_LANES: usize = <<V256x2 as Lane>::Cols as Lane>::LANES;
 
 #[derive(Clone, Copy)]
 struct V256x2([__m256; 2]);
@@ -146,6 +149,7 @@ impl Lane for V256x2 {
     const FMA: bool = true;
     type Mask = M256x2;
     type Acc = Acc256;
+    type Cols = Two<V256x2>;
 
     #[inline(always)]
     fn splat(v: f32) -> Self {

@@ -7,7 +7,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::{padded, store_u16x16, total};
-use crate::backend::lane::Lane;
+use crate::backend::lane::{Lane, Two};
 use crate::float;
 use crate::sum::Dd;
 
@@ -23,6 +23,9 @@ entry! {
 
 // ---------------------------------------------------------------------------------------
 // AVX-512F: 16 lanes, masks in k-registers (`u16`).
+
+/// The lanes of the column kernels' block ([`Lane::Cols`]).
+pub(crate) const COL_LANES: usize = <<V512 as Lane>::Cols as Lane>::LANES;
 
 #[derive(Clone, Copy)]
 struct V512(__m512);
@@ -85,6 +88,7 @@ impl Lane for V512 {
     const PAIRS: bool = true;
     type Mask = u16;
     type Acc = Acc512;
+    type Cols = Two<Two<V512>>;
 
     #[inline(always)]
     fn splat(v: f32) -> Self {
