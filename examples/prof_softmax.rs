@@ -3,7 +3,8 @@
 //!
 //! `prof_softmax <gamma> <C> <logits> <reps> <mode> [rows|nchw|dense|smooth] [backend] [f32|bf16]`;
 //! `mode`: `grad` (`loss_and_grad`, `Mean`), `acc`, `loss`, `row`. Prints the minimum and
-//! median ns per logit of 15 rounds. `bf16`: bf16 logits and gradient.
+//! median ns per logit of 15 rounds. `bf16`: bf16 logits and gradient (`bf16in`, `bf16out`:
+//! only the logits, only the gradient).
 use focal_loss::half::bf16;
 use focal_loss::{Backend, Reduction, SoftmaxFocal};
 
@@ -40,7 +41,12 @@ fn main() {
         _ => f,
     };
     let dense = layout == "dense";
-    let half = arg(8, "f32") == "bf16";
+    // `bf16`: bf16 logits and gradient; `bf16in`: bf16 logits, f32 gradient; `bf16out`: f32
+    // logits, bf16 gradient.
+    let ty = arg(8, "f32");
+    let half = ty == "bf16";
+    let half_in = ty == "bf16in";
+    let half_out = ty == "bf16out";
     let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
     let mut gh = vec![bf16::ZERO; n];
     let mut s = 0.0;
@@ -51,6 +57,12 @@ fn main() {
             s += match (mode.as_str(), dense) {
                 ("grad", false) if half => {
                     f.loss_and_grad(&xh, &y, &mut gh, Reduction::Mean).unwrap()
+                }
+                ("grad", false) if half_in => {
+                    f.loss_and_grad(&xh, &y, &mut g, Reduction::Mean).unwrap()
+                }
+                ("grad", false) if half_out => {
+                    f.loss_and_grad(&x, &y, &mut gh, Reduction::Mean).unwrap()
                 }
                 ("loss", _) if half => f.loss(&xh, &y, Reduction::Mean).unwrap(),
                 ("loss", _) => f.loss(&x, &y, Reduction::Mean).unwrap(),

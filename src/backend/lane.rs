@@ -208,6 +208,12 @@ pub(crate) trait Lane:
     fn wide_zero() -> Self::Wide;
     /// `acc + v`, lane by lane: `v` widened exactly, then one `f64` rounding per lane.
     fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide;
+    /// `v` widened exactly: the bits of `wide_add(wide_zero(), v)` for `v` without `-0`
+    /// lanes (`+0 + x = x` for every other `x`), without the additions.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn widen(v: Self) -> Self::Wide {
+        Self::wide_add(Self::wide_zero(), v)
+    }
     /// `a + b`, lane by lane, in `f64`.
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide;
     /// Writes the `LANES` sums, lane `j` to `dst[j]` (`dst` has at least `LANES` elements).
@@ -505,6 +511,10 @@ impl<L: Lane> Lane for Two<L> {
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide {
         (L::wide_add(acc.0, v.0), L::wide_add(acc.1, v.1))
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn widen(v: Self) -> Self::Wide {
+        (L::widen(v.0), L::widen(v.1))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide {

@@ -1348,7 +1348,10 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let cn = job.classes;
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
-    let load = |cl: usize| plane::<L, X>(xs, cl * cs, np, live, job.hx);
+    // (A block of live lanes only, the usual one, needs no select. A function, not a
+    // closure: one not inlined would run outside the backend's instruction set.)
+    let all_live = L::all(live);
+    let load = |cl: usize| live_plane::<L, X>(xs, cl * cs, np, (live, all_live), job.hx);
     // Pass 1: the largest logit of each position.
     let mut mv = L::splat(NEG_INF);
     let mut lo = L::splat(f32::INFINITY);
@@ -1362,8 +1365,11 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
     let normal = !L::any(nan) && exp_normal_ok(lo, mv);
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
-    // sums that the tree reads are cleared: all of them are kilobytes per block.)
-    for a in &mut acc[..cn.min(gl).next_power_of_two()] {
+    // sums that the tree reads are cleared: all of them are kilobytes per block. With at
+    // most `gl` classes, each partial sum takes one class, `0 + e = e`: set, not added.)
+    let direct = cn <= gl;
+    let first = if direct { cn } else { 0 };
+    for a in &mut acc[first..cn.min(gl).next_power_of_two()] {
         *a = L::wide_zero();
     }
     let mut ties = zero;
@@ -1373,7 +1379,13 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         let v = load(cl);
         let (top, d, e) = exp_d(v, mv, normal);
         let j = group_in(cl, cn, gl);
-        acc[j] = L::wide_add(acc[j], L::select(top, zero, e));
+        // (`e >= +0`, never `-0`: `widen` gives the bits of the addition.)
+        let nt = L::select(top, zero, e);
+        acc[j] = if direct {
+            L::widen(nt)
+        } else {
+            L::wide_add(acc[j], nt)
+        };
         ties = ties + L::select(top, one, zero);
         dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
         if staged {
@@ -1536,6 +1548,22 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     let cd = (xs, cs, np, lab);
     column_dense::<L, X, G>(job, cd, b, grad, mode, factor, c, stage, dense);
     sc.nan
+}
+
+/// [`plane`], without its select where every lane is live (`all`).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn live_plane<L: Lane, X: Elem>(
+    xs: &[X],
+    off: usize,
+    np: usize,
+    (live, all): (L::Mask, bool),
+    h: Half,
+) -> L {
+    if all {
+        X::load(&xs[off..off + np], 0.0, h)
+    } else {
+        plane::<L, X>(xs, off, np, live, h)
+    }
 }
 
 /// The logits of one class at `xs[off..off + np]`, 0 outside `live`.

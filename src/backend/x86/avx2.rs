@@ -431,6 +431,10 @@ impl Lane for V256x2 {
         Self::wide_sum(acc, widen256(v.0))
     }
     #[inline(always)]
+    fn widen(v: Self) -> [__m256d; 4] {
+        widen256(v.0)
+    }
+    #[inline(always)]
     fn wide_sum(a: [__m256d; 4], b: [__m256d; 4]) -> [__m256d; 4] {
         // SAFETY: invariant (AVX).
         core::array::from_fn(|i| unsafe { _mm256_add_pd(a[i], b[i]) })

@@ -340,6 +340,10 @@ impl Lane for V512 {
         Self::wide_sum(acc, widen512(v.0))
     }
     #[inline(always)]
+    fn widen(v: Self) -> [__m512d; 2] {
+        widen512(v.0)
+    }
+    #[inline(always)]
     fn wide_sum(a: [__m512d; 2], b: [__m512d; 2]) -> [__m512d; 2] {
         // SAFETY: invariant (AVX-512F).
         unsafe { [_mm512_add_pd(a[0], b[0]), _mm512_add_pd(a[1], b[1])] }
