@@ -52,7 +52,7 @@ pub(crate) trait Lane:
     /// vectors in lock step as the registers hold, because each block's per-row work is a
     /// serial chain of some hundreds of cycles that only independent blocks overlap. [`Two`]
     /// of the vector with 16 registers (AVX2, portable); two [`Two`]s with AVX-512's 32
-    /// (class-last C = 2 ran 14-22% faster than with one [`Two`], C = 4 to 12 5-19%,
+    /// (class-last C = 2 ran 14-22% faster than with one [`Two`], C = 4 to 12 4-19%,
     /// `[N, C, S]` C = 2 to 8 8-26%; on AVX2 the same took 15-19% longer, spilling
     /// registers, and the portable backend 40% longer).
     type Cols: Lane<Acc = Self::Acc>;

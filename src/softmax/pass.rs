@@ -29,7 +29,7 @@
 
 use super::kernel::{Consts, Row, term};
 use crate::backend::lane::{Lane, Two};
-use crate::backend::{Isa, Kernel, MAX_COL_LANES, MAX_LANES, Part, select};
+use crate::backend::{Isa, Kernel, MAX_COL_LANES as COL_LANES, MAX_LANES, Part, select};
 use crate::float::{Dst, Elem, Half, Src};
 use crate::label::sealed::Labels;
 use crate::sigmoid::pass::{Body, Out, Sink};
@@ -42,8 +42,6 @@ pub(crate) const SMALL_C: usize = 16;
 /// of rows stays in the level-1/2 cache between its scan and its gradient.
 const BLOCK_LOGITS: usize = 8192;
 const NEG_INF: f32 = f32::NEG_INFINITY;
-/// The widest block of the column kernels' fast path ([`Lane::Cols`]).
-const COL_LANES: usize = MAX_COL_LANES;
 const MAX: f32 = f32::MAX;
 
 /// A validated batch and its parameters.
@@ -1348,8 +1346,9 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let cn = job.classes;
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
-    // (A block of live lanes only, the usual one, needs no select. A function, not a
-    // closure: one not inlined would run outside the backend's instruction set.)
+    // (A block of live lanes only, the usual one, needs no select. The test lives in a
+    // function, not in the closure: a closure not inlined would run outside the backend's
+    // instruction set.)
     let all_live = L::all(live);
     let load = |cl: usize| live_plane::<L, X>(xs, cl * cs, np, (live, all_live), job.hx);
     // Pass 1: the largest logit of each position.
@@ -1364,13 +1363,17 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     }
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
     let normal = !L::any(nan) && exp_normal_ok(lo, mv);
-    // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. (Only the partial
-    // sums that the tree reads are cleared: all of them are kilobytes per block. With at
-    // most `gl` classes, each partial sum takes one class, `0 + e = e`: set, not added.)
+    // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. With at most `gl`
+    // classes each partial sum takes one class, `0 + e = e`: set, not added, and nothing to
+    // clear (the tree also reads the entries from `cn` to the next power of two, which are
+    // zero from the kernel's start: neither this loop nor the tree, which writes below `cn`,
+    // ever writes them). Otherwise only the partial sums that the tree reads are cleared: all
+    // of them are kilobytes per block.
     let direct = cn <= gl;
-    let first = if direct { cn } else { 0 };
-    for a in &mut acc[first..cn.min(gl).next_power_of_two()] {
-        *a = L::wide_zero();
+    if !direct {
+        for a in &mut acc[..cn.min(gl).next_power_of_two()] {
+            *a = L::wide_zero();
+        }
     }
     let mut ties = zero;
     let mut dy = zero;
