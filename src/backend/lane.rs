@@ -252,6 +252,24 @@ pub(crate) trait Lane:
     }
     /// The number of lanes set.
     fn count(m: Self::Mask) -> u32;
+    /// Transposes a whole block of `ln` rows of `cn` classes, if this backend has a faster
+    /// way than the compiler's code for a loop with `cn` fixed: `dst[c ln + p] = src[p cn + c]`
+    /// for `p < ln`, `c < cn`, with `src.len() == cn ln`. Returns `false`, having written
+    /// nothing, where it has none (the default) or the shape is not one it takes; `true` when
+    /// `dst` holds the transposition. A pure permutation of bits: every backend's result is
+    /// the same.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn transpose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
+        let _ = (src, dst, cn, ln);
+        false
+    }
+    /// The inverse of [`Lane::transpose_rows`]: `dst[p cn + c] = src[c ln + p]` for `p < ln`,
+    /// `c < cn`, with `dst.len() == cn ln`; `false`, having written nothing, where not taken.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn untranspose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
+        let _ = (src, dst, cn, ln);
+        false
+    }
 }
 
 /// Two lanes in lock step, `2 * L::LANES` values: every operation is issued for both halves

@@ -1106,7 +1106,7 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
     while r0 < rows {
         let np = ln.min(rows - r0);
         let span = r0 * cn..(r0 + np) * cn;
-        transpose(
+        transpose::<L>(
             widened_src::<L>(x.slice(span.clone()), &mut wb),
             &mut xb,
             cn,
@@ -1116,14 +1116,14 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
             Labels::Dense(l) => {
                 // (`wb` is free again: the logits are in `xb`.)
                 let l = widened_src::<L>(l.slice(span.clone()), &mut wb);
-                transpose(l, &mut lb, cn, ln);
+                transpose::<L>(l, &mut lb, cn, ln);
                 Some(Src::F32(&lb[..]))
             }
             _ => None,
         };
         if let (Mode::Add, Some(g)) = (mode, grad.as_ref()) {
             let g = widened_src::<L>(g.src().slice(span.clone()), &mut wb);
-            transpose(g, &mut gb, cn, ln);
+            transpose::<L>(g, &mut gb, cn, ln);
         }
         let g = if mode == Mode::None {
             None
@@ -1135,10 +1135,10 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
         let out = k.block::<f32, f32>(job, cb, r0, g, stage, mode, factor, c);
         if let (Mode::Write | Mode::Add, Some(g)) = (mode, grad.as_mut()) {
             match g.slice(span) {
-                Dst::F32(g) => untranspose(&gb, g, cn, ln),
+                Dst::F32(g) => untranspose::<L>(&gb, g, cn, ln),
                 mut g => {
                     let n = g.len();
-                    untranspose(&gb, &mut wb[..n], cn, ln);
+                    untranspose::<L>(&gb, &mut wb[..n], cn, ln);
                     g.narrow::<L>(&wb[..n]);
                 }
             }
@@ -1263,9 +1263,13 @@ fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * COL_LANES
 }
 
 /// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
-/// up to [`SMALL_C`], whose fixed inner length the compiler unrolls.
+/// up to [`SMALL_C`], whose fixed inner length the compiler unrolls, unless the backend
+/// has a faster way ([`Lane::transpose_rows`]).
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: usize) {
+fn transpose<L: Lane>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: usize) {
+    if L::transpose_rows(src, dst, cn, ln) {
+        return;
+    }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) {
         if src.len() == C * ln && ln <= COL_LANES {
@@ -1290,7 +1294,10 @@ fn transpose(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: u
 
 /// The inverse of [`transpose`].
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn untranspose(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
+fn untranspose<L: Lane>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
+    if L::untranspose_rows(src, dst, cn, ln) {
+        return;
+    }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn fixed<const C: usize>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], ln: usize) {
         if dst.len() == C * ln && ln <= COL_LANES {

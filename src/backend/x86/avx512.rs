@@ -80,6 +80,61 @@ fn widen512(v: __m512) -> [__m512d; 2] {
     }
 }
 
+/// Whether [`Lane::transpose_rows`] takes a block of `ln` rows of `cn` classes, `rows` of
+/// them row-major and `cols` transposed: whole tiles of 16 rows, and 9 to 16 classes, where
+/// the compiler does not vectorize the fixed-length loops (below 9 its own shuffles serve).
+#[inline(always)]
+fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
+    (9..=16).contains(&cn) && ln.is_multiple_of(16) && rows == cn * ln && cols >= cn * ln
+}
+
+/// The first `cn` lanes (`cn <= 16`).
+#[inline(always)]
+fn row_mask(cn: usize) -> __mmask16 {
+    (((1u32 << cn) - 1) & 0xffff) as u16
+}
+
+/// The 16 x 16 transposition: lane `j` of `r[i]` to lane `i` of the result's `j`. Four rounds
+/// of 16 shuffles: pairs of 32-bit lanes, pairs of 64-bit lanes, then 128-bit blocks twice.
+#[inline(always)]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        // t[2k], t[2k + 1]: rows 2k and 2k + 1 interleaved (columns 0, 1 / 2, 3 of each
+        // 128-bit block).
+        // (Loops, not closures: a closure is compiled without the caller's target features.)
+        let mut t = [_mm512_setzero_ps(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m]: in 128-bit block `q`, rows 4k..4k + 4 of column 4q + m.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for k in 0..4 {
+            for h in 0..2 {
+                let a = _mm512_castps_pd(t[4 * k + h]);
+                let b = _mm512_castps_pd(t[4 * k + 2 + h]);
+                u[4 * k + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                u[4 * k + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+            }
+        }
+        // Column 4q + m gathers block `q` of u[m], u[4 + m], u[8 + m], u[12 + m]: blocks
+        // (0, 1) and (2, 3) of each pair first, then blocks (0, 2) and (1, 3) of those.
+        let mut out = [_mm512_setzero_ps(); 16];
+        for m in 0..4 {
+            let w0 = _mm512_shuffle_f32x4::<0x44>(u[m], u[4 + m]);
+            let w1 = _mm512_shuffle_f32x4::<0xEE>(u[m], u[4 + m]);
+            let x0 = _mm512_shuffle_f32x4::<0x44>(u[8 + m], u[12 + m]);
+            let x1 = _mm512_shuffle_f32x4::<0xEE>(u[8 + m], u[12 + m]);
+            out[m] = _mm512_shuffle_f32x4::<0x88>(w0, x0);
+            out[4 + m] = _mm512_shuffle_f32x4::<0xDD>(w0, x0);
+            out[8 + m] = _mm512_shuffle_f32x4::<0x88>(w1, x1);
+            out[12 + m] = _mm512_shuffle_f32x4::<0xDD>(w1, x1);
+        }
+        out
+    }
+}
+
 impl Lane for V512 {
     const LANES: usize = LANES;
     const POLY: bool = true;
@@ -360,6 +415,54 @@ impl Lane for V512 {
     #[inline(always)]
     fn count(m: u16) -> u32 {
         m.count_ones()
+    }
+    #[inline(always)]
+    fn transpose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
+        if !tiles(cn, ln, src.len(), dst.len()) {
+            return false;
+        }
+        // SAFETY: invariant (AVX-512F). Tile `g` reads rows `16 g..16 g + 16`, each `cn`
+        // elements at `src[p cn..]` (masked: the lanes from `cn` on are not read), below
+        // `ln cn = src.len()`; and writes `dst[c ln + 16 g..][..16]` for `c < cn`, below
+        // `cn ln <= dst.len()` ([`tiles`]).
+        unsafe {
+            let k = row_mask(cn);
+            for g in 0..ln / 16 {
+                let base = src.as_ptr().add(16 * g * cn);
+                let mut rows = [_mm512_setzero_ps(); 16];
+                for (p, v) in rows.iter_mut().enumerate() {
+                    *v = _mm512_maskz_loadu_ps(k, base.add(p * cn));
+                }
+                let cols = transpose16(rows);
+                for (c, v) in cols.iter().enumerate().take(cn) {
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(c * ln + 16 * g), *v);
+                }
+            }
+        }
+        true
+    }
+    #[inline(always)]
+    fn untranspose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
+        if !tiles(cn, ln, dst.len(), src.len()) {
+            return false;
+        }
+        // SAFETY: as in `transpose_rows`, the roles of `src` and `dst` exchanged (the rows'
+        // stores masked to their `cn` elements).
+        unsafe {
+            let k = row_mask(cn);
+            for g in 0..ln / 16 {
+                let mut cols = [_mm512_setzero_ps(); 16];
+                for (c, v) in cols.iter_mut().enumerate().take(cn) {
+                    *v = _mm512_loadu_ps(src.as_ptr().add(c * ln + 16 * g));
+                }
+                let rows = transpose16(cols);
+                let base = dst.as_mut_ptr().add(16 * g * cn);
+                for (p, v) in rows.iter().enumerate() {
+                    _mm512_mask_storeu_ps(base.add(p * cn), k, *v);
+                }
+            }
+        }
+        true
     }
     #[inline(always)]
     fn wide_tree(a: [__m512d; 2]) -> f64 {
