@@ -56,6 +56,13 @@ pub(crate) trait Lane:
     /// `[N, C, S]` C = 2 to 8 8-26%; on AVX2 the same took 15-19% longer, spilling
     /// registers, and the portable backend 40% longer).
     type Cols: Lane<Acc = Self::Acc>;
+    /// The most classes of a class-last row that the softmax column kernels take (blocks of
+    /// rows transposed): 16 where [`Lane::transpose_rows`] leaves larger rows to a scalar
+    /// loop. AVX-512's tiles take 30: from 17 classes in [`Two`] blocks, the row kernel's
+    /// per-row work outweighs the transposition there (at 64K logits, gamma 2: C = 17 and
+    /// 20 ran 30-45% faster, 24 14%, 28 6%, distributions 20-35%; at 31 the two were level
+    /// and at 32 the row kernel was 6% faster).
+    const LAST_COLS: usize = 16;
 
     fn splat(v: f32) -> Self;
     /// `src[..LANES]`, or `src` padded with `fill` when it is shorter.

@@ -6,8 +6,9 @@
 //!   block of rows at once, one row per lane ([`finish`]).
 //! - [`columns`], for the `[N, C, S]` layout (positions in the lanes: every operation is
 //!   lane-wise, nothing is reduced across lanes), and [`columns_last`], the same blocks for
-//!   class-last batches with few classes, each block of rows first transposed into a stack
-//!   buffer (as `f32`: one copy per backend for every element type).
+//!   class-last batches with few classes (at most [`Lane::LAST_COLS`]), each block of rows
+//!   first transposed into a stack buffer (as `f32`: one copy per backend for every element
+//!   type).
 //!
 //! # The same bits in both shapes
 //! A row's result must not depend on its layout. Everything but the sums over classes is
@@ -36,7 +37,10 @@ use crate::sigmoid::pass::{Body, Out, Sink};
 use crate::sum::Dd;
 use core::marker::PhantomData;
 
-/// Class-last batches with at most this many classes go through [`columns`] (transposed).
+/// Rows of at most this many classes go through the column kernels in blocks of
+/// [`Lane::Cols`] (more classes: blocks of [`Two`] vectors, or the row kernel for class-last
+/// batches of more than [`Lane::LAST_COLS`]); also the largest class count whose
+/// transposition loops have a fixed length.
 pub(crate) const SMALL_C: usize = 16;
 /// The row kernel finishes `BLOCK_LOGITS / C` rows at once (at most `LANES`), so that a block
 /// of rows stays in the level-1/2 cache between its scan and its gradient.
@@ -381,7 +385,7 @@ fn pass<L: Body, X: Elem, G: Elem>(
     factor: f32,
 ) -> Sums {
     let c = Consts::<L>::new(job.gamma);
-    let by_row = job.spatial == 1 && (L::LANES == 1 || job.classes > SMALL_C);
+    let by_row = job.spatial == 1 && (L::LANES == 1 || job.classes > L::LAST_COLS);
     // A half-precision gradient cannot hold the fast path's `e` until its last pass: a
     // stack buffer does, for large batches (below, zeroing it would cost more than computing
     // `e` again).
@@ -417,8 +421,11 @@ fn pass<L: Body, X: Elem, G: Elem>(
             };
             if by_row {
                 L::part(Rows(run))
-            } else if job.spatial == 1 && $last_pairs && pairs {
+            } else if job.spatial == 1 && $last_pairs && pairs && job.classes <= SMALL_C {
                 last::<L, L::Cols, X, G, _>(run)
+            } else if job.spatial == 1 && $last_pairs && pairs {
+                // (17 to [`Lane::LAST_COLS`] classes: as for `[N, C, S]` below.)
+                last::<L, Two<L>, X, G, _>(run)
             } else if job.spatial == 1 {
                 debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
@@ -1079,7 +1086,7 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
     k.sums()
 }
 
-/// The column kernel on class-last rows of at most [`SMALL_C`] classes: blocks of `LANES`
+/// The column kernel on class-last rows of at most [`Lane::LAST_COLS`] classes: blocks of `LANES`
 /// rows transposed into stack buffers (class `c` of row `r0 + p` at `c LANES + p`), the
 /// logits widened before and the gradient narrowed after, so that one copy per backend
 /// serves every element type (the copies per type took a third of the crate's build time).
@@ -1093,9 +1100,13 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
     stage: &mut [f32],
 ) -> Sums {
     let cn = job.classes;
-    debug_assert!(job.spatial == 1 && cn <= SMALL_C);
+    // Blocks of at most 16 classes take up to `COL_LANES` rows, larger ones (to
+    // [`Lane::LAST_COLS`]) blocks of `Two<L>` or `L`: the buffers hold each.
+    const { assert!(L::LAST_COLS * 2 * L::LANES <= SMALL_C * COL_LANES) };
+    debug_assert!(job.spatial == 1 && cn <= L::LAST_COLS);
     let mut k = ColumnState::<L, B>::new(job);
     let ln = k.ln;
+    debug_assert!(cn * ln <= SMALL_C * COL_LANES);
     let mut xb = [0f32; SMALL_C * COL_LANES];
     let mut lb = [0f32; SMALL_C * COL_LANES];
     let mut gb = [0f32; SMALL_C * COL_LANES];
@@ -1270,6 +1281,14 @@ fn transpose<L: Lane>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usi
     if L::transpose_rows(src, dst, cn, ln) {
         return;
     }
+    if cn > SMALL_C {
+        for (p, row) in src.chunks_exact(cn).enumerate().take(ln) {
+            for (c, &v) in row.iter().enumerate() {
+                dst[(c * ln + p) % (SMALL_C * COL_LANES)] = v;
+            }
+        }
+        return;
+    }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) {
         if src.len() == C * ln && ln <= COL_LANES {
@@ -1296,6 +1315,14 @@ fn transpose<L: Lane>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usi
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn untranspose<L: Lane>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
     if L::untranspose_rows(src, dst, cn, ln) {
+        return;
+    }
+    if cn > SMALL_C {
+        for (p, row) in dst.chunks_exact_mut(cn).enumerate().take(ln) {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = src[(c * ln + p) % (SMALL_C * COL_LANES)];
+            }
+        }
         return;
     }
     #[cfg_attr(not(opt_level_0), inline(always))]

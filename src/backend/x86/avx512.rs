@@ -81,17 +81,21 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 }
 
 /// Whether [`Lane::transpose_rows`] takes a block of `ln` rows of `cn` classes, `rows` of
-/// them row-major and `cols` transposed: whole tiles of 16 rows, and 9 to 16 classes, where
-/// the compiler does not vectorize the fixed-length loops (below 9 its own shuffles serve).
+/// them row-major and `cols` transposed: whole tiles of 16 rows, and 9 to
+/// [`Lane::LAST_COLS`] classes (one or two tiles across), where the compiler does not
+/// vectorize the fixed-length loops (below 9 its own shuffles serve).
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
-    (9..=16).contains(&cn) && ln.is_multiple_of(16) && rows == cn * ln && cols >= cn * ln
+    (9..=<V512 as Lane>::LAST_COLS).contains(&cn)
+        && ln.is_multiple_of(16)
+        && rows == cn * ln
+        && cols >= cn * ln
 }
 
-/// The first `cn` lanes (`cn <= 16`).
+/// The first `min(n, 16)` lanes (`n >= 1`).
 #[inline(always)]
-fn row_mask(cn: usize) -> __mmask16 {
-    (((1u32 << cn) - 1) & 0xffff) as u16
+fn row_mask(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as u16
 }
 
 /// The 16 x 16 transposition: lane `j` of `r[i]` to lane `i` of the result's `j`. Four rounds
@@ -144,6 +148,7 @@ impl Lane for V512 {
     type Mask = u16;
     type Acc = Acc512;
     type Cols = Two<Two<V512>>;
+    const LAST_COLS: usize = 30;
 
     #[inline(always)]
     fn splat(v: f32) -> Self {
@@ -421,21 +426,23 @@ impl Lane for V512 {
         if !tiles(cn, ln, src.len(), dst.len()) {
             return false;
         }
-        // SAFETY: invariant (AVX-512F). Tile `g` reads rows `16 g..16 g + 16`, each `cn`
-        // elements at `src[p cn..]` (masked: the lanes from `cn` on are not read), below
+        // SAFETY: invariant (AVX-512F). Tile `(g, h)` reads rows `16 g..16 g + 16`, of each
+        // the classes `16 h..min(16 h + 16, cn)` (masked: no other lane is read), below
         // `ln cn = src.len()`; and writes `dst[c ln + 16 g..][..16]` for `c < cn`, below
         // `cn ln <= dst.len()` ([`tiles`]).
         unsafe {
-            let k = row_mask(cn);
-            for g in 0..ln / 16 {
-                let base = src.as_ptr().add(16 * g * cn);
-                let mut rows = [_mm512_setzero_ps(); 16];
-                for (p, v) in rows.iter_mut().enumerate() {
-                    *v = _mm512_maskz_loadu_ps(k, base.add(p * cn));
-                }
-                let cols = transpose16(rows);
-                for (c, v) in cols.iter().enumerate().take(cn) {
-                    _mm512_storeu_ps(dst.as_mut_ptr().add(c * ln + 16 * g), *v);
+            for h in 0..cn.div_ceil(16) {
+                let k = row_mask(cn - 16 * h);
+                for g in 0..ln / 16 {
+                    let base = src.as_ptr().add(16 * g * cn + 16 * h);
+                    let mut rows = [_mm512_setzero_ps(); 16];
+                    for (p, v) in rows.iter_mut().enumerate() {
+                        *v = _mm512_maskz_loadu_ps(k, base.add(p * cn));
+                    }
+                    let cols = transpose16(rows);
+                    for (c, v) in cols.iter().enumerate().take(cn - 16 * h) {
+                        _mm512_storeu_ps(dst.as_mut_ptr().add((16 * h + c) * ln + 16 * g), *v);
+                    }
                 }
             }
         }
@@ -447,18 +454,20 @@ impl Lane for V512 {
             return false;
         }
         // SAFETY: as in `transpose_rows`, the roles of `src` and `dst` exchanged (the rows'
-        // stores masked to their `cn` elements).
+        // stores masked to their classes of the tile).
         unsafe {
-            let k = row_mask(cn);
-            for g in 0..ln / 16 {
-                let mut cols = [_mm512_setzero_ps(); 16];
-                for (c, v) in cols.iter_mut().enumerate().take(cn) {
-                    *v = _mm512_loadu_ps(src.as_ptr().add(c * ln + 16 * g));
-                }
-                let rows = transpose16(cols);
-                let base = dst.as_mut_ptr().add(16 * g * cn);
-                for (p, v) in rows.iter().enumerate() {
-                    _mm512_mask_storeu_ps(base.add(p * cn), k, *v);
+            for h in 0..cn.div_ceil(16) {
+                let k = row_mask(cn - 16 * h);
+                for g in 0..ln / 16 {
+                    let mut cols = [_mm512_setzero_ps(); 16];
+                    for (c, v) in cols.iter_mut().enumerate().take(cn - 16 * h) {
+                        *v = _mm512_loadu_ps(src.as_ptr().add((16 * h + c) * ln + 16 * g));
+                    }
+                    let rows = transpose16(cols);
+                    let base = dst.as_mut_ptr().add(16 * g * cn + 16 * h);
+                    for (p, v) in rows.iter().enumerate() {
+                        _mm512_mask_storeu_ps(base.add(p * cn), k, *v);
+                    }
                 }
             }
         }
