@@ -303,6 +303,71 @@ mod tests {
         }
     }
 
+    /// [`Lane::transpose_rows`] and [`Lane::untranspose_rows`] on every class count to 32 and
+    /// block length to 64 rows (whole and partial tiles), and slices one element short or
+    /// long: where taken, the transposition and nothing else written; where not, nothing
+    /// written. Returns the number of shapes taken.
+    struct Transposes;
+
+    impl Kernel for Transposes {
+        type Output = usize;
+        fn run<L: Body>(self) -> usize {
+            const SENTINEL: f32 = -7.25;
+            const MAX: usize = 32 * 64 + 1;
+            let mut taken = 0;
+            for cn in 1..=32usize {
+                for ln in [1usize, 8, 16, 24, 32, 48, 64] {
+                    let n = cn * ln;
+                    let mut rows = [0f32; MAX];
+                    for (i, v) in rows[..n].iter_mut().enumerate() {
+                        *v = i as f32 + 0.5;
+                    }
+                    // (the exact transposition, followed by one element more)
+                    let mut cols = [SENTINEL; MAX];
+                    for p in 0..ln {
+                        for c in 0..cn {
+                            cols[c * ln + p] = rows[p * cn + c];
+                        }
+                    }
+                    for (len, extra) in [(n, 1), (n, 0), (n - 1, 1)] {
+                        let mut dst = [SENTINEL; MAX];
+                        let dst = &mut dst[..n + extra];
+                        let whole = len == n;
+                        if L::transpose_rows(&rows[..len], dst, cn, ln) {
+                            assert!(whole, "{} took {len} of {cn} x {ln}", L::LANES);
+                            assert_eq!(dst[..n], cols[..n], "C {cn} ln {ln}");
+                            assert!(dst[n..].iter().all(|&v| v == SENTINEL));
+                            taken += 1;
+                        } else {
+                            assert!(dst.iter().all(|&v| v == SENTINEL), "C {cn} ln {ln}");
+                        }
+                        let mut back = [SENTINEL; MAX];
+                        let back = &mut back[..len];
+                        if L::untranspose_rows(&cols[..n + extra], back, cn, ln) {
+                            assert!(whole, "{} took {len} of {cn} x {ln} back", L::LANES);
+                            assert_eq!(back[..], rows[..n], "C {cn} ln {ln} back");
+                            taken += 1;
+                        } else {
+                            assert!(back.iter().all(|&v| v == SENTINEL), "C {cn} ln {ln}");
+                        }
+                    }
+                }
+            }
+            taken
+        }
+    }
+
+    #[test]
+    fn transposes_are_exact_and_write_nothing_when_not_taken() {
+        for backend in Backend::available() {
+            let taken = select(backend.isa().unwrap(), Transposes);
+            if backend == Backend::Avx512 {
+                // 9 to 30 classes, four block lengths, two slices each, both ways.
+                assert_eq!(taken, 22 * 4 * 2 * 2, "{}", backend.name());
+            }
+        }
+    }
+
     #[test]
     fn exp_normal_has_the_bits_of_exp_on_its_domain() {
         // Native optimised builds check about 20M arguments per lane type; the emulated and

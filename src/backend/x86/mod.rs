@@ -10,7 +10,11 @@
 //! execute its intrinsics: every `unsafe` block that calls a non-memory intrinsic relies on
 //! that and says so as `// SAFETY: invariant`. Memory intrinsics (`loadu`, `storeu`) take
 //! pointers from references to arrays of exactly the register's size, so every access is in
-//! bounds; unaligned access is what `loadu`/`storeu` are for. Under Miri (which cannot run
+//! bounds; unaligned access is what `loadu`/`storeu` are for. The one exception, AVX-512's
+//! tile transposition (`transpose_rows`, `untranspose_rows`), reads and writes rows at
+//! offsets into slices whose lengths it checks first (`tiles`), masking each row's access to
+//! its own elements; a unit test checks every shape it takes and that it writes nothing where
+//! it declines. Under Miri (which cannot run
 //! CPUID) `cpufeatures` reports the features enabled at compile time.
 
 use crate::sum::{self, Dd};
