@@ -59,9 +59,9 @@ pub(crate) trait Lane:
     /// The most classes of a class-last row that the softmax column kernels take (blocks of
     /// rows transposed): 16 where [`Lane::transpose_rows`] leaves larger rows to a scalar
     /// loop. AVX-512's tiles take 30: from 17 classes in [`Two`] blocks, the row kernel's
-    /// per-row work outweighs the transposition there (at 64K logits, gamma 2: C = 17 and
-    /// 20 ran 30-45% faster, 24 14%, 28 6%, distributions 20-35%; at 31 the two were level
-    /// and at 32 the row kernel was 6% faster).
+    /// per-row work outweighs the transposition there (at 64K logits, gamma 2, the column
+    /// kernel took 31-32% less time at C = 17 and 20, 15% at 24, 6% at 28, 22-35% for
+    /// distributions; at 31 the two were level and at 32 the row kernel took 6% less).
     const LAST_COLS: usize = 16;
 
     fn splat(v: f32) -> Self;

@@ -1,6 +1,7 @@
 //! The loops that feed the softmax core, written once over [`Lane`], in two shapes:
 //!
-//! - [`rows`], for class-last `[rows, C]` batches with more classes than lanes: each row is
+//! - [`rows`], for class-last `[rows, C]` batches with more classes than the column kernels
+//!   take ([`Lane::LAST_COLS`]; every batch on the scalar backend): each row is
 //!   scanned with its classes in the lanes (max; `exp`, the sum `T`; the gradient), and the
 //!   per-row work (`ln S`, the label's modulator, the factors of the gradient) is done for a
 //!   block of rows at once, one row per lane ([`finish`]).
@@ -1103,6 +1104,7 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
     // Blocks of at most 16 classes take up to `COL_LANES` rows, larger ones (to
     // [`Lane::LAST_COLS`]) blocks of `Two<L>` or `L`: the buffers hold each.
     const { assert!(L::LAST_COLS * 2 * L::LANES <= SMALL_C * COL_LANES) };
+    const { assert!(B::LANES <= COL_LANES) };
     debug_assert!(job.spatial == 1 && cn <= L::LAST_COLS);
     let mut k = ColumnState::<L, B>::new(job);
     let ln = k.ln;
@@ -1411,34 +1413,55 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     }
     let mut ties = zero;
     let mut dy = zero;
+    // Two classes: T in f32 ([`pair_sums`]), in a loop of its own (one loop with a test per
+    // class made `[N, 2, S]` 17% slower).
+    let pair = direct && cn == 2;
+    let mut t2 = zero;
     let ln = L::LANES;
-    for cl in 0..cn {
-        let v = load(cl);
-        let (top, d, e) = exp_d(v, mv, normal);
-        let j = group_in(cl, cn, gl);
-        // (`e >= +0`, never `-0`: `widen` gives the bits of the addition.)
-        let nt = L::select(top, zero, e);
-        acc[j] = if direct {
-            L::widen(nt)
-        } else {
-            L::wide_add(acc[j], nt)
-        };
-        ties = ties + L::select(top, one, zero);
-        dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
-        if staged {
-            e.store(&mut stage[cl * ln..cl * ln + np]);
-        } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
-            G::store(e, &mut g[cl * cs..cl * cs + np], job.hg);
+    // One class `cl`: its (top, e) into the sums as `$add` does, the ties, d_y, e stored.
+    macro_rules! class {
+        ($cl:expr, $nt:ident, $add:stmt) => {{
+            let cl = $cl;
+            let v = load(cl);
+            let (top, d, e) = exp_d(v, mv, normal);
+            // (`e >= +0`, never `-0`: `widen` gives the bits of the addition.)
+            let $nt = L::select(top, zero, e);
+            $add
+            ties = ties + L::select(top, one, zero);
+            dy = L::select(yv.eq(L::splat(cl as f32)), d, dy);
+            if staged {
+                e.store(&mut stage[cl * ln..cl * ln + np]);
+            } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
+                G::store(e, &mut g[cl * cs..cl * cs + np], job.hg);
+            }
+        }};
+    }
+    if pair {
+        class!(0, nt, t2 = t2 + nt);
+        class!(1, nt, t2 = t2 + nt);
+    } else if direct {
+        for cl in 0..cn {
+            class!(cl, nt, acc[group_in(cl, cn, gl)] = L::widen(nt));
+        }
+    } else {
+        for cl in 0..cn {
+            let j = group_in(cl, cn, gl);
+            class!(cl, nt, acc[j] = L::wide_add(acc[j], nt));
         }
     }
     // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
     // `row_sums`, lane by lane.
-    let t64 = L::wide_add(tree_wide_in::<L>(acc, cn, gl), ties - one);
-    let s64 = L::wide_add(t64, one);
-    let (t, s) = (L::wide_round(t64), L::wide_round(s64));
-    // The differences are exact in f64.
-    let t_lo = L::wide_round(L::wide_add(t64, -t));
-    let s_lo = L::wide_round(L::wide_add(s64, -s));
+    let (t, s, t_lo, s_lo) = if pair {
+        pair_sums(t2, ties)
+    } else {
+        let t64 = L::wide_add(tree_wide_in::<L>(acc, cn, gl), ties - one);
+        let s64 = L::wide_add(t64, one);
+        let (t, s) = (L::wide_round(t64), L::wide_round(s64));
+        // The differences are exact in f64.
+        let t_lo = L::wide_round(L::wide_add(t64, -t));
+        let s_lo = L::wide_round(L::wide_add(s64, -s));
+        (t, s, t_lo, s_lo)
+    };
     Scan {
         mv,
         normal,
@@ -1450,6 +1473,29 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         ties,
         dy: L::select(live, dy, zero),
     }
+}
+
+/// `(T, S, t_lo, s_lo)` of rows of two classes, with the bits of the `f64` sums of [`scan`],
+/// in `f32`: `sum` is the non-top `e` of the row (at most one of the two classes is not top)
+/// and `ties` the number of top classes.
+///
+/// `T = sum + (ties - 1)` is exact (one of the two terms is 0), so `t_lo = 0`, and `T <= 1`.
+/// `S = 1 + T` rounds in `f32` as the `f64` sum rounded to `f32` does (where `T >= 2^-29`,
+/// `1 + T` is exact in `f64`; below, both round to 1). `s_lo` is the `f64` sum minus `S`:
+/// where `T >= 2^-29`, the exact error of `1 + T` (Fast2Sum, `1 >= T`); below, `T` rounded to
+/// a multiple of 2^-52 (the `f64` spacing at 1), to nearest even, by adding and subtracting
+/// 2^-29, whose spacing is 2^-52 over `[2^-29, 2^-28)`. (In `f64` this took a fifth of the
+/// time at C = 2: the widenings, five additions and four roundings per lane.)
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn pair_sums<L: Lane>(sum: L, ties: L) -> (L, L, L, L) {
+    let one = L::splat(1.0);
+    let t = sum + (ties - one);
+    let s = one + t;
+    let exact = t - (s - one);
+    let small = L::splat(f32::from_bits(0x3100_0000)); // 2^-29
+    let grid = (t + small) - small;
+    let s_lo = L::select(t.lt(small), grid, exact);
+    (t, s, L::splat(0.0), s_lo)
 }
 
 /// Index labels of rows `r0..r0 + n` as lanes (lane `i` is row `r0 + i`): which are counted,
@@ -1876,5 +1922,38 @@ impl Kernel for Tally<'_> {
             Labels::I64(s) => typed(s, c, ig),
             Labels::Dense(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pair_sums;
+
+    /// [`pair_sums`] against the `f64` sums and roundings of [`super::scan`], bit for bit:
+    /// every 97th `f32` in `[0, 1]` by bit pattern, every `f32` within 2^16 patterns of 2^-29
+    /// (where it changes method), the subnormals' edge, 0 and 1; one top class (`T = e`) and two
+    /// (`e = 0`, `T = 1`).
+    #[test]
+    fn pair_sums_have_the_bits_of_the_f64_sums() {
+        let edge = 2f32.powi(-29).to_bits();
+        let xs = (0..=1f32.to_bits())
+            .step_by(97)
+            .chain(edge - (1 << 16)..edge + (1 << 16))
+            .chain([0, 1, 0x007f_ffff, 0x0080_0000, 1f32.to_bits()])
+            .map(f32::from_bits);
+        let mut n = 0u64;
+        for e in xs {
+            for (sum, ties) in [(e, 1f32), (0.0, 2.0)] {
+                let t64 = sum as f64 + (ties - 1.0) as f64;
+                let s64 = t64 + 1.0;
+                let (t, s) = (t64 as f32, s64 as f32);
+                let want = [t, s, (t64 - t as f64) as f32, (s64 - s as f64) as f32];
+                let got: [f32; 4] = pair_sums::<f32>(sum, ties).into();
+                let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                assert_eq!(bits(got), bits(want), "e = {e:e}, ties {ties}");
+                n += 1;
+            }
+        }
+        assert!(n > 20_000_000, "{n}");
     }
 }

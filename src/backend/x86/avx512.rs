@@ -86,10 +86,12 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 /// vectorize the fixed-length loops (below 9 its own shuffles serve).
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
+    // (`checked_mul`: a product that wrapped would pass for a short slice.)
+    let n = cn.checked_mul(ln);
     (9..=<V512 as Lane>::LAST_COLS).contains(&cn)
         && ln.is_multiple_of(16)
-        && rows == cn * ln
-        && cols >= cn * ln
+        && n == Some(rows)
+        && n.is_some_and(|n| cols >= n)
 }
 
 /// The first `min(n, 16)` lanes (`n >= 1`).

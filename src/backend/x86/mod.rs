@@ -13,9 +13,9 @@
 //! bounds; unaligned access is what `loadu`/`storeu` are for. The one exception, AVX-512's
 //! tile transposition (`transpose_rows`, `untranspose_rows`), reads and writes rows at
 //! offsets into slices whose lengths it checks first (`tiles`), masking each row's access to
-//! its own elements; a unit test checks every shape it takes and that it writes nothing where
-//! it declines. Under Miri (which cannot run
-//! CPUID) `cpufeatures` reports the features enabled at compile time.
+//! its own elements; a unit test checks it on every class count and block length the kernels
+//! use, and that it writes nothing where it declines. Under Miri (which cannot run CPUID)
+//! `cpufeatures` reports the features enabled at compile time.
 
 use crate::sum::{self, Dd};
 
