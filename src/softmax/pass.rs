@@ -1275,76 +1275,65 @@ fn widened_src<'b, L: Lane>(src: Src<'b>, buf: &'b mut [f32; SMALL_C * COL_LANES
     }
 }
 
-/// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: one loop per class count
-/// up to [`SMALL_C`], whose fixed inner length the compiler unrolls, unless the backend
-/// has a faster way ([`Lane::transpose_rows`]).
+/// Rows of `cn` classes (`src`, row-major) into `dst[c ln + p]`: a whole block of up to
+/// [`SMALL_C`] classes in a loop per class count, whose fixed inner length the compiler
+/// unrolls, unless the backend has a faster way ([`Lane::transpose_rows`]); the last, partial
+/// block of a batch (and more classes) in one loop for every count.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn transpose<L: Lane>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], cn: usize, ln: usize) {
-    if L::transpose_rows(src, dst, cn, ln) {
-        return;
-    }
-    if cn > SMALL_C {
-        for (p, row) in src.chunks_exact(cn).enumerate().take(ln) {
-            for (c, &v) in row.iter().enumerate() {
-                dst[(c * ln + p) % (SMALL_C * COL_LANES)] = v;
-            }
-        }
-        return;
-    }
     #[cfg_attr(not(opt_level_0), inline(always))]
-    fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) {
-        if src.len() == C * ln && ln <= COL_LANES {
-            // A whole block: plain indices (every bound provable), which the compiler turns
-            // into vector loads and shuffles.
-            let src = &src[..C * ln];
-            for p in 0..ln {
-                for c in 0..C {
-                    dst[c * ln + p] = src[p * C + c];
-                }
-            }
-            return;
+    fn fixed<const C: usize>(src: &[f32], dst: &mut [f32; SMALL_C * COL_LANES], ln: usize) -> bool {
+        if src.len() != C * ln || ln > COL_LANES {
+            return false;
         }
-        for (p, row) in src.chunks_exact(C).enumerate().take(COL_LANES) {
+        // Plain indices (every bound provable), which the compiler turns into vector loads
+        // and shuffles.
+        let src = &src[..C * ln];
+        for p in 0..ln {
             for c in 0..C {
-                dst[(c * ln + p) % (SMALL_C * COL_LANES)] = row[c];
+                dst[c * ln + p] = src[p * C + c];
             }
+        }
+        true
+    }
+    if L::transpose_rows(src, dst, cn, ln)
+        || (cn <= SMALL_C && dispatch_c!(cn, fixed, src, dst, ln))
+    {
+        return;
+    }
+    for (p, row) in src.chunks_exact(cn).enumerate().take(ln) {
+        for (c, &v) in row.iter().enumerate() {
+            dst[(c * ln + p) % (SMALL_C * COL_LANES)] = v;
         }
     }
-    dispatch_c!(cn, fixed, src, dst, ln);
 }
 
 /// The inverse of [`transpose`].
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn untranspose<L: Lane>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: usize, ln: usize) {
-    if L::untranspose_rows(src, dst, cn, ln) {
-        return;
-    }
-    if cn > SMALL_C {
-        for (p, row) in dst.chunks_exact_mut(cn).enumerate().take(ln) {
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = src[(c * ln + p) % (SMALL_C * COL_LANES)];
-            }
-        }
-        return;
-    }
     #[cfg_attr(not(opt_level_0), inline(always))]
-    fn fixed<const C: usize>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], ln: usize) {
-        if dst.len() == C * ln && ln <= COL_LANES {
-            let dst = &mut dst[..C * ln];
-            for p in 0..ln {
-                for c in 0..C {
-                    dst[p * C + c] = src[c * ln + p];
-                }
-            }
-            return;
+    fn fixed<const C: usize>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], ln: usize) -> bool {
+        if dst.len() != C * ln || ln > COL_LANES {
+            return false;
         }
-        for (p, row) in dst.chunks_exact_mut(C).enumerate().take(COL_LANES) {
+        let dst = &mut dst[..C * ln];
+        for p in 0..ln {
             for c in 0..C {
-                row[c] = src[(c * ln + p) % (SMALL_C * COL_LANES)];
+                dst[p * C + c] = src[c * ln + p];
             }
+        }
+        true
+    }
+    if L::untranspose_rows(src, dst, cn, ln)
+        || (cn <= SMALL_C && dispatch_c!(cn, fixed, src, dst, ln))
+    {
+        return;
+    }
+    for (p, row) in dst.chunks_exact_mut(cn).enumerate().take(ln) {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = src[(c * ln + p) % (SMALL_C * COL_LANES)];
         }
     }
-    dispatch_c!(cn, fixed, src, dst, ln);
 }
 
 /// A block's two scans, lane-wise: the largest logit `m` of each position, whether a live
@@ -1450,7 +1439,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         }
     }
     // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
-    // `row_sums`, lane by lane.
+    // `row_sums`, lane by lane (two classes: the same bits in f32).
     let (t, s, t_lo, s_lo) = if pair {
         pair_sums(t2, ties)
     } else {
