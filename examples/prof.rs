@@ -8,7 +8,8 @@
 //! `PerPositive`), `cw` (50 class weights), `sw1` / `sw4` / `sw24` (1, 4 or 24 classes and a
 //! weight per row; `n` a multiple of the class count). `mode`: `grad` (`loss_and_grad`,
 //! `Mean`), `acc`, `elem`, `loss`. Prints the minimum and median ns per element of 15 rounds.
-//! `HALF=bf16` (or `f16`): `grad` with logits and gradient of that type.
+//! `HALF=bf16` (or `f16`): `grad` with logits and gradient of that type, and byte targets;
+//! `HALF=bf16in` (`bf16out`): the logits (the gradient) alone as `bf16`.
 use focal_loss::half::{bf16, f16};
 use focal_loss::{Backend, Focal, Modulator, Reduction};
 
@@ -80,6 +81,8 @@ fn main() {
                     g[0]
                 }
                 _ if half == "bf16" => f.loss_and_grad(&xb, &t8, &mut gb, reduction).unwrap(),
+                _ if half == "bf16in" => f.loss_and_grad(&xb, &t8, &mut g, reduction).unwrap(),
+                _ if half == "bf16out" => f.loss_and_grad(&x, &t8, &mut gb, reduction).unwrap(),
                 _ if half == "f16" => f.loss_and_grad(&xh, &t8, &mut gh, reduction).unwrap(),
                 _ if kind == "u8" => f.loss_and_grad(&x, &t8, &mut g, reduction).unwrap(),
                 _ => f.loss_and_grad(&x, &t, &mut g, reduction).unwrap(),

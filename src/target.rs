@@ -74,13 +74,7 @@ pub(crate) mod sealed {
         pub(crate) fn load<L: crate::backend::lane::Lane>(&self, r: core::ops::Range<usize>) -> L {
             match self {
                 Slice::F32(t) => L::load_or(&t[r], 0.0),
-                Slice::U8(t) => {
-                    let mut a = [0f32; crate::backend::MAX_LANES];
-                    for (d, &v) in a.iter_mut().zip(&t[r]) {
-                        *d = v as f32;
-                    }
-                    L::load_or(&a[..L::LANES], 0.0)
-                }
+                Slice::U8(t) => L::load_u8(&t[r]),
                 Slice::Bf16(t) => L::load_bf16(&t[r], 0.0),
                 Slice::F16(t) => L::load_f16(&t[r], 0.0),
             }

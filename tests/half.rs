@@ -119,6 +119,7 @@ fn sigmoid_half_precision_is_the_f32_computation_rounded_once() {
         (512, 8),
         (1030, 10),
         (2048 + 17, 1),
+        (7 * 937, 7),
     ] {
         let x = logits(&mut rng, n);
         let hard: Vec<u8> = (0..n).map(|_| (rng.unit() < 0.2) as u8).collect();
@@ -140,6 +141,25 @@ fn sigmoid_half_precision_is_the_f32_computation_rounded_once() {
                 .label_smoothing(0.1)
                 .modulator(Modulator::Geometric);
             all_types(&weighted, &x, &hard, &format!("{what} weighted"));
+            // Runs of hard targets broken by soft ones and by huge logits: the fast loop on
+            // the caller's slices stops and resumes around blocks of the general path.
+            let mix: Vec<f32> = (0..n)
+                .map(|i| match i % 97 {
+                    5 | 6 => 0.3,
+                    _ => hard[i] as f32,
+                })
+                .collect();
+            let mut xm = x.clone();
+            for v in xm.iter_mut().skip(301).step_by(1013) {
+                *v = -3.0e30;
+            }
+            all_types(&base, &xm, &mix, &format!("{what} mixed"));
+            all_types(
+                &base,
+                &xm,
+                &round::<bf16>(&mix),
+                &format!("{what} mixed bf16"),
+            );
             let g05 = Focal::new(0.5).classes(c).backend(backend);
             check::<bf16, u8, bf16>(&g05, &x, &hard, &format!("{what} gamma 0.5"));
         }

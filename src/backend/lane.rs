@@ -82,6 +82,15 @@ pub(crate) trait Lane:
         let a: [f32; MAX_LANES] = float::padded_f16(src, fill);
         Self::load_or(&a[..Self::LANES], fill)
     }
+    /// `src[..LANES]` as `f32` (exactly), or `src` padded with 0 when it is shorter.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load_u8(src: &[u8]) -> Self {
+        let mut a = [0f32; MAX_LANES];
+        for (d, &v) in a.iter_mut().zip(src) {
+            *d = v as f32;
+        }
+        Self::load_or(&a[..Self::LANES], 0.0)
+    }
     /// Writes the first `min(dst.len(), LANES)` lanes as `bf16` bits, each rounded to
     /// nearest, ties to even (a NaN stays a quiet NaN).
     #[cfg_attr(not(opt_level_0), inline(always))]
@@ -370,6 +379,11 @@ impl<L: Lane> Lane for Two<L> {
     fn load_f16(src: &[u16], fill: f32) -> Self {
         let hi = src.get(L::LANES..).unwrap_or(&[]);
         Two(L::load_f16(src, fill), L::load_f16(hi, fill))
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load_u8(src: &[u8]) -> Self {
+        let hi = src.get(L::LANES..).unwrap_or(&[]);
+        Two(L::load_u8(src), L::load_u8(hi))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn store_bf16(self, dst: &mut [u16]) {

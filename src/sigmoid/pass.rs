@@ -25,7 +25,7 @@
 use super::kernel::{self, Consts, Weights};
 use crate::backend::lane::{Lane, Two, TwoMask};
 use crate::backend::{Isa, Kernel, MAX_LANES, Part, select};
-use crate::float::{Dst, Src};
+use crate::float::{Dst, Elem, Half, Src};
 use crate::sum::Dd;
 use crate::target::Target;
 use crate::target::sealed::Slice;
@@ -455,14 +455,30 @@ pub(crate) fn pass<L: Body>(
         (Some(xf), Slice::F32(tf)) => Some((xf, tf)),
         _ => None,
     };
-    match (whole, out.as_sink()) {
-        (Some((xf, tf)), Some(mut sink)) => {
-            let mut j = job.with_targets(tf);
-            j.x = xf;
-            L::body(&j, &params, &mut sink, &mut st);
+    if let (Some((xf, tf)), Some(mut sink)) = (whole, out.as_sink()) {
+        let mut j = job.with_targets(tf);
+        j.x = xf;
+        L::body(&j, &params, &mut sink, &mut st);
+    } else {
+        // Runs of hard targets go through the fast loop on the caller's slices (without a
+        // gradient, or writing one); the rest, a block at a time, through `blocks`. A run
+        // stops at a pair of vectors (from an even vector on), a block ends at a multiple of
+        // `BLOCK` or at the end: every block starts at an even vector, as `body` requires.
+        let typed = job.eps == 0.0
+            && job.gamma <= kernel::FAST_GAMMA_MAX
+            && matches!(out, Out::None | Out::Write(..));
+        let n = x.len();
+        let mut i = 0;
+        while i < n {
+            if typed {
+                i = typed_hard_run::<L>(job, &params, x, t, out, &mut st, i);
+            }
+            if L::LANES > 1 {
+                i = blocks::<L, BLOCK>(job, &params, x, t, out, &mut st, i);
+            } else {
+                i = blocks::<L, SCALAR_BLOCK>(job, &params, x, t, out, &mut st, i);
+            }
         }
-        _ if L::LANES > 1 => blocks::<L, BLOCK>(job, &params, x, t, out, &mut st),
-        _ => blocks::<L, SCALAR_BLOCK>(job, &params, x, t, out, &mut st),
     }
     let (loss, positives) = L::acc_total(st.acc);
     Sums {
@@ -472,8 +488,9 @@ pub(crate) fn pass<L: Body>(
     }
 }
 
-/// [`pass`] on blocks of `N` elements (see [`BLOCK`]): the logits and targets widened into
-/// stack buffers, the outputs narrowed from one, the state `st` carried from block to block.
+/// [`pass`] on the block of (at most) `N` elements from `s` on (see [`BLOCK`]; `s` at an even
+/// vector), the logits and targets widened into stack buffers, the outputs narrowed from one,
+/// the state `st` carried on; returns where the block ends (`s` past the end: `s`).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn blocks<L: Body, const N: usize>(
     job: &Job<'_, ()>,
@@ -482,11 +499,11 @@ fn blocks<L: Body, const N: usize>(
     t: Slice<'_>,
     out: &mut Out<'_>,
     st: &mut State<L>,
-) {
+    s: usize,
+) -> usize {
     let (mut bx, mut bt, mut bg) = ([0f32; N], [0f32; N], [0f32; N]);
     let n = x.len();
-    let mut s = 0;
-    while s < n {
+    if s < n {
         let e = (s + N).min(n);
         let len = e - s;
         let xb = match x {
@@ -531,7 +548,129 @@ fn blocks<L: Body, const N: usize>(
                 d.slice(s..e).narrow::<L>(g);
             }
         }
-        s = e;
+        return e;
+    }
+    s
+}
+
+/// [`hard_run`] from `i` on the caller's slices (`x`, `t` and a gradient of any element types,
+/// converted in registers), without a gradient or writing one (`out` is [`Out::None`] or
+/// [`Out::Write`]), the state `st` carried on; returns where it stopped. The same operations
+/// as in a block, on the same values: the same bits.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn typed_hard_run<L: Body>(
+    job: &Job<'_, ()>,
+    params: &ClassParams<'_>,
+    x: Src<'_>,
+    t: Slice<'_>,
+    out: &mut Out<'_>,
+    st: &mut State<L>,
+    i: usize,
+) -> usize {
+    match x {
+        Src::F32(v) => typed_t::<L, f32>(job, params, v, Half::Bf16, t, out, st, i),
+        Src::Bf16(v) => typed_t::<L, u16>(job, params, v, Half::Bf16, t, out, st, i),
+        Src::F16(v) => typed_t::<L, u16>(job, params, v, Half::F16, t, out, st, i),
+    }
+}
+
+/// [`typed_hard_run`] with the logits' type fixed.
+#[cfg_attr(not(opt_level_0), inline(always))]
+#[allow(clippy::too_many_arguments)]
+fn typed_t<L: Body, X: Elem>(
+    job: &Job<'_, ()>,
+    params: &ClassParams<'_>,
+    x: &[X],
+    hx: Half,
+    t: Slice<'_>,
+    out: &mut Out<'_>,
+    st: &mut State<L>,
+    i: usize,
+) -> usize {
+    let ht = match t {
+        Slice::F16(_) => Half::F16,
+        _ => Half::Bf16,
+    };
+    match t {
+        Slice::F32(t) => typed_g::<L, X, f32>(job, params, Data { x, t, hx, ht }, out, st, i),
+        Slice::U8(t) => typed_g::<L, X, u8>(job, params, Data { x, t, hx, ht }, out, st, i),
+        Slice::Bf16(t) | Slice::F16(t) => {
+            typed_g::<L, X, u16>(job, params, Data { x, t, hx, ht }, out, st, i)
+        }
+    }
+}
+
+/// [`typed_hard_run`] with the logits' and targets' types fixed.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn typed_g<L: Body, X: Elem, U: TargetElem>(
+    job: &Job<'_, ()>,
+    params: &ClassParams<'_>,
+    data: Data<'_, X, U>,
+    out: &mut Out<'_>,
+    st: &mut State<L>,
+    i: usize,
+) -> usize {
+    let g = match out {
+        Out::None => TypedOut::None,
+        Out::Write(Dst::F32(g), f) => TypedOut::Write(g, *f, Half::Bf16),
+        Out::Write(Dst::Bf16(g), f) => TypedOut::WriteHalf(g, *f, Half::Bf16),
+        Out::Write(Dst::F16(g), f) => TypedOut::WriteHalf(g, *f, Half::F16),
+        _ => return i,
+    };
+    L::part(Hard {
+        job,
+        params,
+        data,
+        g,
+        st,
+        i,
+    })
+}
+
+/// The output of [`typed_hard_run`]: none, or `g = factor * dl/dx` into a slice of `f32` or
+/// of half-precision bits in the given format.
+enum TypedOut<'o> {
+    None,
+    Write(&'o mut [f32], f32, Half),
+    WriteHalf(&'o mut [u16], f32, Half),
+}
+
+/// The arguments of one [`typed_hard_run`], as a [`Part`] for [`Body::part`]: one compiled
+/// loop per backend and combination of element types.
+struct Hard<'r, 'j, 'p, 'd, 'o, L: Lane, X, U> {
+    job: &'r Job<'j, ()>,
+    params: &'r ClassParams<'p>,
+    data: Data<'d, X, U>,
+    g: TypedOut<'o>,
+    st: &'r mut State<L>,
+    i: usize,
+}
+
+impl<L: Lane, X: Elem, U: TargetElem> Part<L> for Hard<'_, '_, '_, '_, '_, L, X, U> {
+    type Output = usize;
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run(self) -> usize {
+        let Hard {
+            job,
+            params,
+            data,
+            g,
+            st,
+            i,
+        } = self;
+        let k = Consts::<L>::new(job.gamma, job.eps);
+        let at = (&mut st.c0, &mut st.row);
+        match g {
+            TypedOut::None => hard_run(job, data, params, &k, i, at, &mut st.acc, Discard),
+            TypedOut::Write(g, f, h) => {
+                let out = WriteGrad(g, L::splat(f), h);
+                hard_run(job, data, params, &k, i, at, &mut st.acc, out)
+            }
+            TypedOut::WriteHalf(g, f, h) => {
+                let out = WriteGrad(g, L::splat(f), h);
+                hard_run(job, data, params, &k, i, at, &mut st.acc, out)
+            }
+        }
     }
 }
 
@@ -569,18 +708,25 @@ pub(crate) fn body<L: Lane>(
         if fast {
             let at = (&mut c0, &mut row);
             i = match sink {
-                Sink::None => hard_run(job, params, &k, i, at, &mut acc, Discard),
+                Sink::None => hard_run(job, Data::of(job), params, &k, i, at, &mut acc, Discard),
                 Sink::Write(out, s) => {
-                    let out = WriteGrad(out, L::splat(*s));
-                    hard_run(job, params, &k, i, at, &mut acc, out)
+                    let out = WriteGrad(out, L::splat(*s), Half::Bf16);
+                    hard_run(job, Data::of(job), params, &k, i, at, &mut acc, out)
                 }
                 Sink::Add(out, s) => {
                     let out = AddGrad(out, L::splat(*s));
-                    hard_run(job, params, &k, i, at, &mut acc, out)
+                    hard_run(job, Data::of(job), params, &k, i, at, &mut acc, out)
                 }
-                Sink::Elementwise(out) => {
-                    hard_run(job, params, &k, i, at, &mut acc, WriteLoss(out))
-                }
+                Sink::Elementwise(out) => hard_run(
+                    job,
+                    Data::of(job),
+                    params,
+                    &k,
+                    i,
+                    at,
+                    &mut acc,
+                    WriteLoss(out),
+                ),
             };
             if i >= n {
                 break;
@@ -664,7 +810,7 @@ impl Stride {
 fn emit<L: Lane>(sink: &mut Sink<'_>, range: core::ops::Range<usize>, l: L, g: L) {
     match sink {
         Sink::None => Discard.emit(range, l, g),
-        Sink::Write(out, s) => WriteGrad(out, L::splat(*s)).emit(range, l, g),
+        Sink::Write(out, s) => WriteGrad(out, L::splat(*s), Half::Bf16).emit(range, l, g),
         Sink::Add(out, s) => AddGrad(out, L::splat(*s)).emit(range, l, g),
         Sink::Elementwise(out) => WriteLoss(out).emit(range, l, g),
     }
@@ -679,8 +825,9 @@ trait Emit<L: Lane> {
 
 /// [`Sink::None`].
 struct Discard;
-/// [`Sink::Write`], the factor splat.
-struct WriteGrad<'o, L>(&'o mut [f32], L);
+/// [`Sink::Write`], the factor splat, into a slice of `f32` or of half-precision bits in the
+/// format of the third field (each value rounded once).
+struct WriteGrad<'o, L, G = f32>(&'o mut [G], L, Half);
 /// [`Sink::Add`], the factor splat.
 struct AddGrad<'o, L>(&'o mut [f32], L);
 /// [`Sink::Elementwise`].
@@ -691,10 +838,10 @@ impl<L: Lane> Emit<L> for Discard {
     fn emit(&mut self, _: core::ops::Range<usize>, _: L, _: L) {}
 }
 
-impl<L: Lane> Emit<L> for WriteGrad<'_, L> {
+impl<L: Lane, G: Elem> Emit<L> for WriteGrad<'_, L, G> {
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
-        (g * self.1).store(&mut self.0[range]);
+        G::store(g * self.1, &mut self.0[range], self.2);
     }
 }
 
@@ -795,19 +942,65 @@ fn add_sums<V: Lane>(acc: &mut V::Acc, l: V, t: V, count_positives: bool) {
     }
 }
 
-/// The logits and targets of the two vectors at `i` and `i + L::LANES`.
-#[cfg_attr(not(opt_level_0), inline(always))]
-fn load_pair<L: Lane, T: Target>(job: &Job<'_, T>, i: usize) -> (Two<L>, Two<L>) {
-    let (i1, i2) = (i + L::LANES, i + 2 * L::LANES);
-    let x = Two(
-        L::load_or(&job.x[i..i1], 0.0),
-        L::load_or(&job.x[i1..i2], 0.0),
-    );
-    let t = Two(
-        load_targets::<L, T>(&job.t[i..i1]),
-        load_targets::<L, T>(&job.t[i1..i2]),
-    );
-    (x, t)
+/// The logits and targets the fast loops read: the `f32` ones of a [`Job`] (or of a block of
+/// it), or the caller's slices themselves, of any element types, converted in registers
+/// (half-precision bits in the formats `hx`, `ht`).
+#[derive(Clone, Copy)]
+struct Data<'d, X, U> {
+    x: &'d [X],
+    t: &'d [U],
+    hx: Half,
+    ht: Half,
+}
+
+impl<'d> Data<'d, f32, f32> {
+    /// The logits and targets of `job`.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn of(job: &Job<'d, f32>) -> Self {
+        Data {
+            x: job.x,
+            t: job.t,
+            hx: Half::Bf16,
+            ht: Half::Bf16,
+        }
+    }
+}
+
+impl<X: Elem, U: TargetElem> Data<'_, X, U> {
+    /// The logits and targets of the `V::LANES` elements at `i` (all in range).
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load<V: Lane>(&self, i: usize) -> (V, V) {
+        let r = i..i + V::LANES;
+        let x = X::load::<V>(&self.x[r.clone()], 0.0, self.hx);
+        (x, U::load::<V>(&self.t[r], self.ht))
+    }
+}
+
+/// How the fast loops read a full vector of targets of one element type (`u16`:
+/// half-precision bits in the format `h`), exactly.
+pub(crate) trait TargetElem: Copy + Sync {
+    fn load<L: Lane>(src: &[Self], h: Half) -> L;
+}
+
+impl TargetElem for f32 {
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load<L: Lane>(src: &[f32], _: Half) -> L {
+        L::load_or(src, 0.0)
+    }
+}
+
+impl TargetElem for u8 {
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load<L: Lane>(src: &[u8], _: Half) -> L {
+        L::load_u8(src)
+    }
+}
+
+impl TargetElem for u16 {
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn load<L: Lane>(src: &[u16], h: Half) -> L {
+        <u16 as Elem>::load(src, 0.0, h)
+    }
 }
 
 /// Whether the fast loops take vectors two at a time from `i`: on the vector backends, from
@@ -826,8 +1019,10 @@ fn pair_at<L: Lane>(i: usize, n: usize) -> bool {
 /// pairs of vectors (see [`pair_at`]), the first of the first other pair). Advances the class
 /// offset and the row `at`.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn hard_run<L: Lane, T: Target>(
+#[allow(clippy::too_many_arguments)]
+fn hard_run<L: Lane, T, X: Elem, U: TargetElem>(
     job: &Job<'_, T>,
+    data: Data<'_, X, U>,
     params: &ClassParams<'_>,
     k: &Consts<L>,
     mut i: usize,
@@ -835,7 +1030,7 @@ fn hard_run<L: Lane, T: Target>(
     acc: &mut L::Acc,
     mut out: impl Emit<L>,
 ) -> usize {
-    let (n, c) = (job.x.len(), job.classes);
+    let (n, c) = (data.x.len(), job.classes);
     let stride = Stride::new::<L>(c);
     let (mut c0, mut row) = (*at.0, *at.1);
     let mut acc_ = *acc;
@@ -844,7 +1039,7 @@ fn hard_run<L: Lane, T: Target>(
         // accumulation serves both.
         let k2 = k.two();
         while pair_at::<L>(i, n) {
-            let (x, t) = load_pair::<L, T>(job, i);
+            let (x, t) = data.load::<Two<L>>(i);
             let (fast, y) = Two::all_hard(x, t, kernel::FAST_X_MAX);
             if !fast {
                 break;
@@ -862,8 +1057,7 @@ fn hard_run<L: Lane, T: Target>(
         }
     } else {
         while i + L::LANES <= n {
-            let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
-            let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+            let (x, t) = data.load::<L>(i);
             let (fast, y) = L::all_hard(x, t, kernel::FAST_X_MAX);
             if !fast {
                 break;
@@ -937,8 +1131,8 @@ fn soft_step<V: Lane>(
 /// `gamma <= FAST_GAMMA_MAX`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 #[allow(clippy::too_many_arguments)]
-fn soft_run<L: Lane, T: Target>(
-    job: &Job<'_, T>,
+fn soft_run<L: Lane>(
+    job: &Job<'_, f32>,
     params: &ClassParams<'_>,
     k: &Consts<L>,
     mut i: usize,
@@ -954,7 +1148,7 @@ fn soft_run<L: Lane, T: Target>(
     if L::PAIRS {
         let k2 = k.two();
         while pair_at::<L>(i, n) {
-            let (x, t) = load_pair::<L, T>(job, i);
+            let (x, t) = Data::of(job).load::<Two<L>>(i);
             let (i1, at1) = (i + L::LANES, stride.next((c0, row)));
             let wt = || {
                 let (w0, w1) = (
@@ -977,8 +1171,7 @@ fn soft_run<L: Lane, T: Target>(
         }
     } else {
         while i + L::LANES <= n {
-            let x = L::load_or(&job.x[i..i + L::LANES], 0.0);
-            let t = load_targets::<L, T>(&job.t[i..i + L::LANES]);
+            let (x, t) = Data::of(job).load::<L>(i);
             let wt = || vector_weights(job, params, (c0, row));
             let all_hard = |h: L::Mask| hard_run_too && L::all(h);
             let Some((l, g)) = soft_step(x, t, wt, k, job.modulator, all_hard) else {

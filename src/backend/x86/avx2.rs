@@ -230,6 +230,25 @@ impl Lane for V256x2 {
         }
     }
     #[inline(always)]
+    fn load_u8(src: &[u8]) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant (AVX2); reads the 16 bytes of the array `a`.
+            Some(a) => unsafe {
+                let v = _mm_loadu_si128(a.as_ptr().cast());
+                let lo = _mm256_cvtepu8_epi32(v);
+                let hi = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(v));
+                V256x2([_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi)])
+            },
+            None => {
+                let mut a = [0f32; 16];
+                for (d, &v) in a.iter_mut().zip(src) {
+                    *d = v as f32;
+                }
+                Self::load_or(&a, 0.0)
+            }
+        }
+    }
+    #[inline(always)]
     fn store_bf16(self, dst: &mut [u16]) {
         /// Round to nearest even on the bits (add 0x7fff and the lowest kept bit), quiet NaN
         /// kept: the bf16 bits in the low word of each lane.

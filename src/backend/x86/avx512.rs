@@ -189,6 +189,22 @@ impl Lane for V512 {
         }
     }
     #[inline(always)]
+    fn load_u8(src: &[u8]) -> Self {
+        match src.first_chunk::<16>() {
+            // SAFETY: invariant; reads the 16 bytes of the array `a`.
+            Some(a) => V512(unsafe {
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(a.as_ptr().cast())))
+            }),
+            None => {
+                let mut a = [0f32; 16];
+                for (d, &v) in a.iter_mut().zip(src) {
+                    *d = v as f32;
+                }
+                Self::load_or(&a, 0.0)
+            }
+        }
+    }
+    #[inline(always)]
     fn store_bf16(self, dst: &mut [u16]) {
         // SAFETY: invariant. Round to nearest even on the bits (add 0x7fff and the lowest
         // kept bit), quiet NaN kept, then the high words (vpmovdw).
