@@ -1,6 +1,8 @@
 //! The loop that feeds the core, written once over [`Lane`]: every backend instantiates it
-//! once, as [`Body::body`], for `f32` targets; byte targets are widened into a stack buffer
-//! block by block and go through the same function.
+//! once, as [`Body::body`], for `f32` targets; byte targets and half-precision data are
+//! widened into stack buffers block by block and go through the same function, except the
+//! runs of hard targets without a gradient or writing one, which one loop per pair of element
+//! types reads from the caller's slices (see [`typed_hard_run`]).
 //!
 //! The batch is one flat stream of `L::LANES`-element vectors, whatever the number of classes:
 //! the per-class parameters of a vector that starts at class `c0` are read from a stack copy
