@@ -275,6 +275,16 @@ pub(crate) fn padded_bf16<const N: usize>(src: &[u16], fill: f32) -> [f32; N] {
     a
 }
 
+/// `src` (bytes) widened into `N` `f32`, padded with 0.
+#[inline(always)]
+pub(crate) fn padded_u8<const N: usize>(src: &[u8]) -> [f32; N] {
+    let mut a = [0.0; N];
+    for (d, &b) in a.iter_mut().zip(src) {
+        *d = b as f32;
+    }
+    a
+}
+
 /// `src` (`f16` bits) widened into `N` `f32`, padded with `fill`.
 #[inline(always)]
 pub(crate) fn padded_f16<const N: usize>(src: &[u16], fill: f32) -> [f32; N] {

@@ -85,10 +85,7 @@ pub(crate) trait Lane:
     /// `src[..LANES]` as `f32` (exactly), or `src` padded with 0 when it is shorter.
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn load_u8(src: &[u8]) -> Self {
-        let mut a = [0f32; MAX_LANES];
-        for (d, &v) in a.iter_mut().zip(src) {
-            *d = v as f32;
-        }
+        let a: [f32; MAX_LANES] = float::padded_u8(src);
         Self::load_or(&a[..Self::LANES], 0.0)
     }
     /// Writes the first `min(dst.len(), LANES)` lanes as `bf16` bits, each rounded to

@@ -2,7 +2,7 @@
 //! once, as [`Body::body`], for `f32` targets; byte targets and half-precision data are
 //! widened into stack buffers block by block and go through the same function, except the
 //! runs of hard targets without a gradient or writing one, which one loop per pair of element
-//! types reads from the caller's slices (see [`typed_hard_run`]).
+//! types reads from the caller's slices (see [`typed_t`]).
 //!
 //! The batch is one flat stream of `L::LANES`-element vectors, whatever the number of classes:
 //! the per-class parameters of a vector that starts at class `c0` are read from a stack copy
@@ -461,26 +461,10 @@ pub(crate) fn pass<L: Body>(
         let mut j = job.with_targets(tf);
         j.x = xf;
         L::body(&j, &params, &mut sink, &mut st);
+    } else if L::LANES > 1 {
+        blocks::<L, BLOCK>(job, &params, x, t, out, &mut st);
     } else {
-        // Runs of hard targets go through the fast loop on the caller's slices (without a
-        // gradient, or writing one); the rest, a block at a time, through `blocks`. A run
-        // stops at a pair of vectors (from an even vector on), a block ends at a multiple of
-        // `BLOCK` or at the end: every block starts at an even vector, as `body` requires.
-        let typed = job.eps == 0.0
-            && job.gamma <= kernel::FAST_GAMMA_MAX
-            && matches!(out, Out::None | Out::Write(..));
-        let n = x.len();
-        let mut i = 0;
-        while i < n {
-            if typed {
-                i = typed_hard_run::<L>(job, &params, x, t, out, &mut st, i);
-            }
-            if L::LANES > 1 {
-                i = blocks::<L, BLOCK>(job, &params, x, t, out, &mut st, i);
-            } else {
-                i = blocks::<L, SCALAR_BLOCK>(job, &params, x, t, out, &mut st, i);
-            }
-        }
+        blocks::<L, SCALAR_BLOCK>(job, &params, x, t, out, &mut st);
     }
     let (loss, positives) = L::acc_total(st.acc);
     Sums {
@@ -490,9 +474,12 @@ pub(crate) fn pass<L: Body>(
     }
 }
 
-/// [`pass`] on the block of (at most) `N` elements from `s` on (see [`BLOCK`]; `s` at an even
-/// vector), the logits and targets widened into stack buffers, the outputs narrowed from one,
-/// the state `st` carried on; returns where the block ends (`s` past the end: `s`).
+/// [`pass`] on data not all `f32`, the state `st` carried on. In turn: the run of hard targets
+/// from where it is, without a gradient or writing one, through [`hard_run`] on the caller's
+/// slices (see [`typed_t`]); then one block of (at most) `N` elements (see [`BLOCK`]), the
+/// logits and targets widened into stack buffers, the outputs narrowed from one. A run stops
+/// at a pair of vectors, a block ends `N` elements after it starts or at the end: every block
+/// starts at an even vector, as [`body`] requires.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn blocks<L: Body, const N: usize>(
     job: &Job<'_, ()>,
@@ -501,11 +488,21 @@ fn blocks<L: Body, const N: usize>(
     t: Slice<'_>,
     out: &mut Out<'_>,
     st: &mut State<L>,
-    s: usize,
-) -> usize {
+) {
+    let typed = job.eps == 0.0 && job.gamma <= kernel::FAST_GAMMA_MAX;
     let (mut bx, mut bt, mut bg) = ([0f32; N], [0f32; N], [0f32; N]);
     let n = x.len();
-    if s < n {
+    let mut s = 0;
+    while s < n {
+        s = match x {
+            _ if !typed => s,
+            Src::F32(v) => typed_t::<L, f32>(job, params, v, Half::Bf16, t, out, st, s),
+            Src::Bf16(v) => typed_t::<L, u16>(job, params, v, Half::Bf16, t, out, st, s),
+            Src::F16(v) => typed_t::<L, u16>(job, params, v, Half::F16, t, out, st, s),
+        };
+        if s >= n {
+            break;
+        }
         let e = (s + N).min(n);
         let len = e - s;
         let xb = match x {
@@ -550,33 +547,15 @@ fn blocks<L: Body, const N: usize>(
                 d.slice(s..e).narrow::<L>(g);
             }
         }
-        return e;
-    }
-    s
-}
-
-/// [`hard_run`] from `i` on the caller's slices (`x`, `t` and a gradient of any element types,
-/// converted in registers), without a gradient or writing one (`out` is [`Out::None`] or
-/// [`Out::Write`]), the state `st` carried on; returns where it stopped. The same operations
-/// as in a block, on the same values: the same bits.
-#[cfg_attr(not(opt_level_0), inline(always))]
-fn typed_hard_run<L: Body>(
-    job: &Job<'_, ()>,
-    params: &ClassParams<'_>,
-    x: Src<'_>,
-    t: Slice<'_>,
-    out: &mut Out<'_>,
-    st: &mut State<L>,
-    i: usize,
-) -> usize {
-    match x {
-        Src::F32(v) => typed_t::<L, f32>(job, params, v, Half::Bf16, t, out, st, i),
-        Src::Bf16(v) => typed_t::<L, u16>(job, params, v, Half::Bf16, t, out, st, i),
-        Src::F16(v) => typed_t::<L, u16>(job, params, v, Half::F16, t, out, st, i),
+        s = e;
     }
 }
 
-/// [`typed_hard_run`] with the logits' type fixed.
+/// [`hard_run`] from `i` on the caller's slices (logits `x` of type `X`, half-precision bits in
+/// the format `hx`; targets `t` and a gradient of any element types, converted in registers),
+/// when `out` is [`Out::None`] or [`Out::Write`], the state `st` carried on; returns where it
+/// stopped (`i` for other outputs). The same operations as in a block, on the same values:
+/// the same bits.
 #[cfg_attr(not(opt_level_0), inline(always))]
 #[allow(clippy::too_many_arguments)]
 fn typed_t<L: Body, X: Elem>(
@@ -602,7 +581,7 @@ fn typed_t<L: Body, X: Elem>(
     }
 }
 
-/// [`typed_hard_run`] with the logits' and targets' types fixed.
+/// [`typed_t`] with the targets' type fixed.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn typed_g<L: Body, X: Elem, U: TargetElem>(
     job: &Job<'_, ()>,
@@ -614,7 +593,7 @@ fn typed_g<L: Body, X: Elem, U: TargetElem>(
 ) -> usize {
     let g = match out {
         Out::None => TypedOut::None,
-        Out::Write(Dst::F32(g), f) => TypedOut::Write(g, *f, Half::Bf16),
+        Out::Write(Dst::F32(g), f) => TypedOut::Write(g, *f),
         Out::Write(Dst::Bf16(g), f) => TypedOut::WriteHalf(g, *f, Half::Bf16),
         Out::Write(Dst::F16(g), f) => TypedOut::WriteHalf(g, *f, Half::F16),
         _ => return i,
@@ -629,15 +608,15 @@ fn typed_g<L: Body, X: Elem, U: TargetElem>(
     })
 }
 
-/// The output of [`typed_hard_run`]: none, or `g = factor * dl/dx` into a slice of `f32` or
-/// of half-precision bits in the given format.
+/// The output of [`typed_t`]: none, or `g = factor * dl/dx` into a slice of `f32` or of
+/// half-precision bits in the given format.
 enum TypedOut<'o> {
     None,
-    Write(&'o mut [f32], f32, Half),
+    Write(&'o mut [f32], f32),
     WriteHalf(&'o mut [u16], f32, Half),
 }
 
-/// The arguments of one [`typed_hard_run`], as a [`Part`] for [`Body::part`]: one compiled
+/// The arguments of one [`typed_t`], as a [`Part`] for [`Body::part`]: one compiled
 /// loop per backend and combination of element types.
 struct Hard<'r, 'j, 'p, 'd, 'o, L: Lane, X, U> {
     job: &'r Job<'j, ()>,
@@ -664,8 +643,8 @@ impl<L: Lane, X: Elem, U: TargetElem> Part<L> for Hard<'_, '_, '_, '_, '_, L, X,
         let at = (&mut st.c0, &mut st.row);
         match g {
             TypedOut::None => hard_run(job, data, params, &k, i, at, &mut st.acc, Discard),
-            TypedOut::Write(g, f, h) => {
-                let out = WriteGrad(g, L::splat(f), h);
+            TypedOut::Write(g, f) => {
+                let out = WriteGrad(g, L::splat(f), Half::Bf16);
                 hard_run(job, data, params, &k, i, at, &mut st.acc, out)
             }
             TypedOut::WriteHalf(g, f, h) => {
@@ -708,27 +687,20 @@ pub(crate) fn body<L: Lane>(
     while i < n {
         let start = i;
         if fast {
-            let at = (&mut c0, &mut row);
+            let (at, data) = ((&mut c0, &mut row), Data::of(job));
             i = match sink {
-                Sink::None => hard_run(job, Data::of(job), params, &k, i, at, &mut acc, Discard),
+                Sink::None => hard_run(job, data, params, &k, i, at, &mut acc, Discard),
                 Sink::Write(out, s) => {
                     let out = WriteGrad(out, L::splat(*s), Half::Bf16);
-                    hard_run(job, Data::of(job), params, &k, i, at, &mut acc, out)
+                    hard_run(job, data, params, &k, i, at, &mut acc, out)
                 }
                 Sink::Add(out, s) => {
                     let out = AddGrad(out, L::splat(*s));
-                    hard_run(job, Data::of(job), params, &k, i, at, &mut acc, out)
+                    hard_run(job, data, params, &k, i, at, &mut acc, out)
                 }
-                Sink::Elementwise(out) => hard_run(
-                    job,
-                    Data::of(job),
-                    params,
-                    &k,
-                    i,
-                    at,
-                    &mut acc,
-                    WriteLoss(out),
-                ),
+                Sink::Elementwise(out) => {
+                    hard_run(job, data, params, &k, i, at, &mut acc, WriteLoss(out))
+                }
             };
             if i >= n {
                 break;

@@ -239,13 +239,7 @@ impl Lane for V256x2 {
                 let hi = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(v));
                 V256x2([_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi)])
             },
-            None => {
-                let mut a = [0f32; 16];
-                for (d, &v) in a.iter_mut().zip(src) {
-                    *d = v as f32;
-                }
-                Self::load_or(&a, 0.0)
-            }
+            None => Self::load_or(&float::padded_u8::<16>(src), 0.0),
         }
     }
     #[inline(always)]

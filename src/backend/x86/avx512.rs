@@ -195,13 +195,7 @@ impl Lane for V512 {
             Some(a) => V512(unsafe {
                 _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(a.as_ptr().cast())))
             }),
-            None => {
-                let mut a = [0f32; 16];
-                for (d, &v) in a.iter_mut().zip(src) {
-                    *d = v as f32;
-                }
-                Self::load_or(&a, 0.0)
-            }
+            None => Self::load_or(&float::padded_u8::<16>(src), 0.0),
         }
     }
     #[inline(always)]
