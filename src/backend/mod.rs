@@ -54,8 +54,8 @@ pub enum Backend {
     /// detected at run time; every AVX2 CPU has the other three, but a virtual machine may
     /// hide one, and then `Auto` takes `Portable`).
     Avx2,
-    /// Sixteen lanes in one 512-bit AVX-512F register, with POPCNT (x86-64, detected at run
-    /// time).
+    /// Sixteen lanes in one 512-bit register: AVX-512F with AVX-512DQ (every AVX-512 CPU
+    /// but the Xeon Phi) and POPCNT (x86-64, detected at run time).
     Avx512,
 }
 
@@ -159,7 +159,7 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
-    /// The widest instruction set of this CPU: AVX-512F, else AVX2 + FMA, else `Portable`
+    /// The widest instruction set of this CPU: AVX-512F + DQ, else AVX2 + FMA, else `Portable`
     /// if `wide` has vector registers in this build, else `Scalar`.
     fn best() -> Isa {
         #[cfg(target_arch = "x86_64")]

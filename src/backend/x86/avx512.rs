@@ -1,4 +1,6 @@
-//! The AVX-512F backend: 16 lanes in one 512-bit register, masks in k-registers.
+//! The AVX-512 backend (F and DQ): 16 lanes in one 512-bit register, masks in k-registers.
+//! DQ converts 64-bit integers (`i64` class labels) in vectors: without it LLVM converted
+//! them one by one (class-last C = 2 to 8 and `[N, 2, S]` 2-5% faster with it).
 //!
 //! `unsafe`: see the safety section of [`super`]. The vector type is private to this file;
 //! [`run`] alone instantiates work with it, and needs a [`Token`].
@@ -13,9 +15,9 @@ use crate::sum::Dd;
 
 entry! {
     vector: V512,
-    what: "AVX-512F and POPCNT",
-    enable: "avx512f,popcnt",
-    detect: ["avx512f", "popcnt"],
+    what: "AVX-512F, AVX-512DQ and POPCNT",
+    enable: "avx512f,avx512dq,popcnt",
+    detect: ["avx512f", "avx512dq", "popcnt"],
     extra: true,
     f64: F64x8(__m512d, _mm512_add_pd, _mm512_sub_pd),
     sum2: sum2_512

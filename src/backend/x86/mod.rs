@@ -1,4 +1,4 @@
-//! The x86-64 backends, chosen at run time: AVX-512F ([`avx512`], 16 lanes in one register)
+//! The x86-64 backends, chosen at run time: AVX-512F + DQ ([`avx512`], 16 lanes in one register)
 //! and AVX2 + FMA ([`avx2`], 16 lanes in two registers), and what they share. With the two
 //! backend files, the only `unsafe` code of the crate.
 //!
