@@ -520,6 +520,12 @@ mod tests {
                 let (mut b, mut h) = ([0u16; 64], [0u16; 64]);
                 x.store_bf16(&mut b[..v.len()]);
                 x.store_f16(&mut h[..v.len()]);
+                // The CPU's own bf16 conversion, where the backend has one: the same bits.
+                if L::bf16_native() {
+                    let mut nb = [0u16; 64];
+                    x.store_bf16_native(&mut nb[..v.len()]);
+                    ok &= nb[..v.len()] == b[..v.len()];
+                }
                 for (i, &f) in v.iter().enumerate() {
                     let want_b = bf16::from_f32(f).to_bits();
                     let want_h = f16::from_f32(f).to_bits();

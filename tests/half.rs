@@ -243,6 +243,63 @@ fn f16_gradients_overflow_to_inf_and_underflow_to_subnormals() {
     assert!(!g[1].is_normal());
 }
 
+#[test]
+fn bf16_gradients_of_subnormal_f32_values_keep_them() {
+    // Gradients below f32::MIN_POSITIVE (logits near -88 with negative targets) are bf16
+    // subnormals, rounded as `bf16::from_f32` rounds them: the AVX-512 BF16
+    // conversion reads such lanes as 0, so a vector holding one takes the integer rounding.
+    // Whole vectors of them, vectors with one, and none, on every backend.
+    let n = 4096;
+    let x: Vec<f32> = (0..n)
+        .map(|i| match i % 64 {
+            0..16 => -86.0 - (i % 5) as f32,
+            16 => -89.5,
+            _ => ((i % 13) as f32 - 6.0) * 0.7,
+        })
+        .collect();
+    let t: Vec<u8> = (0..n).map(|i| (i % 64 >= 17 && i % 5 == 0) as u8).collect();
+    let xh = round::<bf16>(&x);
+    let xw = widen(&xh);
+    for backend in Backend::available() {
+        // (gamma 0: the gradient of a negative is (1 - alpha) p, p = e^x.)
+        let f = Focal::new(0.0).alpha(0.25).backend(backend);
+        let mut g32 = vec![0f32; n];
+        f.loss_and_grad(&xw, &t, &mut g32, Reduction::Scale(0.5))
+            .unwrap();
+        // (Those that stay non-zero in bf16: from 2^-133.)
+        let subnormal = g32
+            .iter()
+            .filter(|v| !v.is_normal() && v.abs() >= f32::from_bits(0x0000_8000))
+            .count();
+        assert!(
+            subnormal >= n / 8,
+            "{backend:?}: {subnormal} subnormal gradients"
+        );
+        let mut g = vec![bf16::ZERO; n];
+        f.loss_and_grad(&xh, &t, &mut g, Reduction::Scale(0.5))
+            .unwrap();
+        let want = round::<bf16>(&g32);
+        let first = |g: &[bf16]| {
+            g.iter()
+                .zip(&want)
+                .position(|(a, b)| a.to_bits() != b.to_bits())
+        };
+        assert_eq!(
+            first(&g),
+            None,
+            "{backend:?}: the first gradient that differs"
+        );
+        let mut g = vec![bf16::ZERO; n];
+        f.loss_and_grad(&xw, &t, &mut g, Reduction::Scale(0.5))
+            .unwrap();
+        assert_eq!(
+            first(&g),
+            None,
+            "{backend:?}, f32 logits: the first that differs"
+        );
+    }
+}
+
 use focal_loss::{Label, SoftmaxFocal};
 
 /// The softmax family's [`check`]: loss, gradient (written and accumulated), per-row losses

@@ -98,6 +98,19 @@ pub(crate) trait Lane:
             *d = float::f32_to_bf16_bits(v);
         }
     }
+    /// Whether this CPU converts to `bf16` in one instruction that [`Lane::store_bf16_native`]
+    /// uses (AVX-512 BF16); asked once per run of the sigmoid family's typed hard-target
+    /// loop, which then has a copy of its own that writes through it.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn bf16_native() -> bool {
+        false
+    }
+    /// [`Lane::store_bf16`], the same bits, with the CPU's conversion where
+    /// [`Lane::bf16_native`] said it has one (only then called).
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn store_bf16_native(self, dst: &mut [u16]) {
+        self.store_bf16(dst)
+    }
     /// Writes the first `min(dst.len(), LANES)` lanes as `f16` bits, each rounded to
     /// nearest, ties to even (beyond 65520 in magnitude: `inf`).
     #[cfg_attr(not(opt_level_0), inline(always))]
@@ -387,6 +400,17 @@ impl<L: Lane> Lane for Two<L> {
         self.0.store_bf16(dst);
         if let Some(hi) = dst.get_mut(L::LANES..) {
             self.1.store_bf16(hi);
+        }
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn bf16_native() -> bool {
+        L::bf16_native()
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn store_bf16_native(self, dst: &mut [u16]) {
+        self.0.store_bf16_native(dst);
+        if let Some(hi) = dst.get_mut(L::LANES..) {
+            self.1.store_bf16_native(hi);
         }
     }
     #[cfg_attr(not(opt_level_0), inline(always))]

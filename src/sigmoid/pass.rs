@@ -594,6 +594,9 @@ fn typed_g<L: Body, X: Elem, U: TargetElem>(
     let g = match out {
         Out::None => TypedOut::None,
         Out::Write(Dst::F32(g), f) => TypedOut::Write(g, *f),
+        // (Asked once per run: the CPU's conversion in a loop of its own, not a test per
+        // vector. Sigmoid only: in the softmax passes it gained nothing measurable.)
+        Out::Write(Dst::Bf16(g), f) if L::bf16_native() => TypedOut::WriteBf16Native(g, *f),
         Out::Write(Dst::Bf16(g), f) => TypedOut::WriteHalf(g, *f, Half::Bf16),
         Out::Write(Dst::F16(g), f) => TypedOut::WriteHalf(g, *f, Half::F16),
         _ => return i,
@@ -609,11 +612,13 @@ fn typed_g<L: Body, X: Elem, U: TargetElem>(
 }
 
 /// The output of [`typed_t`]: none, or `g = factor * dl/dx` into a slice of `f32` or of
-/// half-precision bits in the given format.
+/// half-precision bits in the given format, or of `bf16` bits with the CPU's conversion
+/// ([`Lane::store_bf16_native`]; the same bits).
 enum TypedOut<'o> {
     None,
     Write(&'o mut [f32], f32),
     WriteHalf(&'o mut [u16], f32, Half),
+    WriteBf16Native(&'o mut [u16], f32),
 }
 
 /// The arguments of one [`typed_t`], as a [`Part`] for [`Body::part`]: one compiled
@@ -649,6 +654,10 @@ impl<L: Lane, X: Elem, U: TargetElem> Part<L> for Hard<'_, '_, '_, '_, '_, L, X,
             }
             TypedOut::WriteHalf(g, f, h) => {
                 let out = WriteGrad(g, L::splat(f), h);
+                hard_run(job, data, params, &k, i, at, &mut st.acc, out)
+            }
+            TypedOut::WriteBf16Native(g, f) => {
+                let out = WriteBf16Native(g, L::splat(f));
                 hard_run(job, data, params, &k, i, at, &mut st.acc, out)
             }
         }
@@ -802,6 +811,9 @@ struct Discard;
 /// [`Sink::Write`], the factor splat, into a slice of `f32` or of half-precision bits in the
 /// format of the third field (each value rounded once).
 struct WriteGrad<'o, L, G = f32>(&'o mut [G], L, Half);
+/// [`WriteGrad`] of `bf16` bits through [`Lane::store_bf16_native`] (only made where
+/// [`Lane::bf16_native`] holds).
+struct WriteBf16Native<'o, L>(&'o mut [u16], L);
 /// [`Sink::Add`], the factor splat.
 struct AddGrad<'o, L>(&'o mut [f32], L);
 /// [`Sink::Elementwise`].
@@ -816,6 +828,13 @@ impl<L: Lane, G: Elem> Emit<L> for WriteGrad<'_, L, G> {
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
         G::store(g * self.1, &mut self.0[range], self.2);
+    }
+}
+
+impl<L: Lane> Emit<L> for WriteBf16Native<'_, L> {
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn emit(&mut self, range: core::ops::Range<usize>, _: L, g: L) {
+        (g * self.1).store_bf16_native(&mut self.0[range]);
     }
 }
 

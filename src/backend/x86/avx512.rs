@@ -7,6 +7,7 @@
 
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::{padded, store_u16x16, total};
 use crate::backend::lane::{Lane, Two};
@@ -94,6 +95,49 @@ fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
         && ln.is_multiple_of(16)
         && n == Some(rows)
         && n.is_some_and(|n| cols >= n)
+}
+
+/// Whether this CPU has AVX-512 BF16 (CPUID leaf 7, sub-leaf 1, EAX bit 5), asked once: 0 not
+/// yet asked, 1 no, 2 yes. (cpufeatures 0.3 does not list it; the operating system's support
+/// of the 512-bit state is the AVX-512F token's.)
+static BF16: AtomicU8 = AtomicU8::new(0);
+
+fn has_bf16() -> bool {
+    match BF16.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: CPUID exists on every x86-64 CPU; sub-leaf 1 is read only where leaf 7
+            // reports it (EAX of sub-leaf 0: the highest sub-leaf).
+            #[allow(unused_unsafe)]
+            let yes =
+                unsafe { __cpuid_count(7, 0).eax >= 1 && __cpuid_count(7, 1).eax & (1 << 5) != 0 };
+            BF16.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
+}
+
+/// `VCVTNEPS2BF16`: each lane rounded to `bf16` (nearest, ties to even; a NaN quieted as
+/// [`Lane::store_bf16`] does), but a subnormal input read as 0.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 ([`has_bf16`]). (An assembler instruction: the intrinsic is
+/// compiled with the `avx512bf16` feature, which the backend's functions do not enable, and
+/// would be a call per vector.)
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn cvtneps2bf16(x: __m512) -> __m256i {
+    let h: __m256i;
+    // SAFETY: the caller's; reads one register and writes one, no memory, no flags.
+    unsafe {
+        core::arch::asm!(
+            "vcvtneps2bf16 {h}, {x}",
+            x = in(zmm_reg) x,
+            h = out(ymm_reg) h,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    h
 }
 
 /// The first `min(n, 16)` lanes (`n >= 1`).
@@ -213,6 +257,23 @@ impl Lane for V512 {
             _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_mask_blend_epi32(nan, up, q)))
         };
         store_u16x16(h, dst);
+    }
+    #[inline(always)]
+    fn bf16_native() -> bool {
+        has_bf16()
+    }
+    #[inline(always)]
+    fn store_bf16_native(self, dst: &mut [u16]) {
+        debug_assert!(has_bf16(), "store_bf16_native without AVX-512 BF16");
+        // SAFETY: invariant (AVX-512DQ's vfpclassps; 0x20: subnormal). Called only where
+        // `has_bf16` holds (through `bf16_native`, the trait's contract).
+        unsafe {
+            if _mm512_fpclass_ps_mask::<0x20>(self.0) != 0 {
+                // The instruction would flush these lanes to 0.
+                return self.store_bf16(dst);
+            }
+            store_u16x16(cvtneps2bf16(self.0), dst);
+        }
     }
     #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
