@@ -528,7 +528,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 /// for `gamma` in {0, 1, 2} (no second `exp`), `sqrt(b)` for `gamma = 0.5`, and
 /// `exp(-gamma (max(-z, 0) + l))` otherwise.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn element_hard<L: Lane>(
+pub(crate) fn element_hard<L: Lane>(
     x: L,
     y: L::Mask,
     wt: &Weights<L>,

@@ -14,10 +14,15 @@
 //!   for `gamma < 1` and has no cancellation: every factor is non-negative);
 //! - the gradient of the row is `dl/dz_j = p_j G_{-j} - K_j g_j q_j`, `G_{-j}` the sum of
 //!   `K_c g_c` over the classes other than `j` (see [`crate::softmax::pass`]).
+//!
+//! Rows of two classes take [`pair_term`] instead: the sigmoid core at the class's margin over
+//! the other class (`docs/softmax.md`, "Rows of two classes").
 
 use crate::backend::lane::Lane;
 use crate::math::{LN2_HI, LN2_LO};
-use crate::sigmoid::kernel::{Consts as LogConsts, modulator};
+use crate::sigmoid::kernel::{
+    Consts as LogConsts, FAST_GAMMA_MAX, FAST_X_MAX, Weights, element_hard, hard, modulator,
+};
 use crate::sum::two_sum;
 
 /// How `M = q^gamma` is formed.
@@ -41,8 +46,10 @@ pub(crate) enum Power {
 pub(crate) struct Consts<L> {
     pub gamma: L,
     pub power: Power,
-    /// The sigmoid core's parameters, for its split log-space modulator.
+    /// The sigmoid core's parameters, for its split log-space modulator and [`pair_term`].
     pub log: LogConsts<L>,
+    /// `gamma <= FAST_GAMMA_MAX`: [`pair_term`] may take the sigmoid core's unchecked form.
+    pub pair_fast: bool,
 }
 
 impl<L: Lane> Consts<L> {
@@ -58,6 +65,7 @@ impl<L: Lane> Consts<L> {
             gamma: L::splat(gamma),
             power,
             log: LogConsts::new(gamma, 0.0),
+            pair_fast: gamma <= FAST_GAMMA_MAX,
         }
     }
 }
@@ -241,4 +249,43 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let m_top = modulator::<L, true>(a, b, b_lo, &c.log);
     let m_top = L::select(t.eq(zero), zero, m_top);
     L::select(top & !unit, m_top, m_unit)
+}
+
+/// One class's term in a row of two classes, `(K M L, min(K g q, MAX))`: the loss term and the
+/// magnitude of its derivative with respect to `x = z_c - z_o`, the class's margin over the
+/// other one (exactly 0 on a tie, also of two infinite logits: the row is then uniform).
+///
+/// With two classes `p_c = sigmoid(x)`, `q_c = sigmoid(-x)` and `-ln p_c = softplus(-x)`, so
+/// that the term is the sigmoid family's hard element with target 1 at `x`, weighted by `K`:
+/// `K q^gamma softplus(-x)`, derivative `-K q^gamma (q + gamma p softplus(-x))` (the
+/// softmax's `-K g q`, see the module's notes). That core forms `q` from `e^(-|x|)` and one
+/// reciprocal without division, never as `1 - p`, and its modulator in log space for any
+/// `gamma` (its documented error: a few ULP), at a fraction of the cost of [`term`] and the
+/// row sums it needs. Infinite `x` are evaluated at `+-f32::MAX` with the limits of the
+/// sigmoid core: `x = +inf` gives 0 and 0; `x = -inf` (the label on a `-inf` class) the loss
+/// `+inf` where `K > 0` and the derivative `K`. `K = 0` gives `+0` and `+0`.
+#[cfg_attr(not(opt_level_0), inline(always))]
+pub(crate) fn pair_term<L: Lane>(x: L, k: L, c: &Consts<L>) -> (L, L) {
+    let zero = L::splat(0.0);
+    let max = L::splat(f32::MAX);
+    let target = zero.eq(zero);
+    let ax = x.abs();
+    let (loss, g) = if c.pair_fast && L::all(ax.lt(L::splat(FAST_X_MAX))) {
+        hard(x, target, k, zero, &c.log)
+    } else {
+        let one = L::splat(1.0);
+        let inf = ax.eq(L::splat(f32::INFINITY));
+        let xc = x.max(L::splat(f32::MIN)).min(max);
+        let wt = Weights {
+            a_pos: one,
+            a_neg: one,
+            w_pos: one,
+            w: k,
+            h_pos: k,
+            h_neg: zero,
+        };
+        element_hard(xc, target, &wt, &c.log, Some(inf))
+    };
+    // `g = -K g q` (as `-0` where it is 0): its magnitude, `+0` for 0.
+    (loss, (zero - g).min(max))
 }
