@@ -528,7 +528,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 /// for `gamma` in {0, 1, 2} (no second `exp`), `sqrt(b)` for `gamma = 0.5`, and
 /// `exp(-gamma (max(-z, 0) + l))` otherwise.
 #[cfg_attr(not(opt_level_0), inline(always))]
-pub(crate) fn element_hard<L: Lane>(
+fn element_hard<L: Lane>(
     x: L,
     y: L::Mask,
     wt: &Weights<L>,
@@ -590,6 +590,24 @@ fn hard_core<L: Lane, const CHECK: bool>(
     k: &Consts<L>,
     inf: Option<L::Mask>,
 ) -> (L, L, L::Mask) {
+    let (m, sp, bracket, wrong) = hard_terms::<L, CHECK>(x, y, k, inf);
+    // The weights multiply last (see `element_soft`).
+    let w = L::select(y, h_pos, h_neg);
+    let loss = w * (m * sp);
+    let grad = w * (m * bracket);
+    (loss, L::select(y, -grad, grad), wrong)
+}
+
+/// The factors of [`hard_core`]'s loss `w m sp` and derivative `-+w m bracket`: the
+/// modulator `m`, the cross-entropy `sp`, the bracket, and the wrong-side lanes (`x >= 0`
+/// where `t = 0`, `x < 0` where `t = 1`). `bracket` is clamped to `f32::MAX` with `CHECK`.
+#[cfg_attr(not(opt_level_0), inline(always))]
+pub(crate) fn hard_terms<L: Lane, const CHECK: bool>(
+    x: L,
+    y: L::Mask,
+    k: &Consts<L>,
+    inf: Option<L::Mask>,
+) -> (L, L, L, L::Mask) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let ax = x.abs();
@@ -635,9 +653,6 @@ fn hard_core<L: Lane, const CHECK: bool>(
     };
     // At +-inf on the right side b^gamma vanishes (gamma > 0), even for a tiny gamma.
     let m = vanish::<L>(inf, zero.lt(k.gamma) & !wrong, m);
-    // The weights multiply last (see `element_soft`).
-    let w = L::select(y, h_pos, h_neg);
-    let loss = w * (m * sp);
     let bracket = k.gamma.mul_add(ob * sp, b);
     // (Clamped where it may overflow: gamma |x| beyond the bounds of `hard`.)
     let bracket = if CHECK {
@@ -645,6 +660,5 @@ fn hard_core<L: Lane, const CHECK: bool>(
     } else {
         bracket
     };
-    let grad = w * (m * bracket);
-    (loss, L::select(y, -grad, grad), wrong)
+    (m, sp, bracket, wrong)
 }

@@ -21,7 +21,7 @@
 use crate::backend::lane::Lane;
 use crate::math::{LN2_HI, LN2_LO};
 use crate::sigmoid::kernel::{
-    Consts as LogConsts, FAST_GAMMA_MAX, FAST_X_MAX, Weights, element_hard, hard, modulator,
+    Consts as LogConsts, FAST_GAMMA_MAX, FAST_X_MAX, hard_terms, modulator,
 };
 use crate::sum::two_sum;
 
@@ -256,36 +256,37 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
 /// other one (exactly 0 on a tie, also of two infinite logits: the row is then uniform).
 ///
 /// With two classes `p_c = sigmoid(x)`, `q_c = sigmoid(-x)` and `-ln p_c = softplus(-x)`, so
-/// that the term is the sigmoid family's hard element with target 1 at `x`, weighted by `K`:
-/// `K q^gamma softplus(-x)`, derivative `-K q^gamma (q + gamma p softplus(-x))` (the
-/// softmax's `-K g q`, see the module's notes). That core forms `q` from `e^(-|x|)` and one
-/// reciprocal without division, never as `1 - p`, and its modulator in log space for any
-/// `gamma` (its documented error: a few ULP), at a fraction of the cost of [`term`] and the
-/// row sums it needs. Infinite `x` are evaluated at `+-f32::MAX` with the limits of the
-/// sigmoid core: `x = +inf` gives 0 and 0; `x = -inf` (the label on a `-inf` class) the loss
-/// `+inf` where `K > 0` and the derivative `K`. `K = 0` gives `+0` and `+0`.
+/// that the term is the sigmoid family's hard element with target 1 at `x`: `K q^gamma
+/// softplus(-x)`, derivative `-K q^gamma (q + gamma p softplus(-x))` (the softmax's `-K g q`,
+/// see the module's notes). That core forms `q` from `e^(-|x|)` and one reciprocal without
+/// division, never as `1 - p`, and its modulator in log space for any `gamma` (its documented
+/// error: a few ULP), at a fraction of the cost of [`term`] and the row sums it needs. The
+/// weight multiplies the modulator first, as in [`term`]: `(K M) L`, so that a large `K`
+/// times a tiny `M L` (a confident row, `M L ~ e^(-(gamma + 1) x)`) does not pass through an
+/// underflow. Infinite `x` are evaluated at `+-f32::MAX` with the limits of the sigmoid core:
+/// `x = +inf` gives 0 and 0; `x = -inf` (the label on a `-inf` class) the loss `+inf` where
+/// `K > 0` and the derivative `K`. `K = 0` gives `+0` and `+0`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn pair_term<L: Lane>(x: L, k: L, c: &Consts<L>) -> (L, L) {
     let zero = L::splat(0.0);
     let max = L::splat(f32::MAX);
     let target = zero.eq(zero);
     let ax = x.abs();
-    let (loss, g) = if c.pair_fast && L::all(ax.lt(L::splat(FAST_X_MAX))) {
-        hard(x, target, k, zero, &c.log)
+    let (m, sp, bracket, grows) = if c.pair_fast && L::all(ax.lt(L::splat(FAST_X_MAX))) {
+        let (m, sp, bracket, _) = hard_terms::<L, false>(x, target, &c.log, None);
+        (m, sp, bracket, None)
     } else {
-        let one = L::splat(1.0);
         let inf = ax.eq(L::splat(f32::INFINITY));
         let xc = x.max(L::splat(f32::MIN)).min(max);
-        let wt = Weights {
-            a_pos: one,
-            a_neg: one,
-            w_pos: one,
-            w: k,
-            h_pos: k,
-            h_neg: zero,
-        };
-        element_hard(xc, target, &wt, &c.log, Some(inf))
+        let (m, sp, bracket, wrong) = hard_terms::<L, true>(xc, target, &c.log, Some(inf));
+        // At x = -inf the cross-entropy grows without bound (the modulator tends to 1).
+        (m, sp, bracket, Some(inf & wrong & zero.lt(k)))
     };
-    // `g = -K g q` (as `-0` where it is 0): its magnitude, `+0` for 0.
-    (loss, (zero - g).min(max))
+    let km = k * m;
+    let loss = km * sp;
+    let loss = match grows {
+        Some(g) => L::select(g, L::splat(f32::INFINITY), loss),
+        None => loss,
+    };
+    (loss, (km * bracket).min(max))
 }
