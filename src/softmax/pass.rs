@@ -374,6 +374,20 @@ fn clamp<L: Lane>(v: L) -> L {
     v.max(L::splat(-MAX)).min(L::splat(MAX))
 }
 
+/// One class's gradient values `v` of a column block into `gc`: written (`Mode::Write`, 0
+/// outside `live`) or added to what is there (`Mode::Add`, unchanged outside `live`).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn put<L: Lane, G: Elem>(gc: &mut [G], v: L, live: L::Mask, mode: Mode, h: Half) {
+    let out = match mode {
+        Mode::Write => L::select(live, v, L::splat(0.0)),
+        _ => {
+            let old: L = G::load(gc, 0.0, h);
+            L::select(live, old + v, old)
+        }
+    };
+    G::store(out, gc, h);
+}
+
 /// How a pass writes its gradient (`factor` is already part of the values).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -1576,15 +1590,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
                     exp_d(x, mv, sc.normal).2 * coef
                 }
             };
-            let v = L::select(is_y, label, v);
-            let out = match mode {
-                Mode::Write => L::select(live, v, zero),
-                _ => {
-                    let g0: L = G::load(gc, 0.0, job.hg);
-                    L::select(live, g0 + v, g0)
-                }
-            };
-            G::store(out, gc, job.hg);
+            put::<L, G>(gc, L::select(is_y, label, v), live, mode, job.hg);
         }
     }
     (loss, sc.nan)
@@ -1749,15 +1755,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
             (top, e, kg, q)
         };
         let v = dense_grad(top & single, e, kg, q, big_g, g_x, fs, f);
-        let gc = &mut g[cl * cs..cl * cs + np];
-        let out = match mode {
-            Mode::Write => L::select(live, v, zero),
-            _ => {
-                let g0: L = G::load(gc, 0.0, job.hg);
-                L::select(live, g0 + v, g0)
-            }
-        };
-        G::store(out, gc, job.hg);
+        put::<L, G>(&mut g[cl * cs..cl * cs + np], v, live, mode, job.hg);
     }
 }
 
@@ -1873,16 +1871,13 @@ fn column_pair<L: Lane, X: Elem, G: Elem>(
         let g = grad.unwrap_or(&mut []);
         let f = L::splat(factor);
         for (cl, u) in [(0, u0), (1, u1)] {
-            let gc = &mut g[cl * cs..cl * cs + np];
-            let v = clamp(f * u);
-            let out = match mode {
-                Mode::Write => L::select(live, v, zero),
-                _ => {
-                    let old: L = G::load(gc, 0.0, job.hg);
-                    L::select(live, old + v, old)
-                }
-            };
-            G::store(out, gc, job.hg);
+            put::<L, G>(
+                &mut g[cl * cs..cl * cs + np],
+                clamp(f * u),
+                live,
+                mode,
+                job.hg,
+            );
         }
     }
     (L::select(live, loss, zero), nan)
