@@ -18,8 +18,11 @@ use crate::backend::lane::Lane;
 /// point on the widened input), and each output is the `f32` result rounded once, to nearest
 /// (ties to even), to the output type. So an output is within half an ULP of its type of the
 /// `f32` result, plus the `f32` result's own error (see each family's tolerance table). The
-/// conversions happen in registers inside the pass (F16C and AVX-512 converts on x86, a shift
-/// for `bf16`), not as a pass of their own.
+/// conversions happen in registers inside the pass, not as a pass of their own: F16C and
+/// AVX-512 converts on x86; on the `Portable` backend (SSE2, aarch64 NEON, wasm `simd128`)
+/// vector integer and float operations with the bits of the `half` crate's conversions
+/// (checked for every `f16` and `bf16`, and for all 2^32 `f32` on x86); a shift for `bf16`
+/// logits everywhere.
 ///
 /// Overflow: `f16`'s largest finite value is 65504; a gradient or loss above 65520 in
 /// magnitude becomes `inf` (scale it down with [`Reduction::Scale`](crate::Reduction::Scale)

@@ -18,10 +18,11 @@
     allow(dead_code)
 )]
 
-use wide::{f32x8, f64x4, i32x8, u32x8};
+use wide::{f32x8, f64x4, i16x8, i32x8, u16x8, u32x8};
 
 use crate::backend::Kernel;
 use crate::backend::lane::{Lane, Two};
+use crate::float;
 use crate::math;
 use crate::sigmoid::pass::Body;
 use crate::sum::{self, Dd, two_sum};
@@ -134,6 +135,89 @@ fn splat_i32(v: i32) -> i32x8 {
     wide::bytemuck::cast(splat_u32(v as u32))
 }
 
+/// Bits as a vector of `i32` (a reinterpretation).
+#[inline(always)]
+fn bits_i32(v: f32x8) -> i32x8 {
+    wide::bytemuck::cast(v.to_bits())
+}
+
+/// The `f32` with these bits (a reinterpretation).
+#[inline(always)]
+fn from_bits_i32(b: i32x8) -> f32x8 {
+    f32x8::from_bits(wide::bytemuck::cast(b))
+}
+
+/// Eight `bf16` bit patterns as `f32`: the bits shifted to the top half, exact.
+#[inline(always)]
+fn widen_bf16(h: &[u16; 8]) -> f32x8 {
+    from_bits_i32(words(h) << 16)
+}
+
+/// Eight 16-bit words zero-extended to `i32` lanes (SSE2: two unpacks and shifts).
+#[inline(always)]
+fn words(h: &[u16; 8]) -> i32x8 {
+    i32x8::from_u16x8(u16x8::new(*h))
+}
+
+/// Eight `f16` bit patterns as `f32`, exactly, and with the bits of the `half` crate's
+/// `f16::to_f32` everywhere (a NaN keeps its payload and becomes quiet), in vector registers:
+/// the magnitude's bits shifted into place as an `f32` whose exponent is 112 short, times
+/// `2^112` (one exact product, which also normalises the subnormals), and infinities and NaN
+/// (exponent 31) assembled from the bits. Needs subnormal `f32` arithmetic (no
+/// flush-to-zero): every target that has this backend (SSE2, aarch64 NEON, wasm `simd128`).
+#[inline(always)]
+fn widen_f16(h: &[u16; 8]) -> f32x8 {
+    let h = words(h);
+    let mag = h & splat_i32(0x7fff);
+    let u = mag << 13;
+    // 2^112 = 0x7780_0000: exact products, from 2^-24 x 1 (the least subnormal) to 65504.
+    let finite = bits_i32(from_bits_i32(u) * splat_f32(f32::from_bits(0x7780_0000)));
+    let nan = mag.simd_gt(splat_i32(0x7c00));
+    let special = u | splat_i32(0x7f80_0000) | (nan & splat_i32(0x0040_0000));
+    let m = mag.simd_gt(splat_i32(0x7bff)).select(special, finite);
+    from_bits_i32(m | ((h & splat_i32(0x8000)) << 16))
+}
+
+/// The low 16 bits of each lane, stored to `dst[..8]` (SSE2: shifts and one pack).
+#[inline(always)]
+fn store_words(v: i32x8, dst: &mut [u16; 8]) {
+    *dst = wide::bytemuck::cast(i16x8::from_i32x8_truncate(v));
+}
+
+/// `v` rounded to `bf16` bits (nearest, ties to even, on the bits: add `0x7fff` and the
+/// lowest kept bit), a NaN kept quiet with its payload's top bits: the bits of the `half`
+/// crate's `bf16::from_f32`.
+#[inline(always)]
+fn narrow_bf16(v: f32x8, dst: &mut [u16; 8]) {
+    let x = bits_i32(v);
+    let nan = (x & splat_i32(0x7fff_ffff)).simd_gt(splat_i32(0x7f80_0000));
+    let up = x + splat_i32(0x7fff) + ((x >> 16) & splat_i32(1));
+    let q = x | splat_i32(0x0040_0000);
+    store_words(nan.select(q, up) >> 16, dst);
+}
+
+/// `v` rounded to `f16` bits (nearest, ties to even), with the bits of the `half` crate's
+/// `f16::from_f32` everywhere: `|v| >= 65536` (and `65520 <= |v|` by rounding) to infinity,
+/// a NaN quiet with its payload's top bits; magnitudes below `2^-14` rounded by one `f32`
+/// addition of 0.5 (whose last place is `2^-24`, the least `f16` subnormal), the others on
+/// the bits (rebias, add `0xfff` and the lowest kept bit).
+#[inline(always)]
+fn narrow_f16(v: f32x8, dst: &mut [u16; 8]) {
+    let x = bits_i32(v);
+    let ax = x & splat_i32(0x7fff_ffff);
+    let nan = ax.simd_gt(splat_i32(0x7f80_0000));
+    let special = nan.select(
+        splat_i32(0x7e00) | ((ax & splat_i32(0x007f_ffff)) >> 13),
+        splat_i32(0x7c00),
+    );
+    let sub = bits_i32(from_bits_i32(ax) + splat_f32(0.5)) - splat_i32(0x3f00_0000);
+    let odd = (ax >> 13) & splat_i32(1);
+    let normal = (ax - splat_i32((127 - 15) << 23) + splat_i32(0xfff) + odd) >> 13;
+    let finite = ax.simd_lt(splat_i32(0x3880_0000)).select(sub, normal);
+    let m = ax.simd_gt(splat_i32(0x477f_ffff)).select(special, finite);
+    store_words(m | ((x >> 16) & splat_i32(0x8000)), dst);
+}
+
 /// `wide`'s `f32x8` with the crate's own splat, absolute value and negation (without
 /// `wide`'s loops: see [`splat_u32`]); every other operation is `wide`'s.
 #[derive(Clone, Copy)]
@@ -194,6 +278,44 @@ impl Lane for F8 {
             let mut a = splat_f32(fill).to_array();
             a[..src.len()].copy_from_slice(src);
             F8(f32x8::new(a))
+        }
+    }
+    #[inline(always)]
+    fn load_bf16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<8>() {
+            Some(h) => F8(widen_bf16(h)),
+            None => Self::load_or(&float::padded_bf16::<8>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn load_f16(src: &[u16], fill: f32) -> Self {
+        match src.first_chunk::<8>() {
+            Some(h) => F8(widen_f16(h)),
+            None => Self::load_or(&float::padded_f16::<8>(src, fill), fill),
+        }
+    }
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [u16]) {
+        match dst.first_chunk_mut::<8>() {
+            Some(d) => narrow_bf16(self.0, d),
+            None => {
+                let mut d = [0u16; 8];
+                narrow_bf16(self.0, &mut d);
+                let n = dst.len();
+                dst.copy_from_slice(&d[..n]);
+            }
+        }
+    }
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [u16]) {
+        match dst.first_chunk_mut::<8>() {
+            Some(d) => narrow_f16(self.0, d),
+            None => {
+                let mut d = [0u16; 8];
+                narrow_f16(self.0, &mut d);
+                let n = dst.len();
+                dst.copy_from_slice(&d[..n]);
+            }
         }
     }
     #[inline(always)]
@@ -354,5 +476,72 @@ impl Lane for F8 {
     #[inline(always)]
     fn count(m: f32x8) -> u32 {
         m.to_bitmask().count_ones()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    /// `f32` bit patterns that reach every rounding case of both narrowings: every top half
+    /// (sign, exponent, the mantissa's top 7 bits) with low halves at and around the
+    /// `bf16` and `f16` rounding points (half, ties, one below, one above, odd and even
+    /// kept bits). `FOCAL_EXHAUSTIVE=1` takes all 2^32 instead.
+    fn patterns() -> impl Iterator<Item = u32> {
+        const LOW: [u32; 16] = [
+            0, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x5555, 0x7fff, 0x8000, 0x8001,
+            0xaaaa, 0xe000, 0xf000, 0xffff,
+        ];
+        let all = std::env::var_os("FOCAL_EXHAUSTIVE").is_some();
+        let (a, b) = if all {
+            (0..=u32::MAX, None)
+        } else {
+            (0..=0, Some(0..=0xffffu32))
+        };
+        a.filter(move |_| all).chain(
+            b.into_iter()
+                .flatten()
+                .flat_map(|hi| LOW.map(|lo| hi << 16 | lo)),
+        )
+    }
+
+    #[test]
+    fn widen_every_half_bit_pattern() {
+        for hi in 0..=0xffffu32 / 8 {
+            let h: [u16; 8] = core::array::from_fn(|i| (hi * 8 + i as u32) as u16);
+            let (b, f) = (widen_bf16(&h).to_array(), widen_f16(&h).to_array());
+            for i in 0..8 {
+                assert_eq!(b[i].to_bits(), float::bf16_bits_to_f32(h[i]).to_bits());
+                assert_eq!(
+                    f[i].to_bits(),
+                    float::f16_bits_to_f32(h[i]).to_bits(),
+                    "{:#06x}",
+                    h[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_as_the_half_crate() {
+        let mut it = patterns().peekable();
+        while it.peek().is_some() {
+            let mut x = [0u32; 8];
+            let mut n = 0;
+            for (d, v) in x.iter_mut().zip(&mut it) {
+                *d = v;
+                n += 1;
+            }
+            let v = f32x8::from_bits(u32x8::new(x));
+            let (mut b, mut f) = ([0u16; 8], [0u16; 8]);
+            narrow_bf16(v, &mut b);
+            narrow_f16(v, &mut f);
+            for i in 0..n {
+                let y = f32::from_bits(x[i]);
+                assert_eq!(b[i], float::f32_to_bf16_bits(y), "bf16 of {:#010x}", x[i]);
+                assert_eq!(f[i], float::f32_to_f16_bits(y), "f16 of {:#010x}", x[i]);
+            }
+        }
     }
 }
