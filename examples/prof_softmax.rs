@@ -1,11 +1,11 @@
 //! Profiling helper for the softmax family (not documented in the README): one configuration
 //! in a loop, for A/B runs.
 //!
-//! `prof_softmax <gamma> <C> <logits> <reps> <mode> [rows|nchw|dense|smooth] [backend] [f32|bf16]`;
+//! `prof_softmax <gamma> <C> <logits> <reps> <mode> [rows|nchw|dense|smooth] [backend] [f32|bf16|f16]`;
 //! `mode`: `grad` (`loss_and_grad`, `Mean`), `acc`, `loss`, `row`. Prints the minimum and
 //! median ns per logit of 15 rounds. `bf16`: bf16 logits and gradient (`bf16in`, `bf16out`:
-//! only the logits, only the gradient).
-use focal_loss::half::bf16;
+//! only the logits, only the gradient); `f16`: f16 logits and gradient.
+use focal_loss::half::{bf16, f16};
 use focal_loss::{Backend, Reduction, SoftmaxFocal};
 
 fn main() {
@@ -49,6 +49,9 @@ fn main() {
     let half_out = ty == "bf16out";
     let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
     let mut gh = vec![bf16::ZERO; n];
+    let f16 = ty == "f16";
+    let xf: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let mut gf = vec![f16::ZERO; n];
     let mut s = 0.0;
     let mut times = Vec::new();
     for _ in 0..15 {
@@ -57,6 +60,9 @@ fn main() {
             s += match (mode.as_str(), dense) {
                 ("grad", false) if half => {
                     f.loss_and_grad(&xh, &y, &mut gh, Reduction::Mean).unwrap()
+                }
+                ("grad", false) if f16 => {
+                    f.loss_and_grad(&xf, &y, &mut gf, Reduction::Mean).unwrap()
                 }
                 ("grad", false) if half_in => {
                     f.loss_and_grad(&xh, &y, &mut g, Reduction::Mean).unwrap()
