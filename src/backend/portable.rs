@@ -218,6 +218,21 @@ fn narrow_f16(v: f32x8, dst: &mut [u16; 8]) {
     store_words(m | ((x >> 16) & splat_i32(0x8000)), dst);
 }
 
+/// The first `min(dst.len(), 8)` lanes of `v` rounded by `narrow` (`narrow_bf16` or
+/// `narrow_f16`) into `dst`.
+#[inline(always)]
+fn store_narrowed<F: Fn(f32x8, &mut [u16; 8])>(v: f32x8, dst: &mut [u16], narrow: F) {
+    match dst.first_chunk_mut::<8>() {
+        Some(d) => narrow(v, d),
+        None => {
+            let mut d = [0u16; 8];
+            narrow(v, &mut d);
+            let n = dst.len().min(8);
+            dst[..n].copy_from_slice(&d[..n]);
+        }
+    }
+}
+
 /// `wide`'s `f32x8` with the crate's own splat, absolute value and negation (without
 /// `wide`'s loops: see [`splat_u32`]); every other operation is `wide`'s.
 #[derive(Clone, Copy)]
@@ -296,27 +311,11 @@ impl Lane for F8 {
     }
     #[inline(always)]
     fn store_bf16(self, dst: &mut [u16]) {
-        match dst.first_chunk_mut::<8>() {
-            Some(d) => narrow_bf16(self.0, d),
-            None => {
-                let mut d = [0u16; 8];
-                narrow_bf16(self.0, &mut d);
-                let n = dst.len();
-                dst.copy_from_slice(&d[..n]);
-            }
-        }
+        store_narrowed(self.0, dst, narrow_bf16);
     }
     #[inline(always)]
     fn store_f16(self, dst: &mut [u16]) {
-        match dst.first_chunk_mut::<8>() {
-            Some(d) => narrow_f16(self.0, d),
-            None => {
-                let mut d = [0u16; 8];
-                narrow_f16(self.0, &mut d);
-                let n = dst.len();
-                dst.copy_from_slice(&d[..n]);
-            }
-        }
+        store_narrowed(self.0, dst, narrow_f16);
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32]) {
