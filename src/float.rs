@@ -21,8 +21,8 @@ use crate::backend::lane::Lane;
 /// conversions happen in registers inside the pass, not as a pass of their own: F16C and
 /// AVX-512 converts on x86; on the `Portable` backend (SSE2, aarch64 NEON, wasm `simd128`)
 /// vector integer and float operations with the bits of the `half` crate's conversions
-/// (checked for every `f16` and `bf16`, and for all 2^32 `f32` on x86); a shift for `bf16`
-/// logits everywhere.
+/// (checked for every `f16` and `bf16`, and for all 2^32 `f32` on x86 and on aarch64 under
+/// qemu); a shift for `bf16` logits everywhere.
 ///
 /// Overflow: `f16`'s largest finite value is 65504; a gradient or loss above 65520 in
 /// magnitude becomes `inf` (scale it down with [`Reduction::Scale`](crate::Reduction::Scale)

@@ -486,7 +486,8 @@ mod tests {
     /// `f32` bit patterns that reach every rounding case of both narrowings: every top half
     /// (sign, exponent, the mantissa's top 7 bits) with low halves at and around the
     /// `bf16` and `f16` rounding points (half, ties, one below, one above, odd and even
-    /// kept bits). `FOCAL_EXHAUSTIVE=1` takes all 2^32 instead.
+    /// kept bits). `FOCAL_EXHAUSTIVE=1` takes all 2^32 instead (16 s on x86; 166 s for the
+    /// aarch64 build under qemu).
     fn patterns() -> impl Iterator<Item = u32> {
         const LOW: [u32; 16] = [
             0, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x5555, 0x7fff, 0x8000, 0x8001,
