@@ -49,7 +49,7 @@ fn main() {
     let half_out = ty == "bf16out";
     let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
     let mut gh = vec![bf16::ZERO; n];
-    let f16 = ty == "f16";
+    let is_f16 = ty == "f16";
     let xf: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
     let mut gf = vec![f16::ZERO; n];
     let mut s = 0.0;
@@ -61,7 +61,7 @@ fn main() {
                 ("grad", false) if half => {
                     f.loss_and_grad(&xh, &y, &mut gh, Reduction::Mean).unwrap()
                 }
-                ("grad", false) if f16 => {
+                ("grad", false) if is_f16 => {
                     f.loss_and_grad(&xf, &y, &mut gf, Reduction::Mean).unwrap()
                 }
                 ("grad", false) if half_in => {

@@ -227,7 +227,7 @@ fn store_narrowed<F: Fn(f32x8, &mut [u16; 8])>(v: f32x8, dst: &mut [u16], narrow
         None => {
             let mut d = [0u16; 8];
             narrow(v, &mut d);
-            let n = dst.len().min(8);
+            let n = dst.len();
             dst[..n].copy_from_slice(&d[..n]);
         }
     }

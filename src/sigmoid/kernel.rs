@@ -288,7 +288,7 @@ pub(crate) fn element<L: Lane, const MOD: u8>(
 /// `grows` (the coefficient of `|x|` is positive: decided factor by factor, so that an
 /// underflow at `f32::MAX` does not turn `+inf` into 0), else 0.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn limit<L: Lane>(inf: Option<L::Mask>, grows: L::Mask, loss: L) -> L {
+pub(crate) fn limit<L: Lane>(inf: Option<L::Mask>, grows: L::Mask, loss: L) -> L {
     match inf {
         None => loss,
         Some(inf) => {

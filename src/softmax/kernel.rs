@@ -21,7 +21,7 @@
 use crate::backend::lane::Lane;
 use crate::math::{LN2_HI, LN2_LO};
 use crate::sigmoid::kernel::{
-    Consts as LogConsts, FAST_GAMMA_MAX, FAST_X_MAX, hard_terms, modulator,
+    Consts as LogConsts, FAST_GAMMA_MAX, FAST_X_MAX, hard_terms, limit, modulator,
 };
 use crate::sum::two_sum;
 
@@ -272,21 +272,16 @@ pub(crate) fn pair_term<L: Lane>(x: L, k: L, c: &Consts<L>) -> (L, L) {
     let max = L::splat(f32::MAX);
     let target = zero.eq(zero);
     let ax = x.abs();
-    let (m, sp, bracket, grows) = if c.pair_fast && L::all(ax.lt(L::splat(FAST_X_MAX))) {
+    let (m, sp, bracket, inf, grows) = if c.pair_fast && L::all(ax.lt(L::splat(FAST_X_MAX))) {
         let (m, sp, bracket, _) = hard_terms::<L, false>(x, target, &c.log, None);
-        (m, sp, bracket, None)
+        (m, sp, bracket, None, target)
     } else {
         let inf = ax.eq(L::splat(f32::INFINITY));
         let xc = x.max(L::splat(f32::MIN)).min(max);
         let (m, sp, bracket, wrong) = hard_terms::<L, true>(xc, target, &c.log, Some(inf));
         // At x = -inf the cross-entropy grows without bound (the modulator tends to 1).
-        (m, sp, bracket, Some(inf & wrong & zero.lt(k)))
+        (m, sp, bracket, Some(inf), wrong & zero.lt(k))
     };
     let km = k * m;
-    let loss = km * sp;
-    let loss = match grows {
-        Some(g) => L::select(g, L::splat(f32::INFINITY), loss),
-        None => loss,
-    };
-    (loss, (km * bracket).min(max))
+    (limit(inf, grows, km * sp), (km * bracket).min(max))
 }
