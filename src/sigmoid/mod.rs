@@ -141,7 +141,10 @@ impl<'g, G: Float> Grad<'g, G> {
 /// finite logit and `gamma` in `[0, 5]`; soft targets within `8 (1 + kappa) + 2 gamma` ULP, `kappa` the
 /// condition number of the result in `x` and `t`. `x = +-inf` gives the limits: loss `+inf`
 /// or 0, a finite gradient. The guarantee covers weights that are 0 or in `[2^-30, 2^30]`
-/// (products of four such weights stay normal). Reduced values are compensated f64 sums
+/// (products of four such weights stay normal); a hard target's weight multiplies its
+/// modulator first, so that it does not scale a subnormal intermediate into a normal result
+/// (but for `e^-|x|` beyond `|x| = 87`, or a modulator below `2^-126`, reached only by weight
+/// products above `2^(126 / gamma)`: see `docs/numerics.md`). Reduced values are compensated f64 sums
 /// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///
 /// # Errors
