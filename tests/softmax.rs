@@ -529,14 +529,16 @@ fn confident_rows_at_high_gamma() {
     }
 }
 
-/// Class weights across `[1, 1e8]` on confident rows (the label on top by a margin of 5 to
-/// 80, so that `q^gamma (-ln p)` is tiny, often subnormal, where the weighted loss is not):
-/// every loss and gradient element whose truth is normal is within the weighted tolerance,
-/// with no allowance for subnormal intermediates. The family multiplies the weight into the
-/// modulator first, `(K M) L`; the sigmoid family's hard targets once multiplied `M L` first
-/// and lost up to 249 ULP at weight 500 (`tests/adversarial.rs`); this guards the softmax
-/// side against the same order (a throwaway build with the loss as `K (M L)` failed it: 1080
-/// ULP at C = 3, gamma 0.5, weight `1e4`). Measured: at most 6.3 ULP.
+/// Class weights across `[1, 1e8]` on confident rows (the label's logit 0, the others 2 to
+/// 86 below it, so that `q^gamma (-ln p)` is tiny, often subnormal, where the weighted loss is
+/// not): every loss and gradient element whose truth is normal is within the weighted
+/// tolerance, with the label's logit exact (no allowance for the conditioning) and the
+/// oracle's absolute floor not scaled by the weight (8 units of `2^-149`). The family
+/// multiplies the weight into the modulator first, `(K M) L`; the sigmoid family's hard
+/// targets once multiplied `M L` first and lost up to 249 ULP at weight 500
+/// (`tests/adversarial.rs`); this guards the softmax side against the same order (a
+/// throwaway build with the loss as `K (M L)` fails it first at weight 500: 133 ULP, C = 3,
+/// gamma 0.5). Measured: at most 6.8 ULP.
 #[test]
 fn large_weights_on_confident_rows() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
@@ -555,11 +557,12 @@ fn large_weights_on_confident_rows() {
                         let label = rng.below(c);
                         y[r] = label as u32;
                         for j in 0..c {
-                            let v = rng.range(-3.0, 3.0);
+                            // The label's logit 0: every `z_c - z_y` is exact, so that the
+                            // conditioning the oracle allows (`forced`) is 0.
                             z[r * c + j] = if j == label {
-                                v as f32
+                                0.0
                             } else {
-                                (v - margin - rng.range(0.0, 3.0)) as f32
+                                (rng.range(-3.0, 3.0) - margin - rng.range(0.0, 3.0)) as f32
                             };
                         }
                     }

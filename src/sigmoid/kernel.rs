@@ -594,7 +594,7 @@ fn hard_core<L: Lane, const CHECK: bool>(
 ) -> (L, L, L::Mask) {
     let (m, sp, bracket, wrong) = hard_terms::<L, CHECK>(x, y, k, inf);
     // The weight multiplies the modulator first, `(w m) sp`: `m <= 1`, so `w m` cannot
-    // overflow, and it is subnormal only where the whole product is. (`w (m sp)` passed
+    // overflow, and for `w >= 1` it is subnormal only where `m` is. (`w (m sp)` passed
     // through a subnormal `m sp` on confident elements, `e^(-(gamma + 1) |x|)`, where a weight
     // above 1 made the result normal: up to 249 ULP at w = 500, gamma 2; see
     // `tests/adversarial.rs`.)

@@ -144,7 +144,9 @@ impl<'g, G: Float> Grad<'g, G> {
 /// (products of four such weights stay normal); a hard target's weight multiplies its
 /// modulator first, so that it does not scale a subnormal intermediate into a normal result
 /// (but for `e^-|x|` beyond `|x| = 87`, or a modulator below `2^-126`, reached only by weight
-/// products above `2^(126 / gamma)`: see `docs/numerics.md`). Reduced values are compensated f64 sums
+/// products above about `2^(126 / gamma) / (1 + gamma)`; soft targets still multiply their
+/// weights last, which loses digits for a tiny target with a large weight: see
+/// `docs/numerics.md`). Reduced values are compensated f64 sums
 /// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///
 /// # Errors
