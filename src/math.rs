@@ -13,6 +13,7 @@
 //! assert 1.1, 1.0 and 1.5).
 
 use crate::backend::lane::Lane;
+use crate::sum::two_sum;
 
 /// `ln 2 = LN2_HI + LN2_LO`. `LN2_HI = 0x3f317200` has 15 significant bits, so `n * LN2_HI`
 /// is exact for every integral `|n| <= 2^9` even without a fused multiply-add;
@@ -100,6 +101,28 @@ fn exp_parts<L: Lane>(x: L) -> (L, L) {
 /// (0.004 x 2^-24) with the f32 ones. In f32: below 1 ULP (unit test; measured 0.85).
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn ln<L: Lane>(y: L) -> L {
+    let (k, lnm) = ln_exp_mant(y);
+    k.mul_add(L::splat(LN2_HI), k.mul_add(L::splat(LN2_LO), lnm))
+}
+
+/// `ln y` for `y > 0` as `hi + lo + lo_err`: `hi = k LN2_HI` exact (`|k| <= 149`, and
+/// `LN2_HI` has 15 significant bits), `lo + lo_err = k LN2_LO + ln m` exactly but for the
+/// rounding of `k LN2_LO` (below `2^-36`). The error is that of `ln m` (`|ln m| <= ln(2) / 2`,
+/// below 1 ULP of it, so below `2^-25` absolute) and `LN2_LO`'s (`k 2^-45`), where [`ln`]
+/// rounds the sum once more, an error up to half an ULP of `|ln y|` (`2^-18` absolute at
+/// `y = 1e-30`): for a caller that multiplies the logarithm by a large factor (a power
+/// `b^gamma = exp(gamma ln b)` of a tiny `b`), that rounding would be a relative error of
+/// `gamma |ln y| 2^-24`.
+#[cfg_attr(not(opt_level_0), inline(always))]
+pub(crate) fn ln_parts<L: Lane>(y: L) -> (L, L, L) {
+    let (k, lnm) = ln_exp_mant(y);
+    let (lo, lo_err) = two_sum(k * L::splat(LN2_LO), lnm);
+    (k * L::splat(LN2_HI), lo, lo_err)
+}
+
+/// `(k, ln m)` with `y = m 2^k`, `m` in `[sqrt(1/2), sqrt 2)`: the two parts of [`ln`].
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn ln_exp_mant<L: Lane>(y: L) -> (L, L) {
     let tiny = y.lt(L::splat(f32::MIN_POSITIVE));
     let y = L::select(tiny, y * L::splat(16_777_216.0), y); // 2^24
     let (k, m) = y.frexp();
@@ -119,7 +142,7 @@ pub(crate) fn ln<L: Lane>(y: L) -> L {
     let r = r * z;
     let hfsq = L::splat(0.5) * f * f;
     let lnm = f - (hfsq - s * (hfsq + r));
-    k.mul_add(L::splat(LN2_HI), k.mul_add(L::splat(LN2_LO), lnm))
+    (k, lnm)
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]`, without a division: `e + e^2 R(e)`.

@@ -7,11 +7,12 @@
 //! 5. the hard-target modulator at a gamma other than 0, 0.5, 1, 2 carried gamma ln(2) times
 //!    the rounding error of `ln(1 + e^-|x|)` near `x = 0` (beyond 8 ULP on every backend);
 //! 6. a weight above 1 times a confident hard element lost digits: the weight multiplied
-//!    `m CE` last, a product that is subnormal where the weighted result is not.
+//!    `m CE` last, a product that is subnormal where the weighted result is not;
+//! 7. the same for a tiny soft target, whose `m CE` holds the target twice (`t^2` and more).
 
 mod common;
 
-use common::{HARD_ULP, Opts, WEIGHT_ULP, kappas, loss_grad, ulps, within};
+use common::{GAMMA_ULP, HARD_ULP, Opts, SOFT_ULP, WEIGHT_ULP, kappas, loss_grad, ulps, within};
 use focal_loss::{Backend, Focal, Grad, Modulator, Partial, Reduction};
 use proptest::prelude::*;
 
@@ -331,6 +332,88 @@ fn large_weight_times_confident_element() {
         }
     }
     eprintln!("large weights on confident elements: at most {worst:.2} ULP");
+}
+
+/// Defect 7: soft targets multiplied their weights last, `W (m CE)`, and with a tiny target
+/// `m CE` holds it twice (`m ~ t^gamma` where `x << 0`, times `t sp(-x)`): at `t = 3.2e-24`,
+/// `x = -70`, `Linear`, gamma 1, a class weight of 2^30, `m CE` underflowed to 0 and so did the
+/// loss, whose truth is 7.5e-37. A lane with `W >= 2` and `m CE < 2^-100` now moves the
+/// weight's power of two into the modulator first (exact, so the bits change only where an
+/// intermediate was subnormal). Every soft element of this sweep whose truth is normal, with
+/// a class or positive weight to 2^30, on every backend, batch and single element, is within
+/// the table's soft bound `8 (1 + kappa) + 2 gamma` (+2 with a weight), without the
+/// subnormal allowance and with `kappa` for relative perturbations of `x`, `t` and `1 - t`
+/// ([`kappas`]; it took an absolute step in `t` before, which at these targets allowed any
+/// error). Found with it: the positive term with a large `pos_weight` (`m sp(-x)` subnormal,
+/// then times `wpt`), and `ln c` rounded once where the modulator multiplies it by gamma
+/// (54 ULP at `t = 3e-9`, `x = -30`, gamma 3.7; `c` is about `t`, `|ln c|` up to 69).
+#[test]
+fn tiny_soft_target_times_large_weight() {
+    let xs: Vec<f32> = (-216..=216).map(|i| i as f32 * 0.37).collect();
+    let n = xs.len();
+    let normal = f32::MIN_POSITIVE as f64;
+    let mut worst = 0f64;
+    let mods = [Modulator::Linear, Modulator::Geometric];
+    for modulator in mods {
+        for gamma in [0.5f32, 1.0, 2.0, 2.5, 3.7] {
+            for t in [1e-3f32, 3e-9, 1e-15, 3.162_277_7e-24, 1e-30, 0.999_999_9] {
+                let ts = vec![t; n];
+                for w in [1.0f32, 30.0, 1_048_576.0, 1_073_741_824.0] {
+                    let cw = [w];
+                    for kind in 0..2 {
+                        let o = Opts {
+                            weight: if kind == 0 { w as f64 } else { 1.0 },
+                            pos_weight: if kind == 1 { w as f64 } else { 1.0 },
+                            modulator,
+                            ..Opts::plain(gamma as f64)
+                        };
+                        let extra = if w == 1.0 { 0.0 } else { WEIGHT_ULP };
+                        let tol = |kappa: f64| {
+                            SOFT_ULP * (1.0 + kappa) + GAMMA_ULP * gamma as f64 + extra
+                        };
+                        for b in Backend::available() {
+                            let base = Focal::new(gamma).classes(1).modulator(modulator);
+                            let f = match kind {
+                                0 => base.class_weights(&cw),
+                                _ => base.pos_weight(&cw),
+                            }
+                            .backend(b);
+                            let mut l = vec![0f32; n];
+                            let mut g = vec![0f32; n];
+                            f.loss_elementwise(&xs, &ts, &mut l).unwrap();
+                            f.loss_and_grad(&xs, &ts, &mut g, Reduction::Sum).unwrap();
+                            for (i, &x) in xs.iter().enumerate() {
+                                let (wl, wg) = loss_grad(x as f64, t as f64, &o);
+                                let (kl, kg) = kappas(x as f64, t as f64, &o);
+                                let mut g1 = [0f32];
+                                let l1 = f.loss_and_grad(&[x], &[t], &mut g1, Reduction::Sum);
+                                let at = format!(
+                                    "{b:?} {modulator:?} gamma {gamma} t {t:e} w {w} kind {kind} x {x}"
+                                );
+                                if wl.abs() >= normal {
+                                    for v in [l[i], l1.unwrap()] {
+                                        let e = ulps(v, wl);
+                                        let tl = tol(kl);
+                                        assert!(e <= tl, "{at}: loss {v:e} vs {wl:e}, {e} > {tl}");
+                                        worst = worst.max(e / tl);
+                                    }
+                                }
+                                if wg.abs() >= normal {
+                                    for v in [g[i], g1[0]] {
+                                        let e = ulps(v, wg);
+                                        let tg = tol(kg);
+                                        assert!(e <= tg, "{at}: grad {v:e} vs {wg:e}, {e} > {tg}");
+                                        worst = worst.max(e / tg);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("tiny soft targets with large weights: at most {worst:.3} of the bound");
 }
 
 #[test]

@@ -179,14 +179,14 @@ fn check(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
         let hard = (t == 0.0 || t == 1.0) && c.eps == 0.0;
         let (kl, kg) = if hard { (0.0, 0.0) } else { kappas(x, t, &o) };
         prop_assert!(
-            within_opts(l[i], wl, kl, hard, &o, x),
+            within_opts(l[i], wl, kl, hard, &o, x, t),
             "{backend:?} loss at {i}: x={} t={} got {} want {wl:e} kappa {kl} opts {o:?}",
             c.x[i],
             c.t[i],
             l[i]
         );
         prop_assert!(
-            within_opts(g[i], wg, kg, hard, &o, x),
+            within_opts(g[i], wg, kg, hard, &o, x, t),
             "{backend:?} grad at {i}: x={} t={} got {} want {wg:e} kappa {kg} opts {o:?}",
             c.x[i],
             c.t[i],

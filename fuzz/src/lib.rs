@@ -977,7 +977,7 @@ pub fn check(input: &Input, entry: Entry) {
                 continue;
             };
             assert!(
-                oracle::within_opts(g[i], wg, kg, hard, &o, xi as f64),
+                oracle::within_opts(g[i], wg, kg, hard, &o, xi as f64, ti as f64),
                 "{b:?} grad at {i}: {} vs {wg:e} ({o:?}, x={xi}, t={ti})",
                 g[i]
             );
@@ -990,7 +990,7 @@ pub fn check(input: &Input, entry: Entry) {
                 );
             } else {
                 assert!(
-                    oracle::within_opts(l[i], wl, kl, hard, &o, xi as f64),
+                    oracle::within_opts(l[i], wl, kl, hard, &o, xi as f64, ti as f64),
                     "{b:?} loss at {i}: {} vs {wl:e} ({o:?}, x={xi}, t={ti})",
                     l[i]
                 );

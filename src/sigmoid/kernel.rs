@@ -13,6 +13,7 @@
 //! ULP) even where `gamma * |x|` is 80 and a naive `exp(gamma * log q)` would lose 6 bits.
 
 use crate::backend::lane::{Lane, Two};
+use crate::math;
 use crate::sum::two_sum;
 
 /// The three modulator conventions, as const-generic tags of [`element`].
@@ -25,6 +26,9 @@ const TWO_64: f32 = 18_446_744_073_709_551_616.0;
 /// `2^-46`: below it the square of a modulator base is below `2^-92 ~ e^-64`, where
 /// [`modulator_split`] splits too.
 const TWO_M46: f32 = 1.0 / 70_368_744_177_664.0;
+/// `2^-100` (bits `0x0d80_0000`): a soft target's `m CE` below it may have lost digits in a
+/// subnormal intermediate; with a weight of 2 or more, `element_soft` forms it again scaled.
+const TWO_M100: f32 = f32::from_bits(0x0d80_0000);
 
 /// Parameters that are the same for every element of a call.
 #[derive(Clone, Copy)]
@@ -339,6 +343,98 @@ fn element_finite<L: Lane, const MOD: u8>(
     element_soft::<L, MOD, true>(x, t, wt, k, valid_x, inf)
 }
 
+/// `(m wpt sp(-x), m CE)` of [`element_soft`], `CE = wpt sp(-x) + (1 - t) sp(x)`, the positive
+/// term's factors given as `mp wq` (`m wpt`, or `(m P) (wpt / P)` for a power of two `P`).
+/// With a log-space modulator (whose error budget grows with gamma) the rounding error of `l`
+/// in both softplus values is added back, `m l_lo (w+ t + 1 - t)`; products and square roots
+/// have room to spare without it. (A function, not a closure: a closure does not inherit the
+/// caller's target features, and its vector operations were calls, 3x slower.)
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn m_ce<L: Lane>(
+    m: L,
+    mp: L,
+    wq: L,
+    spn: L,
+    spx: L,
+    omt: L,
+    wpt: L,
+    l_lo: L,
+    log_space: bool,
+) -> (L, L) {
+    let pt = (mp * spn) * wq;
+    let mce = if log_space {
+        pt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt))
+    } else {
+        pt + (m * spx) * omt
+    };
+    (pt, mce)
+}
+
+/// The weighted end of [`element_soft`] (Linear and Geometric), in a form that can run twice:
+/// `loss = W m CE scale up`, `grad = W (m dCE + dm) scale`, with the positive term's
+/// `m wpt` as `mp wq` and its `d` as `d.1` (see `element_soft` for the rescaled second run).
+struct Tail<L> {
+    w: L,
+    m: L,
+    mp: L,
+    wq: L,
+    /// `dprod` for the negative and the positive term (Linear with a power gamma).
+    d: (L, L),
+    /// `d ln m / dx` clamped to +-MAX (the other modulators).
+    dlogm: L,
+    spn: L,
+    spx: L,
+    omt: L,
+    wpt: L,
+    l_lo: L,
+    dce: L,
+    scale: L,
+    up: L,
+}
+
+impl<L: Lane> Tail<L> {
+    /// `(loss, grad, m wpt sp(-x), m CE)`; `prod`: the derivative from `d`, else `dlogm`.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn run<const CHECK: bool>(&self, log_space: bool, prod: bool) -> (L, L, L, L) {
+        let zero = L::splat(0.0);
+        let fmax = L::splat(f32::MAX);
+        let (pos_term, mce) = m_ce(
+            self.m, self.mp, self.wq, self.spn, self.spx, self.omt, self.wpt, self.l_lo, log_space,
+        );
+        // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
+        // the other weights, not `0 * inf`.
+        let w_zero = self.w.eq(zero);
+        // (`scale up` is exact: a split modulator's `scale >= 2^-125` and `up <= 2^64`, and at
+        // `|x| >= 2^64` `(W m CE) scale` alone may be subnormal where the loss is not.)
+        let loss = L::select(w_zero, zero, self.w * mce * (self.scale * self.up));
+        let dm = if prod {
+            // (Finite factors: a zero dprod gives 0.)
+            let (d, dp) = self.d;
+            ((dp * self.spn) * self.wq + (d * self.spx) * self.omt) * self.up
+        } else {
+            // (dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.)
+            // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
+            // At `|x| >= 2^64` `dlogm (mce up)` where that is finite: `dlogm mce` may be
+            // subnormal (`Geometric`, `t = 1e-30`, `x = 1.1e32`: 7746 ULP).
+            let dlogm = self.dlogm;
+            let dmce = if CHECK {
+                let mu = mce * self.up;
+                L::select(mu.le(fmax), dlogm * mu, dlogm * mce * self.up)
+            } else {
+                dlogm * mce * self.up
+            };
+            L::select(dlogm.eq(zero), zero, dmce)
+        };
+        let grad = L::select(
+            w_zero,
+            zero,
+            self.w * self.m.mul_add(self.dce, dm) * self.scale,
+        );
+        (loss, grad, pos_term, mce)
+    }
+}
+
 /// [`element`] for finite logits and any targets.
 ///
 /// The weights multiply last, `W (m CE)`: a tiny modulator comes split as `m scale`
@@ -354,6 +450,28 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     valid_x: L::Mask,
     inf: Option<L::Mask>,
 ) -> (L, L, L::Mask) {
+    let (l, g, v, again) = element_soft_run::<L, MOD, CHECK, false>(x, t, wt, k, valid_x, inf);
+    if again {
+        // Rare: a lane whose weights multiply a tiny `m CE` (see `element_soft_run`), computed
+        // again from the inputs, so that nothing else stays live across this branch (keeping
+        // the first pass's values for a second half cost 17% on soft targets).
+        let (l, g, v, _) = element_soft_run::<L, MOD, CHECK, true>(x, t, wt, k, valid_x, inf);
+        return (l, g, v);
+    }
+    (l, g, v)
+}
+
+/// [`element_soft`]'s computation; with `RESCALE`, the lanes that need it take the weight's
+/// power of two into the modulator first. Also returns whether any lane needs that.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bool>(
+    x: L,
+    t: L,
+    wt: &Weights<L>,
+    k: &Consts<L>,
+    valid_x: L::Mask,
+    inf: Option<L::Mask>,
+) -> (L, L, L::Mask, bool) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let fmax = L::splat(f32::MAX);
@@ -382,8 +500,9 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     } else {
         (one, one)
     };
-    let spx = (x.max(zero) + l) * down; // sp(x)  = -ln q
-    let spn = ((-x).max(zero) + l) * down; // sp(-x) = -ln p
+    let mut spx = (x.max(zero) + l) * down; // sp(x)  = -ln q
+    let mut spn = ((-x).max(zero) + l) * down; // sp(-x) = -ln p
+    let mut up = up;
     // Weight of `e` and constant term in `(1 + e)(1 - p_t) = u e + v`.
     let u = L::select(pos, t, omt);
     let v = L::select(pos, omt, t);
@@ -411,6 +530,15 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         // A zero weight gives 0 even where the product before it overflowed (`pos_weight`
         // near MAX): 0, as for the other weights, not `0 * inf`.
         let wp_zero = wp.eq(zero);
+        if CHECK {
+            // At `|x| >= 2^64` (one softplus is 0 there, the other carried scaled by 2^-64) a
+            // term below 2^-100 is formed unscaled: `(mq sp / 2^64) t` was subnormal at
+            // `t = 1e-40`, `x = -2.8e19` (50 ULP of the loss 2.8e-21).
+            let small = one.lt(up) & (mq * spn * wpt + mp * spx * omt).lt(L::splat(TWO_M100));
+            spn = L::select(small, spn * up, spn);
+            spx = L::select(small, spx * up, spx);
+            up = L::select(small, one, up);
+        }
         let lpos = L::select(wp_zero, zero, (mq * spn * wpt) * wp * kq * up);
         let lneg = (mp * spx * omt) * wn * kp * up;
         // d/dx q^g sp(-x) = -q^g (q + g p sp(-x)); d/dx p^g sp(x) = p^g (p + g q sp(x)).
@@ -425,7 +553,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         // (Both terms clamped: with weights beyond the documented range both may overflow,
         // and `inf - inf` is NaN.)
         let grad = gneg.min(fmax) - gpos.min(fmax);
-        return (limit::<L>(inf, grows, lpos + lneg), grad, valid);
+        return (limit::<L>(inf, grows, lpos + lneg), grad, valid, false);
     }
 
     // dCE/dx = (1 - t) p - w+ t q: the small one of p and q carries the small absolute error.
@@ -463,9 +591,14 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
         let (c, c_err) = two_sum(c1, c2);
         let c2_lo = L::select(far, L::select(zv, zero, rem / e), ue_lo);
         let c_lo = c_err + c2_lo;
-        let lnc = c.ln();
-        let (b, b_err) = two_sum(l, -lnc);
-        let b_lo = (b_err + l_lo) - c_lo / c;
+        // `ln c = hi + lo + lo_err` (`hi = k ln 2`'s leading bits): `c` is about the target
+        // where that is tiny, and a rounded `ln c` (half an ULP of `|ln c|`, up to 69 at
+        // `t = 1e-30`) times gamma would be a relative error of the modulator of
+        // `gamma |ln c| 2^-25`, 54 ULP at `t = 3e-9`, `x = -30`, gamma 3.7.
+        let (lnc_hi, lnc_lo, lnc_err) = math::ln_parts(c);
+        let (b0, b0_err) = two_sum(l, -lnc_hi);
+        let (b, b_err) = two_sum(b0, -lnc_lo);
+        let b_lo = ((b0_err + b_err) - lnc_err + l_lo) - c_lo / c;
         let a = L::select(far, ax, zero);
         let m = modulator_split_lo(a, b, b_lo, k);
         // dm/dx = gamma m (1 - 2t) p q / (1 - p_t), with p q / (1 - p_t) = e r / (u e + v).
@@ -484,29 +617,74 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     // Weights beyond the documented range may overflow in their product: MAX, not inf, so
     // that a zero cross-entropy still gives 0.
     let w = (wt.w * alpha_t).min(L::splat(f32::MAX));
-    // With a log-space modulator (whose error budget grows with gamma) the rounding error of
-    // `l` in both softplus values is added back, `m l_lo (w+ t + 1 - t)`; products and
-    // square roots have room to spare without it.
-    let mce = if MOD == GEOMETRIC || !k.power() {
-        (m * spn) * wpt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt))
+    let mut tail = Tail {
+        w,
+        m,
+        mp: m,
+        wq: wpt,
+        d: match dprod {
+            Some(d) => (d, d),
+            None => (zero, zero),
+        },
+        dlogm: dlogm.max(-fmax).min(fmax),
+        spn,
+        spx,
+        omt,
+        wpt,
+        l_lo,
+        dce,
+        scale,
+        up,
+    };
+    let log_space = MOD == GEOMETRIC || !k.power();
+    let prod = dprod.is_some();
+    let (mut loss, mut grad, pos_term, mce) = tail.run::<CHECK>(log_space, prod);
+    // The weights multiply last, and a product inside `m CE` may be subnormal where the
+    // weighted result is not: with a tiny target, `m t sp` is about `t^(gamma + 1)`
+    // (`t = 3.2e-24`, `x = -70`, gamma 1 and a weight of 2^30 gave 0 for 7.5e-37), and with a
+    // large `pos_weight`, `m sp(-x)` is tiny where `wpt` brings it back (`t = 1 - 2^-23`,
+    // `x = 45`, gamma 3.7, `pos_weight` 2^30: the positive term was lost, 46 ULP). Where a
+    // lane has `W >= 2` and `m CE < 2^-100`, the power of two of `W`,
+    // `s = 2^min(floor(log2 W), 60)`, moves into the modulator first, `(W / s) (s m) CE`;
+    // where it has `wpt >= 2` and a positive term below 2^-100, that of `wpt`, `P`, moves
+    // into the positive term's modulator, `((P m) sp(-x)) (wpt / P)`. Each term so scaled is
+    // below `2^60 2^-100`, so nothing can overflow, and every scaling is exact: the bits change
+    // only where an intermediate was subnormal. Likewise a softplus carried scaled by 2^-64
+    // (`|x| >= 2^64`) is taken unscaled where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`,
+    // gamma 0.5: `m (sp / 2^64) t` was 1.5e-45, one significant bit, for a loss of 2.8e-26).
+    // The vector is computed again so where a lane needs it ([`element_soft`]): four compares
+    // per vector where none does.
+    let two = L::splat(2.0);
+    let tiny = L::splat(TWO_M100);
+    let small = mce.lt(tiny);
+    let need_w = two.le(w) & small;
+    let need_p = two.le(wpt) & pos_term.lt(tiny);
+    let need_u = if CHECK {
+        one.lt(up) & small
     } else {
-        (m * spn) * wpt + (m * spx) * omt
+        zero.lt(zero)
     };
-    // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
-    // the other weights, not `0 * inf`.
-    let w_zero = w.eq(zero);
-    let loss = L::select(w_zero, zero, w * mce * scale * up);
-    let dm = match dprod {
-        // (Finite factors: a zero dprod gives 0.)
-        Some(d) => ((d * spn) * wpt + (d * spx) * omt) * up,
-        None => {
-            // dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.
-            let dlogm = dlogm.max(-fmax).min(fmax);
-            // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
-            L::select(dlogm.eq(zero), zero, dlogm * mce * up)
+    let again = !RESCALE && L::any(need_w | need_p | need_u);
+    if RESCALE {
+        if CHECK {
+            tail.spx = L::select(need_u, spx * up, spx);
+            tail.spn = L::select(need_u, spn * up, spn);
+            tail.up = L::select(need_u, one, up);
         }
-    };
-    let grad = L::select(w_zero, zero, w * m.mul_add(dce, dm) * scale);
+        let cap = L::splat(60.0);
+        let (kw, _) = w.frexp();
+        let kw = L::select(need_w, kw.min(cap), zero);
+        let (kp, _) = wpt.frexp();
+        let kp = L::select(need_p, kp.min(cap), zero);
+        let (s, big_p) = (L::pow2i(kw), L::pow2i(kp));
+        tail.w = w * L::pow2i(-kw);
+        tail.m = m * s;
+        tail.mp = tail.m * big_p;
+        tail.wq = wpt * L::pow2i(-kp);
+        let d = tail.d.0 * s;
+        tail.d = (d, d * big_p);
+        (loss, grad, _, _) = tail.run::<CHECK>(log_space, prod);
+    }
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
     // t^gamma (positive with the coefficient); Geometric's vanishes unless gamma u = 0.
@@ -517,7 +695,7 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
     if MOD == GEOMETRIC {
         grows = grows & !(zero.lt(k.gamma) & zero.lt(u));
     }
-    (limit::<L>(inf, grows, loss), grad, valid)
+    (limit::<L>(inf, grows, loss), grad, valid, again)
 }
 
 /// [`element`] for a vector whose targets are all 0 or 1 (`y`: the lanes with `t = 1`), where

@@ -139,14 +139,14 @@ impl<'g, G: Float> Grad<'g, G> {
 /// beyond it near `x = 0` at gamma 5, and on `Portable` without FMA at gamma 2, were fixed,
 /// see `docs/numerics.md`), every
 /// finite logit and `gamma` in `[0, 5]`; soft targets within `8 (1 + kappa) + 2 gamma` ULP, `kappa` the
-/// condition number of the result in `x` and `t`. `x = +-inf` gives the limits: loss `+inf`
+/// condition number of the result for relative perturbations of `x`, `t` and `1 - t`. `x = +-inf` gives the limits: loss `+inf`
 /// or 0, a finite gradient. The guarantee covers weights that are 0 or in `[2^-30, 2^30]`
 /// (products of four such weights stay normal); a hard target's weight multiplies its
 /// modulator first, so that it does not scale a subnormal intermediate into a normal result
 /// (but for `e^-|x|` beyond `|x| = 87`, or a modulator below `2^-126`, reached only by weight
-/// products above about `2^(126 / gamma) / (1 + gamma)`; soft targets still multiply their
-/// weights last, which loses digits for a tiny target with a large weight: see
-/// `docs/numerics.md`). Reduced values are compensated f64 sums
+/// products above about `2^(126 / gamma) / (1 + gamma)`; a soft target's weight moves its
+/// power of two into the modulator where `m CE` is tiny: see `docs/numerics.md`). Reduced
+/// values are compensated f64 sums
 /// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///
 /// # Errors
