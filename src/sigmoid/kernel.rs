@@ -405,8 +405,9 @@ impl<L: Lane> Tail<L> {
         // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
         // the other weights, not `0 * inf`.
         let w_zero = self.w.eq(zero);
-        // (`scale up` is exact: a split modulator's `scale >= 2^-125` and `up <= 2^64`, and at
-        // `|x| >= 2^64` `(W m CE) scale` alone may be subnormal where the loss is not.)
+        // (`scale up` is exact, `up` a power of two >= 1 and the product <= 2^64, unless
+        // `scale` is itself subnormal; and at `|x| >= 2^64` `(W m CE) scale` alone may be
+        // subnormal where the loss is not.)
         let loss = L::select(w_zero, zero, self.w * mce * (self.scale * self.up));
         let dm = if prod {
             // (Finite factors: a zero dprod gives 0.)
@@ -452,7 +453,8 @@ fn element_soft<L: Lane, const MOD: u8, const CHECK: bool>(
 ) -> (L, L, L::Mask) {
     let (l, g, v, again) = element_soft_run::<L, MOD, CHECK, false>(x, t, wt, k, valid_x, inf);
     if again {
-        // Rare: a lane whose weights multiply a tiny `m CE` (see `element_soft_run`), computed
+        // Rare on real data: a lane whose weights multiply a tiny `m CE` (see
+        // `element_soft_run`; confident hard lanes of a mixed vector may ask too), computed
         // again from the inputs, so that nothing else stays live across this branch (keeping
         // the first pass's values for a second half cost 17% on soft targets).
         let (l, g, v, _) = element_soft_run::<L, MOD, CHECK, true>(x, t, wt, k, valid_x, inf);
@@ -648,12 +650,15 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     // `s = 2^min(floor(log2 W), 60)`, moves into the modulator first, `(W / s) (s m) CE`;
     // where it has `wpt >= 2` and a positive term below 2^-100, that of `wpt`, `P`, moves
     // into the positive term's modulator, `((P m) sp(-x)) (wpt / P)`. Each term so scaled is
-    // below `2^60 2^-100`, so nothing can overflow, and every scaling is exact: the bits change
-    // only where an intermediate was subnormal. Likewise a softplus carried scaled by 2^-64
-    // (`|x| >= 2^64`) is taken unscaled where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`,
-    // gamma 0.5: `m (sp / 2^64) t` was 1.5e-45, one significant bit, for a loss of 2.8e-26).
-    // The vector is computed again so where a lane needs it ([`element_soft`]): four compares
-    // per vector where none does.
+    // below `2^60 2^-100` (`2^124 2^-100` with the softplus unscaled, below), so nothing can
+    // overflow, and every scaling is exact: the bits change only where an intermediate was
+    // subnormal. Likewise a softplus carried scaled by 2^-64 (`|x| >= 2^64`) is taken unscaled
+    // where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`, gamma 0.5: `m (sp / 2^64) t` was
+    // 1.5e-45, one significant bit, for a loss of 2.8e-26). The vector is computed again so
+    // where a lane needs it ([`element_soft`]): four compares per vector where none does
+    // (five on the checked path). (A confident hard lane of a mixed vector, or a vanished
+    // modulator, with `W >= 2` also asks for it: more work, the same bits. The correction
+    // `m l_lo (wpt + omt)` keeps the unscaled `m`: it is below an ULP of the term.)
     let two = L::splat(2.0);
     let tiny = L::splat(TWO_M100);
     let small = mce.lt(tiny);

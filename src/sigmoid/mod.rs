@@ -145,7 +145,8 @@ impl<'g, G: Float> Grad<'g, G> {
 /// modulator first, so that it does not scale a subnormal intermediate into a normal result
 /// (but for `e^-|x|` beyond `|x| = 87`, or a modulator below `2^-126`, reached only by weight
 /// products above about `2^(126 / gamma) / (1 + gamma)`; a soft target's weight moves its
-/// power of two into the modulator where `m CE` is tiny: see `docs/numerics.md`). Reduced
+/// power of two into the modulator where `m CE` is tiny, but with [`Modulator::Separable`]:
+/// see `docs/numerics.md`). Reduced
 /// values are compensated f64 sums
 /// (relative error at most `2^-51 + (n 2^-53)^2`).
 ///

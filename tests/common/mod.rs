@@ -143,9 +143,8 @@ pub fn ulps(got: f32, want: f64) -> f64 {
 /// - Results in or near the subnormal range: also allowed `SUB_ABS` units of `2^-149`, times
 ///   `1 + weight` where a weight above 1 may scale an intermediate subnormal (whose rounding
 ///   is absolute, not relative): `e^-|x|` beyond `|x| = 87`, a hard target's modulator beyond
-///   `gamma |x| = 87`, and a soft target below `2^-96` (`TINY_TARGET`: `pos_weight t` may be
-///   subnormal, and is multiplied by `sp(-x)` too, so also times `1 + |x|`). Below those
-///   bounds no weighted allowance: a hard target's weight multiplies
+///   `gamma |x| = 87`, and a soft target whose `pos_weight t` is subnormal (it is multiplied
+///   by `sp(-x)` too, so also times `1 + |x|`). Below those bounds no weighted allowance: a hard target's weight multiplies
 ///   its modulator first, and a soft target's moves its power of two into the modulator
 ///   where `m CE` is tiny (`tests/adversarial.rs` 6 and 7). (Before that order, a weight of 500 on a confident element
 ///   gave 67 / 249 ULP of the loss / gradient, which this allowance, then granted everywhere,
@@ -160,8 +159,6 @@ pub const GAMMA_ULP: f64 = 2.0;
 /// `e^-|x|` is a normal f32 below this `|x|` (`-ln 2^-126 = 87.34`), a hard target's
 /// modulator `e^-gamma (|x| + l)` (or more) below this `gamma |x|`.
 pub const E_NORMAL_MAX: f64 = 87.0;
-/// A soft target below this (`2^-96`) times a `pos_weight` down to `2^-30` may be subnormal.
-pub const TINY_TARGET: f64 = 1.262_177_448_353_619e-29;
 
 /// The tolerance in ULP (before the subnormal allowance) of a result with condition number
 /// `kappa`, for hard or soft targets, at exponent `gamma`.
@@ -192,7 +189,7 @@ pub fn within_opts(got: f32, want: f64, kappa: f64, hard: bool, o: &Opts, x: f64
     let normal_intermediates =
         x.is_finite() && x.abs() < E_NORMAL_MAX && o.gamma * x.abs() < E_NORMAL_MAX;
     let ts = t * (1.0 - o.eps) + o.eps / 2.0;
-    let tiny_target = !hard && ts < TINY_TARGET;
+    let tiny_target = !hard && o.pos_weight * ts < f32::MIN_POSITIVE as f64;
     let scaled = if normal_intermediates && !tiny_target {
         0.0
     } else if tiny_target {
@@ -209,7 +206,7 @@ pub fn within_opts(got: f32, want: f64, kappa: f64, hard: bool, o: &Opts, x: f64
 /// `|a dv/da / v|` by a relative central difference of the oracle, summed.
 ///
 /// This is the conditioning the kernel's inputs force: `t'` is exact, or (with smoothing)
-/// rounded once relative to itself, and `1 - t'` is rounded relative to itself, plus, with
+/// rounded relative to itself (once, or twice without FMA), and `1 - t'` is rounded relative to itself, plus, with
 /// smoothing, `t'`'s rounding carried into it (`t' / (1 - t')` times as large). (This
 /// helper took an absolute step of `1e-7` in `t'` before, `|dv/dt| max(t', 1 - t') / v`: for
 /// a target like `1e-24` that perturbs it by 17 orders of magnitude and allowed almost any
