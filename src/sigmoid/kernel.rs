@@ -343,34 +343,6 @@ fn element_finite<L: Lane, const MOD: u8>(
     element_soft::<L, MOD, true>(x, t, wt, k, valid_x, inf)
 }
 
-/// `(m wpt sp(-x), m CE)` of [`element_soft`], `CE = wpt sp(-x) + (1 - t) sp(x)`, the positive
-/// term's factors given as `mp wq` (`m wpt`, or `(m P) (wpt / P)` for a power of two `P`).
-/// With a log-space modulator (whose error budget grows with gamma) the rounding error of `l`
-/// in both softplus values is added back, `m l_lo (w+ t + 1 - t)`; products and square roots
-/// have room to spare without it. (A function, not a closure: a closure does not inherit the
-/// caller's target features, and its vector operations were calls, 3x slower.)
-#[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(opt_level_0), inline(always))]
-fn m_ce<L: Lane>(
-    m: L,
-    mp: L,
-    wq: L,
-    spn: L,
-    spx: L,
-    omt: L,
-    wpt: L,
-    l_lo: L,
-    log_space: bool,
-) -> (L, L) {
-    let pt = (mp * spn) * wq;
-    let mce = if log_space {
-        pt + (m * spx).mul_add(omt, (m * l_lo) * (wpt + omt))
-    } else {
-        pt + (m * spx) * omt
-    };
-    (pt, mce)
-}
-
 /// The weighted end of [`element_soft`] (Linear and Geometric), in a form that can run twice:
 /// `loss = W m CE scale up`, `grad = W (m dCE + dm) scale`, with the positive term's
 /// `m wpt` as `mp wq` and its `d` as `d.1` (see `element_soft` for the rescaled second run).
@@ -399,9 +371,18 @@ impl<L: Lane> Tail<L> {
     fn run<const CHECK: bool>(&self, log_space: bool, prod: bool) -> (L, L, L, L) {
         let zero = L::splat(0.0);
         let fmax = L::splat(f32::MAX);
-        let (pos_term, mce) = m_ce(
-            self.m, self.mp, self.wq, self.spn, self.spx, self.omt, self.wpt, self.l_lo, log_space,
-        );
+        // `m CE`, `CE = wpt sp(-x) + (1 - t) sp(x)`. With a log-space modulator (whose error
+        // budget grows with gamma) the rounding error of `l` in both softplus values is added
+        // back, `m l_lo (w+ t + 1 - t)`; products and square roots have room to spare without
+        // it. (No closures in this kernel: a closure does not inherit the caller's target
+        // features, and its vector operations were calls, 3x slower.)
+        let (m, omt) = (self.m, self.omt);
+        let pos_term = (self.mp * self.spn) * self.wq;
+        let mce = if log_space {
+            pos_term + (m * self.spx).mul_add(omt, (m * self.l_lo) * (self.wpt + omt))
+        } else {
+            pos_term + (m * self.spx) * omt
+        };
         // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
         // the other weights, not `0 * inf`.
         let w_zero = self.w.eq(zero);
