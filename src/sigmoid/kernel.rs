@@ -53,6 +53,10 @@ pub(crate) struct Consts<L> {
     /// lanes [`log_modulator`] marks dead), so its rounding error is 0 without being formed
     /// (which, without a fused multiply-add, takes Dekker's 17 operations).
     pub exact_gamma: bool,
+    /// Some lane's weight `W` or `pos_weight t` may be 2 or more: the soft path tests for
+    /// its rescaling by weight ([`element_soft_run`]). `true` unless the job's weights are
+    /// known to be smaller (then the test could not fire: skipping it changes no bit).
+    pub rescale_w: bool,
 }
 
 impl<L: Lane> Consts<L> {
@@ -62,6 +66,7 @@ impl<L: Lane> Consts<L> {
             keep: L::splat(1.0 - eps),
             half_eps: L::splat(0.5 * eps),
             may_be_hard: eps == 0.0,
+            rescale_w: true,
             int_gamma: if gamma == 0.0 || gamma == 1.0 || gamma == 2.0 {
                 gamma as u32
             } else {
@@ -84,6 +89,7 @@ impl<L: Lane> Consts<L> {
             int_gamma: self.int_gamma,
             half_gamma: self.half_gamma,
             exact_gamma: self.exact_gamma,
+            rescale_w: self.rescale_w,
         }
     }
 
@@ -637,19 +643,20 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     // where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`, gamma 0.5: `m (sp / 2^64) t` was
     // 1.5e-45, one significant bit, for a loss of 2.8e-26). The vector is computed again so
     // where a lane needs it ([`element_soft`]): four compares per vector where none does
-    // (five on the checked path). (A confident hard lane of a mixed vector, or a vanished
+    // (five on the checked path), and one on the unchecked path where the job's weights are
+    // all below 2 ([`Consts::rescale_w`]: the weights cannot ask for it there). (A confident hard lane of a mixed vector, or a vanished
     // modulator, with `W >= 2` also asks for it: more work, the same bits. The correction
     // `m l_lo (wpt + omt)` keeps the unscaled `m`: it is below an ULP of the term.)
     let two = L::splat(2.0);
     let tiny = L::splat(TWO_M100);
     let small = mce.lt(tiny);
-    let need_w = two.le(w) & small;
-    let need_p = two.le(wpt) & pos_term.lt(tiny);
-    let need_u = if CHECK {
-        one.lt(up) & small
+    let none = zero.lt(zero);
+    let (need_w, need_p) = if k.rescale_w {
+        (two.le(w) & small, two.le(wpt) & pos_term.lt(tiny))
     } else {
-        zero.lt(zero)
+        (none, none)
     };
+    let need_u = if CHECK { one.lt(up) & small } else { none };
     let again = !RESCALE && L::any(need_w | need_p | need_u);
     if RESCALE {
         if CHECK {

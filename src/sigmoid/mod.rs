@@ -194,14 +194,24 @@ enum GradFactor {
 }
 
 pub(crate) fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> {
+    weights_max(name, w).map(|_| ())
+}
+
+/// [`check_weights`], returning the largest weight (0 for none).
+pub(crate) fn weights_max(name: &'static str, w: &[f32]) -> Result<f32, Error> {
     // Finite and >= 0 (NaN fails both comparisons); whole chunks without an early exit, so
     // that the check vectorizes (a weight per element is as long as the batch), and the first
     // bad index only on failure.
     let good = |v: f32| (0.0..=f32::MAX).contains(&v);
-    if w.chunks(256)
-        .all(|c| c.iter().fold(true, |all, &v| all & good(v)))
-    {
-        return Ok(());
+    let mut max = 0f32;
+    if w.chunks(256).all(|c| {
+        let (all, m) = c
+            .iter()
+            .fold((true, 0f32), |(all, m), &v| (all & good(v), m.max(v)));
+        max = max.max(m);
+        all
+    }) {
+        return Ok(max);
     }
     match w.iter().position(|&v| !good(v)) {
         Some(i) => Err(Error::InvalidParameter {
@@ -210,7 +220,7 @@ pub(crate) fn check_weights(name: &'static str, w: &[f32]) -> Result<(), Error> 
             value: w[i] as f64,
             expected: "finite and >= 0",
         }),
-        None => Ok(()),
+        None => Ok(max),
     }
 }
 
@@ -939,13 +949,15 @@ impl<'a> Focal<'a> {
                 }
             }
         }
+        // The largest weights (1 where unset): bounds for [`pass::Job::light`].
+        let (mut w_max, mut pw_max) = (1f32, 1f32);
         if let Some(w) = self.class_weights {
             agree("class_weights", w.len())?;
-            check_weights("class_weights", w)?;
+            w_max = weights_max("class_weights", w)?;
         }
         if let Some(w) = self.pos_weight {
             agree("pos_weight", w.len())?;
-            check_weights("pos_weight", w)?;
+            pw_max = weights_max("pos_weight", w)?;
         }
         let n = logits.len();
         check_len("targets", n, targets.len())?;
@@ -957,9 +969,10 @@ impl<'a> Focal<'a> {
             return Err(Error::NotMultipleOfClasses { len: n, classes: c });
         }
         let rows = n / c;
+        let mut sw_max = 1f32;
         if let Some(w) = self.sample_weights {
             check_len("sample_weights", rows, w.len())?;
-            check_weights("sample_weights", w)?;
+            sw_max = weights_max("sample_weights", w)?;
         }
         Ok(Job {
             // The pass reads `f32` logits from here, others from the `Src` it is given.
@@ -974,6 +987,9 @@ impl<'a> Focal<'a> {
             sample_weights: self.sample_weights,
             count_positives: false,
             modulator: self.modulator.code(),
+            // alpha_t <= 1 (alpha in [0, 1]); 1.5 leaves room for the roundings of the f32
+            // products (relative 2^-22 in all).
+            light: w_max as f64 * sw_max as f64 <= 1.5 && pw_max <= 1.5,
         })
     }
 }
@@ -1012,4 +1028,111 @@ fn first_bad<T: Target>(x: Src<'_>, t: &[T], classes: usize) -> Error {
         }
     }
     unreachable!("first_bad called on valid data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::float::Dst;
+
+    /// A job whose weights are all below 2 ([`pass::Job::light`]) skips the soft path's test
+    /// for rescaling by weight: the same bits as with the test, on every backend, modulator and
+    /// exponent, soft and smoothed targets (tiny ones too), logits to +-90, with weight
+    /// products just below the bound.
+    #[test]
+    fn light_jobs_give_the_bits_of_the_test_they_skip() {
+        const ROWS: usize = 97;
+        const N: usize = ROWS * 5;
+        let cw = [1.5f32, 1.0, 0.5, 1.25, 1.5];
+        let pw = [1.5f32, 1.0, 1.49, 0.0, 1.2];
+        let sw: [f32; ROWS] = core::array::from_fn(|r| [1.0, 0.75, 0.0][r % 3]);
+        let n = N;
+        let x: [f32; N] = core::array::from_fn(|i| ((i * 37) % 181) as f32 - 90.0);
+        let targets = [
+            0.0f32,
+            1.0,
+            0.5,
+            1e-30,
+            3.2e-24,
+            1e-3,
+            0.9999999,
+            1.0 - 2e-7,
+            0.25,
+        ];
+        let t: [f32; N] = core::array::from_fn(|i| targets[(i * 7) % targets.len()]);
+        let mods = [
+            Modulator::Linear,
+            Modulator::Geometric,
+            Modulator::Separable,
+        ];
+        for backend in Backend::available() {
+            let isa = backend.isa().unwrap();
+            for m in mods {
+                for gamma in [0.0, 0.5, 2.0, 3.7] {
+                    for eps in [0.0, 0.1] {
+                        let f = Focal::new(gamma)
+                            .alpha(0.25)
+                            .modulator(m)
+                            .label_smoothing(eps)
+                            .class_weights(&cw)
+                            .pos_weight(&pw)
+                            .sample_weights(&sw);
+                        let job = f.job(Src::F32(&x), &t[..], Some(("grad", n))).unwrap();
+                        assert!(job.light);
+                        let heavy = pass::Job {
+                            light: false,
+                            ..job
+                        };
+                        let mut g = [[0f32; N]; 2];
+                        let [g0, g1] = &mut g;
+                        let s0 =
+                            pass::run(isa, &job, Src::F32(&x), &mut Out::Write(Dst::F32(g0), 1.0));
+                        let s1 = pass::run(
+                            isa,
+                            &heavy,
+                            Src::F32(&x),
+                            &mut Out::Write(Dst::F32(g1), 1.0),
+                        );
+                        let what = (backend.name(), m, gamma, eps);
+                        assert_eq!(s0.loss.hi.to_bits(), s1.loss.hi.to_bits(), "{what:?}");
+                        assert_eq!(s0.loss.lo.to_bits(), s1.loss.lo.to_bits(), "{what:?}");
+                        for (i, (a, b)) in g0.iter().zip(g1.iter()).enumerate() {
+                            assert_eq!(a.to_bits(), b.to_bits(), "{what:?} {i}");
+                        }
+                    }
+                }
+            }
+        }
+        // At 2 the test stays: a class weight of 1.5 times a sample weight of 1.34, or a
+        // `pos_weight` of 2.
+        let sw2: [f32; ROWS] = core::array::from_fn(|r| if r == 5 { 1.34 } else { 1.0 });
+        let f = Focal::new(2.0).class_weights(&cw).sample_weights(&sw2);
+        assert!(!f.job(Src::F32(&x), &t[..], None).unwrap().light);
+        let pw2 = [2.0f32, 1.0, 1.0, 1.0, 1.0];
+        let f = Focal::new(2.0).pos_weight(&pw2);
+        assert!(!f.job(Src::F32(&x), &t[..], None).unwrap().light);
+        assert!(
+            Focal::new(2.0)
+                .job(Src::F32(&x), &t[..], None)
+                .unwrap()
+                .light
+        );
+        // The comparison above can see a skipped rescaling: where it is needed (a weight of
+        // 2^30 on `t = 3.2e-24` at `x = -70`, gamma 1), a job wrongly marked light loses it.
+        let (x, t, w) = ([-70f32; 32], [3.2e-24f32; 32], [1073741824f32]);
+        for backend in Backend::available() {
+            let isa = backend.isa().unwrap();
+            let f = Focal::new(1.0).class_weights(&w);
+            let job = f.job(Src::F32(&x), &t[..], None).unwrap();
+            assert!(!job.light);
+            let wrong = pass::Job { light: true, ..job };
+            let right = pass::run(isa, &job, Src::F32(&x), &mut Out::None);
+            let lost = pass::run(isa, &wrong, Src::F32(&x), &mut Out::None);
+            let what = (backend.name(), right.loss.hi, lost.loss.hi);
+            assert!(
+                right.loss.hi > 0.0 && lost.loss.hi != right.loss.hi,
+                "{what:?}"
+            );
+        }
+    }
 }

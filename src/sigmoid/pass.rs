@@ -60,6 +60,10 @@ pub(crate) struct Job<'a, T> {
     /// [`kernel::SEPARABLE`] (a run-time value: the hard-target loop does not depend on it,
     /// and is compiled once for all three).
     pub modulator: u8,
+    /// Every soft-target weight `W = w s alpha_t` and every `pos_weight t` is below 2 (from
+    /// the weights' maxima): no lane can ask for the soft path's rescaling by its weights,
+    /// whose test is then skipped ([`kernel::Consts::rescale_w`]). `false` is always safe.
+    pub light: bool,
 }
 
 impl<'a, T> Job<'a, T> {
@@ -90,6 +94,7 @@ impl<'a, T> Job<'a, T> {
             sample_weights: self.sample_weights,
             count_positives: self.count_positives,
             modulator: self.modulator,
+            light: self.light,
         }
     }
 }
@@ -644,7 +649,8 @@ impl<L: Lane, X: Elem, U: TargetElem> Part<L> for Hard<'_, '_, '_, '_, '_, L, X,
             st,
             i,
         } = self;
-        let k = Consts::<L>::new(job.gamma, job.eps);
+        let mut k = Consts::<L>::new(job.gamma, job.eps);
+        k.rescale_w = !job.light;
         let at = (&mut st.c0, &mut st.row);
         match g {
             TypedOut::None => hard_run(job, data, params, &k, i, at, &mut st.acc, Discard),
@@ -673,7 +679,8 @@ pub(crate) fn body<L: Lane>(
     sink: &mut Sink<'_>,
     st: &mut State<L>,
 ) {
-    let k = Consts::<L>::new(job.gamma, job.eps);
+    let mut k = Consts::<L>::new(job.gamma, job.eps);
+    k.rescale_w = !job.light;
     let c = job.classes;
     let n = job.x.len();
     let zero = L::splat(0.0);
