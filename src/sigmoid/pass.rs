@@ -60,8 +60,8 @@ pub(crate) struct Job<'a, T> {
     /// [`kernel::SEPARABLE`] (a run-time value: the hard-target loop does not depend on it,
     /// and is compiled once for all three).
     pub modulator: u8,
-    /// Every soft-target weight `W = w s alpha_t` and every `pos_weight t` is below 2 (from
-    /// the weights' maxima): no lane can ask for the soft path's rescaling by its weights,
+    /// Every soft-target weight `W = w s alpha_t` and every `pos_weight t` is below 2 (no
+    /// sample weights, class and positive weights at most 1.5): no lane can ask for the soft path's rescaling by its weights,
     /// whose test is then skipped ([`kernel::Consts::rescale_w`]). `false` is always safe.
     pub light: bool,
 }
