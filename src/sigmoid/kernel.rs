@@ -54,19 +54,20 @@ pub(crate) struct Consts<L> {
     /// (which, without a fused multiply-add, takes Dekker's 17 operations).
     pub exact_gamma: bool,
     /// Some lane's weight `W` or `pos_weight t` may be 2 or more: the soft path tests for
-    /// its rescaling by weight ([`element_soft_run`]). `true` unless the job's weights are
-    /// known to be smaller (then the test could not fire: skipping it changes no bit).
+    /// its rescaling by weight ([`element_soft_run`]). `false` only where the job's weights
+    /// are known to be smaller (then the test could not fire: skipping it changes no bit).
     pub rescale_w: bool,
 }
 
 impl<L: Lane> Consts<L> {
-    pub fn new(gamma: f32, eps: f32) -> Self {
+    /// The constants of exponent `gamma` and label smoothing `eps`; `rescale_w` as the field.
+    pub fn new(gamma: f32, eps: f32, rescale_w: bool) -> Self {
         Consts {
             gamma: L::splat(gamma),
             keep: L::splat(1.0 - eps),
             half_eps: L::splat(0.5 * eps),
             may_be_hard: eps == 0.0,
-            rescale_w: true,
+            rescale_w,
             int_gamma: if gamma == 0.0 || gamma == 1.0 || gamma == 2.0 {
                 gamma as u32
             } else {
@@ -644,9 +645,10 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     // 1.5e-45, one significant bit, for a loss of 2.8e-26). The vector is computed again so
     // where a lane needs it ([`element_soft`]): four compares per vector where none does
     // (five on the checked path), and one on the unchecked path where the job's weights are
-    // all below 2 ([`Consts::rescale_w`]: the weights cannot ask for it there). (A confident hard lane of a mixed vector, or a vanished
-    // modulator, with `W >= 2` also asks for it: more work, the same bits. The correction
-    // `m l_lo (wpt + omt)` keeps the unscaled `m`: it is below an ULP of the term.)
+    // all below 2 ([`Consts::rescale_w`]: the weights cannot ask for it there). (A confident
+    // hard lane of a mixed vector, or a vanished modulator, with `W >= 2` also asks for it:
+    // more work, the same bits. The correction `m l_lo (wpt + omt)` keeps the unscaled `m`:
+    // it is below an ULP of the term.)
     let two = L::splat(2.0);
     let tiny = L::splat(TWO_M100);
     let small = mce.lt(tiny);

@@ -61,8 +61,9 @@ pub(crate) struct Job<'a, T> {
     /// and is compiled once for all three).
     pub modulator: u8,
     /// Every soft-target weight `W = w s alpha_t` and every `pos_weight t` is below 2 (no
-    /// sample weights, class and positive weights at most 1.5): no lane can ask for the soft path's rescaling by its weights,
-    /// whose test is then skipped ([`kernel::Consts::rescale_w`]). `false` is always safe.
+    /// sample weights, class and positive weights at most 1.5): no lane can ask for the soft
+    /// path's rescaling by its weights, whose test is then skipped
+    /// ([`kernel::Consts::rescale_w`]). `false` is always safe.
     pub light: bool,
 }
 
@@ -649,8 +650,7 @@ impl<L: Lane, X: Elem, U: TargetElem> Part<L> for Hard<'_, '_, '_, '_, '_, L, X,
             st,
             i,
         } = self;
-        let mut k = Consts::<L>::new(job.gamma, job.eps);
-        k.rescale_w = !job.light;
+        let k = Consts::<L>::new(job.gamma, job.eps, !job.light);
         let at = (&mut st.c0, &mut st.row);
         match g {
             TypedOut::None => hard_run(job, data, params, &k, i, at, &mut st.acc, Discard),
@@ -679,8 +679,7 @@ pub(crate) fn body<L: Lane>(
     sink: &mut Sink<'_>,
     st: &mut State<L>,
 ) {
-    let mut k = Consts::<L>::new(job.gamma, job.eps);
-    k.rescale_w = !job.light;
+    let k = Consts::<L>::new(job.gamma, job.eps, !job.light);
     let c = job.classes;
     let n = job.x.len();
     let zero = L::splat(0.0);

@@ -64,7 +64,9 @@ impl<L: Lane> Consts<L> {
         Consts {
             gamma: L::splat(gamma),
             power,
-            log: LogConsts::new(gamma, 0.0),
+            // (The softmax terms never take the sigmoid's soft path: its rescaling test is
+            // left at the safe default.)
+            log: LogConsts::new(gamma, 0.0, true),
             pair_fast: gamma <= FAST_GAMMA_MAX,
         }
     }

@@ -144,8 +144,8 @@ pub fn ulps(got: f32, want: f64) -> f64 {
 ///   `1 + weight` where a weight above 1 may scale an intermediate subnormal (whose rounding
 ///   is absolute, not relative): `e^-|x|` beyond `|x| = 87`, a hard target's modulator beyond
 ///   `gamma |x| = 87`, and a soft target whose `pos_weight t` is subnormal (it is multiplied
-///   by `sp(-x)` too, so also times `1 + |x|`). Below those bounds no weighted allowance: a hard target's weight multiplies
-///   its modulator first, and a soft target's moves its power of two into the modulator
+///   by `sp(-x)` too, so also times `1 + |x|`). Below those bounds no weighted allowance: a
+///   hard target's weight multiplies its modulator first, and a soft target's moves its power of two into the modulator
 ///   where `m CE` is tiny (`tests/adversarial.rs` 6 and 7). (Before that order, a weight of 500 on a confident element
 ///   gave 67 / 249 ULP of the loss / gradient, which this allowance, then granted everywhere,
 ///   hid; `tests/adversarial.rs`.)
@@ -206,7 +206,8 @@ pub fn within_opts(got: f32, want: f64, kappa: f64, hard: bool, o: &Opts, x: f64
 /// `|a dv/da / v|` by a relative central difference of the oracle, summed.
 ///
 /// This is the conditioning the kernel's inputs force: `t'` is exact, or (with smoothing)
-/// rounded relative to itself (once, or twice without FMA), and `1 - t'` is rounded relative to itself, plus, with
+/// rounded relative to itself (once, or twice without FMA), and `1 - t'` is rounded relative
+/// to itself, plus, with
 /// smoothing, `t'`'s rounding carried into it (`t' / (1 - t')` times as large). (This
 /// helper took an absolute step of `1e-7` in `t'` before, `|dv/dt| max(t', 1 - t') / v`: for
 /// a target like `1e-24` that perturbs it by 17 orders of magnitude and allowed almost any
