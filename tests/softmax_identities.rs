@@ -293,3 +293,78 @@ fn a_permutation_of_the_classes_permutes_the_gradient() {
         }
     }
 }
+
+/// A whole column block (the kernels run a copy compiled for the block's length) gives the
+/// bits of the same rows in partial blocks: 200 rows (whole blocks of 64 on AVX-512, 32 on
+/// AVX2, and a partial last one) against the same rows in calls of 7 (partial blocks only);
+/// per-row losses, gradients written and accumulated, class-last and `[1, C, 200]`.
+#[test]
+fn whole_blocks_give_the_bits_of_partial_ones() {
+    let mut rng = Rng(29);
+    let rows = 200;
+    for backend in Backend::available() {
+        for c in [2, 3, 5, 8, 16, 19, 30] {
+            let x = logits(&mut rng, rows * c);
+            let y: Vec<i64> = (0..rows)
+                .map(|r| {
+                    if r % 11 == 4 {
+                        -100
+                    } else {
+                        ((r * 7) % c) as i64
+                    }
+                })
+                .collect();
+            let w: Vec<f32> = (0..c).map(|k| 0.5 + (k % 3) as f32).collect();
+            let f = SoftmaxFocal::new(2.0)
+                .ignore_index(-100)
+                .class_weights(&w)
+                .backend(backend);
+            let old: Vec<f32> = (0..rows * c).map(|i| (i % 5) as f32 - 2.0).collect();
+            // The whole batch, class-last and as one [1, C, S] map.
+            let mut per_row = vec![0f32; rows];
+            f.loss_per_row(&x, &y, &mut per_row).unwrap();
+            let mut g = vec![0f32; rows * c];
+            f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
+            let mut acc = old.clone();
+            f.loss_and_grad_accumulate(&x, &y, &mut acc, Reduction::Sum)
+                .unwrap();
+            let mut nchw = vec![0f32; rows * c];
+            for r in 0..rows {
+                for k in 0..c {
+                    nchw[k * rows + r] = x[r * c + k];
+                }
+            }
+            let fs = f.spatial(rows);
+            let mut per_pos = vec![0f32; rows];
+            fs.loss_per_row(&nchw, &y, &mut per_pos).unwrap();
+            let mut gs = vec![0f32; rows * c];
+            fs.loss_and_grad(&nchw, &y, &mut gs, Reduction::Sum)
+                .unwrap();
+            let gs: Vec<f32> = (0..rows * c).map(|i| gs[(i % c) * rows + i / c]).collect();
+            // The same rows, 7 at a time.
+            let mut per_row7 = vec![0f32; rows];
+            let mut g7 = vec![0f32; rows * c];
+            let mut acc7 = old.clone();
+            for (k, ys) in y.chunks(7).enumerate() {
+                let (r0, n) = (7 * k, ys.len());
+                let xs = &x[r0 * c..(r0 + n) * c];
+                f.loss_per_row(xs, ys, &mut per_row7[r0..r0 + n]).unwrap();
+                f.loss_and_grad(xs, ys, &mut g7[r0 * c..(r0 + n) * c], Reduction::Sum)
+                    .unwrap();
+                let a = &mut acc7[r0 * c..(r0 + n) * c];
+                f.loss_and_grad_accumulate(xs, ys, a, Reduction::Sum)
+                    .unwrap();
+            }
+            let what = format!("{backend:?} C {c}");
+            assert_eq!(bits(&per_row), bits(&per_row7), "{what}: per row");
+            assert_eq!(bits(&g), bits(&g7), "{what}: gradient");
+            assert_eq!(bits(&acc), bits(&acc7), "{what}: accumulated");
+            assert_eq!(
+                bits(&per_pos),
+                bits(&per_row7),
+                "{what}: [1, C, S] per position"
+            );
+            assert_eq!(bits(&gs), bits(&g7), "{what}: [1, C, S] gradient");
+        }
+    }
+}
