@@ -151,6 +151,13 @@ pub(crate) fn ln_s<L: Lane>(t: L, s: L, ts: L, sc: L) -> (L, L) {
 /// form `0 * inf`). `d <= 0` (0 exactly on top classes), `e = exp(d)`, `k >= 0`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L, L, L) {
+    term_in::<L, true>(d, e, k, row, c)
+}
+
+/// [`term`], with the short form of `gamma = 0` where `SHORT` (always, but in the test that
+/// compares the two forms' bits).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn term_in<L: Lane, const SHORT: bool>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L, L, L) {
     let zero = L::splat(0.0);
     let one = L::splat(1.0);
     let top = d.eq(zero);
@@ -173,6 +180,19 @@ pub(crate) fn term<L: Lane>(d: L, e: L, k: L, row: &Row<L>, c: &Consts<L>) -> (L
         (e, e, row.s - e)
     };
     let p = num_p / row.s;
+    if SHORT && c.power == Power::Zero {
+        // gamma = 0: M = 1 and g = M (1 + 0 r L) = 1 exactly, since r L is finite (r <= 1 off
+        // the top; on a top lane 1 where T = 0, about 1 where T is subnormal): the bits of
+        // the general form without r and r L (two of its three divisions).
+        let q_other = one - p;
+        let q = if any_top {
+            L::select(top, p.mul_add(row.tc - row.sc, p), q_other)
+        } else {
+            q_other
+        };
+        let kg = k.min(L::splat(f32::MAX));
+        return (L::select(k.eq(zero), zero, k * l), kg, q);
+    }
     let r_other = num_r / den_r;
     let q_other = one - p;
     let rl_other = L::select(r_other.eq(zero), zero, r_other * l);
@@ -286,4 +306,76 @@ pub(crate) fn pair_term<L: Lane>(x: L, k: L, c: &Consts<L>) -> (L, L) {
     };
     let km = k * m;
     (limit(inf, grows, km * sp), (km * bracket).min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::portable::F8;
+
+    /// The short form of `gamma = 0` in [`term`] against the general one, bit for bit, over
+    /// rows from `T = 0` (a certain row) through subnormal and tiny `T` to `T = 999`, with
+    /// their rounding corrections, every kind of class (top, near the top, far, `-inf`) and
+    /// weights from 0 to `f32::MAX`; on one lane and on eight lanes that mix top and other
+    /// classes (the selects of a block where some lanes are top classes).
+    fn short_form_gives_the_bits_of_the_general_one<L: Lane>() {
+        let c = Consts::<L>::new(0.0);
+        assert_eq!(c.power, Power::Zero);
+        let ts = [0.0, 1e-45, 3e-39, 1e-30, 1e-7, 0.5, 1.0, 3.0, 49.0, 999.0];
+        let ds = [
+            0.0,
+            -1e-7,
+            -0.1,
+            -0.69,
+            -3.0,
+            -30.0,
+            -87.5,
+            -104.0,
+            f32::NEG_INFINITY,
+        ];
+        let ks = [0.0, 1e-30, 0.25, 1.0, 7.5, 3e38, f32::MAX];
+        let lanes = |v: &[f32]| L::load_or(v, 0.0);
+        let mut checked = 0;
+        for &t in &ts {
+            for t_lo in [0.0, t * 3e-8] {
+                let s = 1.0 + t;
+                let s_lo = ((1.0 + t as f64) - s as f64) as f32;
+                let row = Row::new(L::splat(t), L::splat(s), L::splat(t_lo), L::splat(s_lo));
+                for (i, &k) in ks.iter().enumerate().flat_map(|ik| [ik; 9]) {
+                    checked += 1;
+                    // Lane j takes class ds[(checked + j) % 9] (eight lanes: one top lane, or
+                    // none), its e at most T as in a real row (T sums the other classes' e).
+                    let rot = checked + i;
+                    let d: [f32; 8] = core::array::from_fn(|j| ds[(rot + j) % ds.len()]);
+                    let e: [f32; 8] = core::array::from_fn(|j| match d[j] {
+                        0.0 => 1.0,
+                        dj => libm::expf(dj).min(t),
+                    });
+                    let (dl, el, kl) = (lanes(&d), lanes(&e), L::splat(k));
+                    let a = term_in::<L, true>(dl, el, kl, &row, &c);
+                    let b = term_in::<L, false>(dl, el, kl, &row, &c);
+                    for (x, y) in [(a.0, b.0), (a.1, b.1), (a.2, b.2)] {
+                        let (mut xa, mut ya) = ([0f32; 8], [0f32; 8]);
+                        x.store(&mut xa);
+                        y.store(&mut ya);
+                        for j in 0..L::LANES {
+                            let (xb, yb) = (xa[j].to_bits(), ya[j].to_bits());
+                            assert_eq!(xb, yb, "T {t} t_lo {t_lo} d {} e {} K {k}", d[j], e[j]);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, ts.len() * 2 * ks.len() * 9);
+    }
+
+    #[test]
+    fn short_form_of_gamma_zero_one_lane() {
+        short_form_gives_the_bits_of_the_general_one::<f32>();
+    }
+
+    #[test]
+    fn short_form_of_gamma_zero_eight_lanes() {
+        short_form_gives_the_bits_of_the_general_one::<F8>();
+    }
 }
