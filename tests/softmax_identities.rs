@@ -17,6 +17,19 @@ fn logits(rng: &mut Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Class `7 r mod C` for row `r`, and the ignore index -100 on every `period`-th row from row 4.
+fn labels_ignoring(rows: usize, c: usize, period: usize) -> Vec<i64> {
+    (0..rows)
+        .map(|r| {
+            if r % period == 4 {
+                -100
+            } else {
+                ((r * 7) % c) as i64
+            }
+        })
+        .collect()
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -79,15 +92,7 @@ fn nchw_gives_the_bits_of_transposed_rows() {
         {
             let rows = n * sp;
             let x = logits(&mut rng, rows * c);
-            let y: Vec<i64> = (0..rows)
-                .map(|r| {
-                    if r % 6 == 4 {
-                        -100
-                    } else {
-                        ((r * 7) % c) as i64
-                    }
-                })
-                .collect();
+            let y = labels_ignoring(rows, c, 6);
             let s: Vec<f32> = (0..rows).map(|r| 0.25 + (r % 3) as f32).collect();
             let mut dist = vec![0f32; rows * c];
             for r in 0..rows {
@@ -305,15 +310,7 @@ fn whole_blocks_give_the_bits_of_partial_ones() {
     for backend in Backend::available() {
         for c in [2, 3, 5, 8, 16, 19, 30] {
             let x = logits(&mut rng, rows * c);
-            let y: Vec<i64> = (0..rows)
-                .map(|r| {
-                    if r % 11 == 4 {
-                        -100
-                    } else {
-                        ((r * 7) % c) as i64
-                    }
-                })
-                .collect();
+            let y = labels_ignoring(rows, c, 11);
             let w: Vec<f32> = (0..c).map(|k| 0.5 + (k % 3) as f32).collect();
             let f = SoftmaxFocal::new(2.0)
                 .ignore_index(-100)
