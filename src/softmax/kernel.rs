@@ -180,27 +180,25 @@ fn term_in<L: Lane, const SHORT: bool>(d: L, e: L, k: L, row: &Row<L>, c: &Const
         (e, e, row.s - e)
     };
     let p = num_p / row.s;
+    // q = 1 - p; on a top lane q = T / S, corrected for the rounding of T and S.
+    let q_other = one - p;
+    let q = if any_top {
+        L::select(top, p.mul_add(row.tc - row.sc, p), q_other)
+    } else {
+        q_other
+    };
     if SHORT && c.power == Power::Zero {
         // gamma = 0: M = 1 and g = M (1 + 0 r L) = 1 exactly, since r L is finite (r <= 1 off
         // the top; on a top lane 1 where T = 0, about 1 where T is subnormal): the bits of
         // the general form without r and r L (two of its three divisions).
-        let q_other = one - p;
-        let q = if any_top {
-            L::select(top, p.mul_add(row.tc - row.sc, p), q_other)
-        } else {
-            q_other
-        };
         let kg = k.min(L::splat(f32::MAX));
         return (L::select(k.eq(zero), zero, k * l), kg, q);
     }
     let r_other = num_r / den_r;
-    let q_other = one - p;
     let rl_other = L::select(r_other.eq(zero), zero, r_other * l);
-    let (q, rl, r) = if any_top {
-        // A top class: q = T / S, r = 1 / T, r L = ln S / T (-> 1 as T -> 0), each
-        // corrected for the rounding of T and S (and of ln S).
-        let q_top = p;
-        let q_top = q_top.mul_add(row.tc - row.sc, q_top);
+    let (rl, r) = if any_top {
+        // A top class: r = 1 / T, r L = ln S / T (-> 1 as T -> 0), each corrected for the
+        // rounding of T and S (and of ln S).
         // (Only where T is normal: 1 / T of a subnormal T may be infinite.)
         let normal = row.t.ge(L::splat(f32::MIN_POSITIVE));
         let r_top = r_other;
@@ -209,12 +207,11 @@ fn term_in<L: Lane, const SHORT: bool>(d: L, e: L, k: L, row: &Row<L>, c: &Const
         let rl_top = L::select(normal, rl_fix, L::select(t_zero, one, rl_top));
         let r_top = L::select(normal, r_top.mul_add(-row.tc, r_top), r_top);
         (
-            L::select(top, q_top, q_other),
             L::select(top, rl_top, rl_other),
             L::select(top, r_top, r_other),
         )
     } else {
-        (q_other, rl_other, r_other)
+        (rl_other, r_other)
     };
     let m = match c.power {
         Power::Zero => one,
@@ -343,7 +340,7 @@ mod tests {
                 let row = Row::new(L::splat(t), L::splat(s), L::splat(t_lo), L::splat(s_lo));
                 for (i, &k) in ks.iter().enumerate().flat_map(|ik| [ik; 9]) {
                     checked += 1;
-                    // Lane j takes class ds[(checked + j) % 9] (eight lanes: one top lane, or
+                    // Lane j takes class ds[(rot + j) % 9] (eight lanes: one top lane, or
                     // none), its e at most T as in a real row (T sums the other classes' e).
                     let rot = checked + i;
                     let d: [f32; 8] = core::array::from_fn(|j| ds[(rot + j) % ds.len()]);
