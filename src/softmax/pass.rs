@@ -1412,6 +1412,8 @@ struct Scan<L: Lane> {
     s_lo: L,
     ties: L,
     dy: L,
+    /// `e^(d_y)` (1 outside `live`): the label's `e` from pass 2, the bits of `exp(d_y)`.
+    ey: L,
 }
 
 /// Pass 1 (the largest logit) and pass 2 (`T`, the ties, `d_y`) of a block of `np` positions
@@ -1466,6 +1468,9 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         }
     }
     let mut ties = zero;
+    // The label's `e`, kept from pass 2 (one `exp` a row less): `exp_normal` gives the bits
+    // of `exp` in its domain, and `d` is `d_y` below (`+0` on a top lane in both forms).
+    let mut ey = one;
     let ln = L::LANES;
     // One class `cl`: its (top, e) into the sums as `$add` does, the ties, d_y, e stored.
     macro_rules! class {
@@ -1477,6 +1482,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
             let $nt = L::select(top, zero, e);
             $add
             ties = ties + L::select(top, one, zero);
+            ey = L::select(yv.eq(L::splat(cl as f32)), e, ey);
             if staged {
                 e.store(&mut stage[cl * ln..cl * ln + np]);
             } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
@@ -1515,6 +1521,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         s_lo: L::select(live, s_lo, zero),
         ties,
         dy,
+        ey,
     }
 }
 
@@ -1583,7 +1590,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
     // The per-row work ([`finish`]'s, lane by lane).
     let row = Row::new(sc.t, sc.s, sc.t_lo, sc.s_lo);
     let f = L::splat(factor);
-    let (loss, kg, q) = term(sc.dy, sc.dy.exp(), k, &row, c);
+    let (loss, kg, q) = term(sc.dy, sc.ey, k, &row, c);
     let loss = L::select(live, loss, zero);
     if mode != Mode::None {
         let g = grad.unwrap_or(&mut []);
@@ -1988,13 +1995,21 @@ impl Kernel for Tally<'_> {
     fn run<L: Body>(self) -> Option<u64> {
         #[cfg_attr(not(opt_level_0), inline(always))]
         fn typed<T: Copy + Into<i64>>(s: &[T], c: u64, ignore: Option<i64>) -> Option<u64> {
-            let (on, ig) = (ignore.is_some(), ignore.unwrap_or(0));
-            let (mut counted, mut bad) = (0u64, false);
+            let mut bad = false;
+            // (Negative labels wrap to at least 2^63.)
+            let Some(ig) = ignore else {
+                // Every row counts: only the range test is left, in a loop of its own.
+                for &v in s {
+                    let v: i64 = v.into();
+                    bad |= v as u64 >= c;
+                }
+                return (!bad).then_some(s.len() as u64);
+            };
+            let mut counted = 0u64;
             for &v in s {
                 let v: i64 = v.into();
-                let live = !(on & (v == ig));
+                let live = v != ig;
                 counted += live as u64;
-                // (Negative labels wrap to at least 2^63.)
                 bad |= live & (v as u64 >= c);
             }
             (!bad).then_some(counted)
