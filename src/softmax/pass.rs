@@ -1444,14 +1444,11 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let mut mv = L::splat(NEG_INF);
     let mut lo = L::splat(f32::INFINITY);
     let mut nan = live & !live;
-    // The label's logit, taken here rather than its `d` in pass 2, whose loop holds more.
-    let mut zy = zero;
     for cl in 0..cn {
         let v = load(cl);
         nan = nan | !v.eq(v);
         mv = mv.max(v);
         lo = lo.min(v);
-        zy = L::select(yv.eq(L::splat(cl as f32)), v, zy);
     }
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
     let normal = !L::any(nan) && exp_normal_ok(lo, mv);
@@ -1468,21 +1465,24 @@ fn scan<L: Lane, X: Elem, G: Elem>(
         }
     }
     let mut ties = zero;
-    // The label's `e`, kept from pass 2 (one `exp` a row less): `exp_normal` gives the bits
-    // of `exp` in its domain, and `d` is `d_y` below (`+0` on a top lane in both forms).
-    let mut ey = one;
+    // The label's `d` and `e` (0 and 1 outside `live`, where `yv` is -1), taken as pass 2
+    // forms them: one `exp` a row less than `exp(d_y)`, whose bits `exp_normal` gives in its
+    // domain.
+    let (mut dy, mut ey) = (zero, one);
     let ln = L::LANES;
     // One class `cl`: its (top, e) into the sums as `$add` does, the ties, d_y, e stored.
     macro_rules! class {
         ($cl:expr, $nt:ident, $add:stmt) => {{
             let cl = $cl;
             let v = load(cl);
-            let (top, _, e) = exp_d(v, mv, normal);
+            let (top, d, e) = exp_d(v, mv, normal);
             // (`e >= +0`, never `-0`: `widen` gives the bits of the addition.)
             let $nt = L::select(top, zero, e);
             $add
             ties = ties + L::select(top, one, zero);
-            ey = L::select(yv.eq(L::splat(cl as f32)), e, ey);
+            let is_y = yv.eq(L::splat(cl as f32));
+            dy = L::select(is_y, d, dy);
+            ey = L::select(is_y, e, ey);
             if staged {
                 e.store(&mut stage[cl * ln..cl * ln + np]);
             } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
@@ -1508,9 +1508,6 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     // The differences are exact in f64.
     let t_lo = L::wide_round(L::wide_add(t64, -t));
     let s_lo = L::wide_round(L::wide_add(s64, -s));
-    // `d_y` with the bits of [`exp_d`]'s `d` (`+0` on a top lane in both of its forms).
-    let dy = L::select(zy.eq(mv), zero, zy - mv);
-    let dy = L::select(live, dy, zero);
     Scan {
         mv,
         normal,
