@@ -246,6 +246,9 @@ pub(crate) trait Lane:
     fn wide_store(a: Self::Wide, dst: &mut [f64]);
     /// Every lane rounded to `f32` (to nearest, as `as f32`).
     fn wide_round(a: Self::Wide) -> Self;
+    /// Lane `j` from `src[j]` (`src` has at least `LANES` elements): the inverse of
+    /// [`Lane::wide_store`].
+    fn wide_load(src: &[f64]) -> Self::Wide;
     /// The sum of the lanes in the fixed tree `a[j] += a[j + h]` for `h = LANES/2, ..., 1`
     /// (the order `crate::softmax::pass` relies on), in `f64`.
     #[cfg_attr(not(opt_level_0), inline(always))]
@@ -260,6 +263,18 @@ pub(crate) trait Lane:
             h /= 2;
         }
         v[0]
+    }
+    /// [`Lane::wide_tree`] of `a[j]` as lane `j`, for `j < LANES`, with its bits (the sums
+    /// of a block of rows, one row per lane). The default takes one tree after another; a
+    /// backend may add the same pairs of lanes of several rows in one vector.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn wide_trees(a: &[Self::Wide; MAX_LANES]) -> Self::Wide {
+        const { assert!(Self::LANES <= MAX_LANES) };
+        let mut v = [0f64; MAX_LANES];
+        for (o, &w) in v.iter_mut().zip(a).take(Self::LANES) {
+            *o = Self::wide_tree(w);
+        }
+        Self::wide_load(&v)
     }
     /// The largest lane; with a NaN lane, the largest of the others or NaN (a tree of
     /// `f32::max` by default, which takes the others).
@@ -585,6 +600,10 @@ impl<L: Lane> Lane for Two<L> {
         let (lo, hi) = dst.split_at_mut(L::LANES);
         L::wide_store(a.0, lo);
         L::wide_store(a.1, hi);
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn wide_load(src: &[f64]) -> Self::Wide {
+        (L::wide_load(src), L::wide_load(&src[L::LANES..]))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_round(a: Self::Wide) -> Self {

@@ -357,6 +357,62 @@ mod tests {
         }
     }
 
+    /// [`Lane::wide_trees`] against the tree [`Lane::wide_tree`] documents, written out on
+    /// `f64`s: rows of sums whose magnitudes span 2^-60 to 2^60 with both signs, so that a
+    /// different order of the additions changes bits. Returns the rows compared.
+    struct WideTrees;
+
+    impl Kernel for WideTrees {
+        type Output = usize;
+        fn run<L: Body>(self) -> usize {
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut compared = 0;
+            for _ in 0..2000 {
+                let mut rows = [[0f64; MAX_LANES]; MAX_LANES];
+                let mut accs = [L::wide_zero(); MAX_LANES];
+                for (row, acc) in rows.iter_mut().zip(&mut accs) {
+                    for v in row.iter_mut() {
+                        let r = next();
+                        let mag = f64::from_bits(((1023 + (r % 121) as i64 - 60) as u64) << 52);
+                        let frac = 1.0 + (r >> 11) as f64 / (1u64 << 53) as f64;
+                        *v = if r & 1 == 0 { mag * frac } else { -mag * frac };
+                    }
+                    *acc = L::wide_load(row);
+                }
+                let mut got = [0f64; MAX_LANES];
+                L::wide_store(L::wide_trees(&accs), &mut got);
+                for (j, row) in rows.iter().enumerate().take(L::LANES) {
+                    let mut v = *row;
+                    let mut h = L::LANES / 2;
+                    while h >= 1 {
+                        for i in 0..h {
+                            v[i] += v[i + h];
+                        }
+                        h /= 2;
+                    }
+                    assert_eq!(got[j].to_bits(), v[0].to_bits(), "{} row {j}", L::LANES);
+                    assert_eq!(L::wide_tree(accs[j]).to_bits(), v[0].to_bits());
+                    compared += 1;
+                }
+            }
+            compared
+        }
+    }
+
+    #[test]
+    fn wide_trees_add_in_the_order_of_wide_tree() {
+        for backend in Backend::available() {
+            let compared = select(backend.isa().unwrap(), WideTrees);
+            assert!(compared >= 2000, "{}: {compared}", backend.name());
+        }
+    }
+
     #[test]
     fn transposes_are_exact_and_write_nothing_when_not_taken() {
         for backend in Backend::available() {

@@ -459,6 +459,14 @@ impl Lane for F8 {
         dst[4..8].copy_from_slice(&a[1].to_array());
     }
     #[inline(always)]
+    fn wide_load(src: &[f64]) -> [f64x4; 2] {
+        let s = &src[..8];
+        [
+            f64x4::new([s[0], s[1], s[2], s[3]]),
+            f64x4::new([s[4], s[5], s[6], s[7]]),
+        ]
+    }
+    #[inline(always)]
     fn wide_round(a: [f64x4; 2]) -> Self {
         let (l, h) = (a[0].to_array(), a[1].to_array());
         F8(f32x8::new([

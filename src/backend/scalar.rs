@@ -157,6 +157,10 @@ impl Lane for f32 {
         dst[0] = a;
     }
     #[inline(always)]
+    fn wide_load(src: &[f64]) -> f64 {
+        src[0]
+    }
+    #[inline(always)]
     fn wide_round(a: f64) -> f32 {
         a as f32
     }

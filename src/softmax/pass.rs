@@ -158,15 +158,18 @@ fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -
     acc[0]
 }
 
-/// `(T, S, T_lo, S_lo)` of a row from its sum over the non-top classes and its number of top
-/// classes: `T` and `S` rounded once from `f64`, and what the rounding dropped (see
-/// [`Row::new`]).
+/// `(T, S, T_lo, S_lo)` of rows (one a lane) from their sums over the non-top classes and
+/// their numbers of top classes: `T = sum + (ties - 1)` and `S = 1 + T` in `f64`, each
+/// rounded once to `f32`, and what the roundings dropped (exact differences in `f64`; see
+/// [`Row::new`]). Both kernels, so that a row has the same bits in every layout.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn row_sums(sum: f64, ties: f32) -> [f32; 4] {
-    let t = sum + (ties as f64 - 1.0);
-    let s = 1.0 + t;
-    let (tf, sf) = (t as f32, s as f32);
-    [tf, sf, (t - tf as f64) as f32, (s - sf as f64) as f32]
+fn row_sums<L: Lane>(sum: L::Wide, ties: L) -> [L; 4] {
+    let t64 = L::wide_add(sum, ties - L::splat(1.0));
+    let s64 = L::wide_add(t64, L::splat(1.0));
+    let (t, s) = (L::wide_round(t64), L::wide_round(s64));
+    let t_lo = L::wide_round(L::wide_add(t64, -t));
+    let s_lo = L::wide_round(L::wide_add(s64, -s));
+    [t, s, t_lo, s_lo]
 }
 
 /// Per-row values of a block of rows (or positions), one row per lane.
@@ -725,7 +728,8 @@ fn exp_d<L: Lane>(v: L, m: L, normal: bool) -> (L::Mask, L, L) {
     }
 }
 
-/// A row's `(T sum over non-top classes, number of top classes)`, storing `e` into `store`.
+/// A row's sums over its non-top classes, lane by lane (see [`Lane::wide_tree`]), and its
+/// number of top classes, storing `e` into `store`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn row_sum<L: Lane, X: Elem>(
     z: &[X],
@@ -733,7 +737,7 @@ fn row_sum<L: Lane, X: Elem>(
     store: Option<&mut [f32]>,
     h: Half,
     normal: bool,
-) -> (f64, f32) {
+) -> (L::Wide, f32) {
     let cn = z.len();
     let ms = L::splat(m);
     let mut acc = L::wide_zero();
@@ -761,7 +765,7 @@ fn row_sum<L: Lane, X: Elem>(
             }
         }
     }
-    (L::wide_tree(acc), ties as f32)
+    (acc, ties as f32)
 }
 
 /// One chunk of [`row_sum`]: adds its fresh non-top `e` to `acc` and counts its fresh top
@@ -804,6 +808,10 @@ fn rows<L: Lane, X: Elem, G: Elem>(
     let mut loss = L::acc_zero();
     let mut bad = false;
     let mut b = Block::new();
+    // The rows' sums before their trees, and their numbers of top classes (rows not live in
+    // a block keep another block's: finite, and not read).
+    let mut accs = [L::wide_zero(); MAX_LANES];
+    let mut ties = [0f32; MAX_LANES];
     let mut r0 = 0;
     while r0 < n_rows {
         let n = bsz.min(n_rows - r0);
@@ -819,7 +827,6 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 g[r * cn..(r + 1) * cn].fill(G::put(0.0, job.hg));
             }
         }
-        let mut sums = [(0f64, 0f32); MAX_LANES];
         for i in 0..=n {
             // Pass 1 of row `i`, then pass 2 of row `i - 1`.
             if i < n && b.live[i] {
@@ -848,21 +855,22 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 },
                 _ => None,
             };
-            sums[i] = row_sum::<L, X>(z, m, store, job.hx, b.normal[i]);
+            (accs[i], ties[i]) = row_sum::<L, X>(z, m, store, job.hx, b.normal[i]);
             if !dense {
                 let zy = z[b.yi[i] as usize].get(job.hx);
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
             }
         }
-        for (i, &(sum, ties)) in sums[..n].iter().enumerate() {
-            if b.live[i] {
-                let [t, s, t_lo, s_lo] = row_sums(sum, ties);
-                b.t[i] = t;
-                b.s[i] = s;
-                b.t_lo[i] = t_lo;
-                b.s_lo[i] = s_lo;
-                b.single[i] = ties == 1.0;
-            }
+        // The block's trees, and `T` and `S`, one row a lane (0 and 1 where not live).
+        let [t, s, t_lo, s_lo] = row_sums::<L>(L::wide_trees(&accs), lanes::<L>(&ties));
+        let live = mask::<L>(&b.live);
+        let (zero, one) = (L::splat(0.0), L::splat(1.0));
+        L::select(live, t, zero).store(&mut b.t);
+        L::select(live, s, one).store(&mut b.s);
+        L::select(live, t_lo, zero).store(&mut b.t_lo);
+        L::select(live, s_lo, zero).store(&mut b.s_lo);
+        for ((s, &t), &live) in b.single.iter_mut().zip(&ties).zip(&b.live).take(n) {
+            *s = !live || t == 1.0;
         }
         finish::<L>(&mut b, c, factor, dense);
         if dense {
@@ -1500,14 +1508,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
             class!(cl, nt, acc[j] = L::wide_add(acc[j], nt));
         }
     }
-    // T = sum + (ties - 1) and S = 1 + T in f64, rounded once: the row kernel's
-    // `row_sums`, lane by lane.
-    let t64 = L::wide_add(tree_wide_in::<L>(acc, cn, gl), ties - one);
-    let s64 = L::wide_add(t64, one);
-    let (t, s) = (L::wide_round(t64), L::wide_round(s64));
-    // The differences are exact in f64.
-    let t_lo = L::wide_round(L::wide_add(t64, -t));
-    let s_lo = L::wide_round(L::wide_add(s64, -s));
+    let [t, s, t_lo, s_lo] = row_sums::<L>(tree_wide_in::<L>(acc, cn, gl), ties);
     Scan {
         mv,
         normal,

@@ -461,6 +461,12 @@ impl Lane for V256x2 {
         }
     }
     #[inline(always)]
+    fn wide_load(src: &[f64]) -> [__m256d; 4] {
+        let s = &src[..16];
+        // SAFETY: invariant; each load reads 32 bytes inside the 16 elements of `s`.
+        core::array::from_fn(|i| unsafe { _mm256_loadu_pd(s[4 * i..].as_ptr()) })
+    }
+    #[inline(always)]
     fn reduce_max(self) -> f32 {
         // SAFETY: invariant (AVX). Halves, then quarters, eighths and sixteenths of the lanes
         // (`vmaxps`: its second operand where either is NaN).

@@ -10,6 +10,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::{padded, store_u16x16, total};
+use crate::backend::MAX_LANES;
 use crate::backend::lane::{Lane, Two};
 use crate::float;
 use crate::sum::Dd;
@@ -184,6 +185,55 @@ fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
             out[12 + m] = _mm512_shuffle_f32x4::<0xDD>(w1, x1);
         }
         out
+    }
+}
+
+/// [`Lane::wide_tree`] of eight rows' sums `a` (16 lanes each), row `r` in lane `r`, with its
+/// additions: the rows' lanes j + (j + 8) each; for pairs of rows the lanes j + (j + 4) of
+/// both in one addition (their lower and upper halves side by side); for two such pairs the
+/// lanes j + (j + 2) (their 128-bit quarters); last the lanes j + (j + 1) of eight rows (even
+/// against odd lanes). The pairs are chosen so that row `r` ends in lane `r`.
+#[inline(always)]
+fn trees8(a: &[[__m512d; 2]]) -> __m512d {
+    let a = &a[..8];
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let mut s8 = [_mm512_setzero_pd(); 8];
+        for (s, a) in s8.iter_mut().zip(a) {
+            *s = _mm512_add_pd(a[0], a[1]);
+        }
+        // [row 0 | row 2], [row 4 | row 6], [row 1 | row 3], [row 5 | row 7].
+        let p02 = halves_sum(s8[0], s8[2]);
+        let p46 = halves_sum(s8[4], s8[6]);
+        let p13 = halves_sum(s8[1], s8[3]);
+        let p57 = halves_sum(s8[5], s8[7]);
+        // Two lanes a row: rows [0 0 2 2 4 4 6 6] and [1 1 3 3 5 5 7 7].
+        let even = quarters_sum(p02, p46);
+        let odd = quarters_sum(p13, p57);
+        _mm512_add_pd(_mm512_unpacklo_pd(even, odd), _mm512_unpackhi_pd(even, odd))
+    }
+}
+
+/// `[x_j + x_(j+4) | y_j + y_(j+4)]`, `j < 4`.
+#[inline(always)]
+fn halves_sum(x: __m512d, y: __m512d) -> __m512d {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let lo = _mm512_shuffle_f64x2::<0x44>(x, y);
+        let hi = _mm512_shuffle_f64x2::<0xEE>(x, y);
+        _mm512_add_pd(lo, hi)
+    }
+}
+
+/// For `x = [a | b]` and `y = [c | d]` of four lanes each: `[a_j + a_(j+2) | b.. | c.. | d..]`,
+/// `j < 2`.
+#[inline(always)]
+fn quarters_sum(x: __m512d, y: __m512d) -> __m512d {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let lo = _mm512_shuffle_f64x2::<0x88>(x, y);
+        let hi = _mm512_shuffle_f64x2::<0xDD>(x, y);
+        _mm512_add_pd(lo, hi)
     }
 }
 
@@ -561,6 +611,10 @@ impl Lane for V512 {
         }
     }
     #[inline(always)]
+    fn wide_trees(a: &[[__m512d; 2]; MAX_LANES]) -> [__m512d; 2] {
+        [trees8(&a[..8]), trees8(&a[8..])]
+    }
+    #[inline(always)]
     fn reduce_max(self) -> f32 {
         // SAFETY: invariant (AVX-512F). Maximum of non-NaN values: exact in any order.
         unsafe {
@@ -573,6 +627,17 @@ impl Lane for V512 {
             let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             let m1 = _mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2));
             _mm_cvtss_f32(m1)
+        }
+    }
+    #[inline(always)]
+    fn wide_load(src: &[f64]) -> [__m512d; 2] {
+        let s = &src[..16];
+        // SAFETY: invariant; each load reads 64 bytes inside the 16 elements of `s`.
+        unsafe {
+            [
+                _mm512_loadu_pd(s.as_ptr()),
+                _mm512_loadu_pd(s[8..].as_ptr()),
+            ]
         }
     }
     #[inline(always)]
