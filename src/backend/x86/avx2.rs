@@ -7,6 +7,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Sub};
 
 use super::{padded, store_u16x16, total};
+use crate::backend::MAX_LANES;
 use crate::backend::lane::{Lane, Two};
 use crate::float;
 use crate::sum::Dd;
@@ -139,6 +140,41 @@ fn widen256(v: [__m256; 2]) -> [__m256d; 4] {
             _mm256_cvtps_pd(_mm256_castps256_ps128(v[1])),
             _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v[1])),
         ]
+    }
+}
+
+/// The lanes j + (j + 8), then j + (j + 4), of a row's 16 sums: four lanes.
+#[inline(always)]
+fn quads_sum(a: [__m256d; 4]) -> __m256d {
+    // SAFETY: invariant (AVX).
+    unsafe { _mm256_add_pd(_mm256_add_pd(a[0], a[2]), _mm256_add_pd(a[1], a[3])) }
+}
+
+/// [`Lane::wide_tree`] of four rows' sums `a`, row `r` in lane `r`, with its additions: each
+/// row's [`quads_sum`]; for the pairs of rows (0, 2) and (1, 3) the lanes j + (j + 2) of both
+/// in one addition (their 128-bit halves side by side); last the lanes j + (j + 1) of the
+/// four rows (even against odd lanes).
+#[inline(always)]
+fn trees4(a: &[[__m256d; 4]]) -> __m256d {
+    let a = &a[..4];
+    // SAFETY: invariant (AVX).
+    unsafe {
+        let q = [
+            quads_sum(a[0]),
+            quads_sum(a[1]),
+            quads_sum(a[2]),
+            quads_sum(a[3]),
+        ];
+        // [row 0 | row 2] and [row 1 | row 3], two lanes a row.
+        let even = _mm256_add_pd(
+            _mm256_permute2f128_pd::<0x20>(q[0], q[2]),
+            _mm256_permute2f128_pd::<0x31>(q[0], q[2]),
+        );
+        let odd = _mm256_add_pd(
+            _mm256_permute2f128_pd::<0x20>(q[1], q[3]),
+            _mm256_permute2f128_pd::<0x31>(q[1], q[3]),
+        );
+        _mm256_add_pd(_mm256_unpacklo_pd(even, odd), _mm256_unpackhi_pd(even, odd))
     }
 }
 
@@ -465,6 +501,25 @@ impl Lane for V256x2 {
         let s = &src[..16];
         // SAFETY: invariant; each load reads 32 bytes inside the 16 elements of `s`.
         core::array::from_fn(|i| unsafe { _mm256_loadu_pd(s[4 * i..].as_ptr()) })
+    }
+    #[inline(always)]
+    fn wide_tree(a: [__m256d; 4]) -> f64 {
+        // SAFETY: invariant (AVX). The default's tree: lanes j + (j + 8), j + (j + 4),
+        // j + (j + 2), j + (j + 1), each an f64 addition per lane.
+        unsafe {
+            let s4 = quads_sum(a);
+            let s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd::<1>(s4));
+            _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)))
+        }
+    }
+    #[inline(always)]
+    fn wide_trees(a: &[[__m256d; 4]; MAX_LANES]) -> [__m256d; 4] {
+        [
+            trees4(&a[..4]),
+            trees4(&a[4..8]),
+            trees4(&a[8..12]),
+            trees4(&a[12..]),
+        ]
     }
     #[inline(always)]
     fn reduce_max(self) -> f32 {
