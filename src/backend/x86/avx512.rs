@@ -203,36 +203,27 @@ fn trees8(a: &[[__m512d; 2]]) -> __m512d {
             *s = _mm512_add_pd(a[0], a[1]);
         }
         // [row 0 | row 2], [row 4 | row 6], [row 1 | row 3], [row 5 | row 7].
-        let p02 = halves_sum(s8[0], s8[2]);
-        let p46 = halves_sum(s8[4], s8[6]);
-        let p13 = halves_sum(s8[1], s8[3]);
-        let p57 = halves_sum(s8[5], s8[7]);
+        let p02 = shuffled_sum::<0x44, 0xEE>(s8[0], s8[2]);
+        let p46 = shuffled_sum::<0x44, 0xEE>(s8[4], s8[6]);
+        let p13 = shuffled_sum::<0x44, 0xEE>(s8[1], s8[3]);
+        let p57 = shuffled_sum::<0x44, 0xEE>(s8[5], s8[7]);
         // Two lanes a row: rows [0 0 2 2 4 4 6 6] and [1 1 3 3 5 5 7 7].
-        let even = quarters_sum(p02, p46);
-        let odd = quarters_sum(p13, p57);
+        let even = shuffled_sum::<0x88, 0xDD>(p02, p46);
+        let odd = shuffled_sum::<0x88, 0xDD>(p13, p57);
         _mm512_add_pd(_mm512_unpacklo_pd(even, odd), _mm512_unpackhi_pd(even, odd))
     }
 }
 
-/// `[x_j + x_(j+4) | y_j + y_(j+4)]`, `j < 4`.
+/// `shuffle(x, y, LO) + shuffle(x, y, HI)` (`vshuff64x2`, 128-bit quarters): with `0x44` and
+/// `0xEE`, `[x_j + x_(j+4) | y_j + y_(j+4)]` for `j < 4` (the halves of two rows); with `0x88`
+/// and `0xDD`, for `x = [a | b]` and `y = [c | d]` of four lanes each,
+/// `[a_j + a_(j+2) | b.. | c.. | d..]` for `j < 2` (the quarters of four).
 #[inline(always)]
-fn halves_sum(x: __m512d, y: __m512d) -> __m512d {
+fn shuffled_sum<const LO: i32, const HI: i32>(x: __m512d, y: __m512d) -> __m512d {
     // SAFETY: invariant (AVX-512F).
     unsafe {
-        let lo = _mm512_shuffle_f64x2::<0x44>(x, y);
-        let hi = _mm512_shuffle_f64x2::<0xEE>(x, y);
-        _mm512_add_pd(lo, hi)
-    }
-}
-
-/// For `x = [a | b]` and `y = [c | d]` of four lanes each: `[a_j + a_(j+2) | b.. | c.. | d..]`,
-/// `j < 2`.
-#[inline(always)]
-fn quarters_sum(x: __m512d, y: __m512d) -> __m512d {
-    // SAFETY: invariant (AVX-512F).
-    unsafe {
-        let lo = _mm512_shuffle_f64x2::<0x88>(x, y);
-        let hi = _mm512_shuffle_f64x2::<0xDD>(x, y);
+        let lo = _mm512_shuffle_f64x2::<LO>(x, y);
+        let hi = _mm512_shuffle_f64x2::<HI>(x, y);
         _mm512_add_pd(lo, hi)
     }
 }
