@@ -161,15 +161,22 @@ fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -
 /// `(T, S, T_lo, S_lo)` of rows (one a lane) from their sums over the non-top classes and
 /// their numbers of top classes: `T = sum + (ties - 1)` and `S = 1 + T` in `f64`, each
 /// rounded once to `f32`, and what the roundings dropped (exact differences in `f64`; see
-/// [`Row::new`]). Both kernels, so that a row has the same bits in every layout.
+/// [`Row::new`]); outside `live`, 0, 1, 0 and 0. Both kernels, so that a row has the same
+/// bits in every layout.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn row_sums<L: Lane>(sum: L::Wide, ties: L) -> [L; 4] {
+fn row_sums<L: Lane>(sum: L::Wide, ties: L, live: L::Mask) -> [L; 4] {
     let t64 = L::wide_add(sum, ties - L::splat(1.0));
     let s64 = L::wide_add(t64, L::splat(1.0));
     let (t, s) = (L::wide_round(t64), L::wide_round(s64));
     let t_lo = L::wide_round(L::wide_add(t64, -t));
     let s_lo = L::wide_round(L::wide_add(s64, -s));
-    [t, s, t_lo, s_lo]
+    let (zero, one) = (L::splat(0.0), L::splat(1.0));
+    [
+        L::select(live, t, zero),
+        L::select(live, s, one),
+        L::select(live, t_lo, zero),
+        L::select(live, s_lo, zero),
+    ]
 }
 
 /// Per-row values of a block of rows (or positions), one row per lane.
@@ -808,8 +815,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
     let mut loss = L::acc_zero();
     let mut bad = false;
     let mut b = Block::new();
-    // The rows' sums before their trees, and their numbers of top classes (rows not live in
-    // a block keep another block's: finite, and not read).
+    // The rows' sums before their trees, and their numbers of top classes (a row not live in
+    // a block keeps another block's, whose lane [`row_sums`] discards).
     let mut accs = [L::wide_zero(); MAX_LANES];
     let mut ties = [0f32; MAX_LANES];
     let mut r0 = 0;
@@ -861,14 +868,13 @@ fn rows<L: Lane, X: Elem, G: Elem>(
                 b.dy[i] = if zy == m { 0.0 } else { zy - m };
             }
         }
-        // The block's trees, and `T` and `S`, one row a lane (0 and 1 where not live).
-        let [t, s, t_lo, s_lo] = row_sums::<L>(L::wide_trees(&accs), lanes::<L>(&ties));
+        // The block's trees, and `T` and `S`, one row a lane.
         let live = mask::<L>(&b.live);
-        let (zero, one) = (L::splat(0.0), L::splat(1.0));
-        L::select(live, t, zero).store(&mut b.t);
-        L::select(live, s, one).store(&mut b.s);
-        L::select(live, t_lo, zero).store(&mut b.t_lo);
-        L::select(live, s_lo, zero).store(&mut b.s_lo);
+        let [t, s, t_lo, s_lo] = row_sums::<L>(L::wide_trees(&accs), lanes::<L>(&ties), live);
+        t.store(&mut b.t);
+        s.store(&mut b.s);
+        t_lo.store(&mut b.t_lo);
+        s_lo.store(&mut b.s_lo);
         for ((s, &t), &live) in b.single.iter_mut().zip(&ties).zip(&b.live).take(n) {
             *s = !live || t == 1.0;
         }
@@ -1508,15 +1514,15 @@ fn scan<L: Lane, X: Elem, G: Elem>(
             class!(cl, nt, acc[j] = L::wide_add(acc[j], nt));
         }
     }
-    let [t, s, t_lo, s_lo] = row_sums::<L>(tree_wide_in::<L>(acc, cn, gl), ties);
+    let [t, s, t_lo, s_lo] = row_sums::<L>(tree_wide_in::<L>(acc, cn, gl), ties, live);
     Scan {
         mv,
         normal,
         nan: L::any(nan & live),
-        t: L::select(live, t, zero),
-        s: L::select(live, s, one),
-        t_lo: L::select(live, t_lo, zero),
-        s_lo: L::select(live, s_lo, zero),
+        t,
+        s,
+        t_lo,
+        s_lo,
         ties,
         dy,
         ey,

@@ -150,6 +150,18 @@ fn quads_sum(a: [__m256d; 4]) -> __m256d {
     unsafe { _mm256_add_pd(_mm256_add_pd(a[0], a[2]), _mm256_add_pd(a[1], a[3])) }
 }
 
+/// `[x_j + x_(j+2) | y_j + y_(j+2)]`, `j < 2`: the 128-bit halves of two rows.
+#[inline(always)]
+fn halves_sum(x: __m256d, y: __m256d) -> __m256d {
+    // SAFETY: invariant (AVX).
+    unsafe {
+        _mm256_add_pd(
+            _mm256_permute2f128_pd::<0x20>(x, y),
+            _mm256_permute2f128_pd::<0x31>(x, y),
+        )
+    }
+}
+
 /// [`Lane::wide_tree`] of four rows' sums `a`, row `r` in lane `r`, with its additions: each
 /// row's [`quads_sum`]; for the pairs of rows (0, 2) and (1, 3) the lanes j + (j + 2) of both
 /// in one addition (their 128-bit halves side by side); last the lanes j + (j + 1) of the
@@ -166,14 +178,8 @@ fn trees4(a: &[[__m256d; 4]]) -> __m256d {
             quads_sum(a[3]),
         ];
         // [row 0 | row 2] and [row 1 | row 3], two lanes a row.
-        let even = _mm256_add_pd(
-            _mm256_permute2f128_pd::<0x20>(q[0], q[2]),
-            _mm256_permute2f128_pd::<0x31>(q[0], q[2]),
-        );
-        let odd = _mm256_add_pd(
-            _mm256_permute2f128_pd::<0x20>(q[1], q[3]),
-            _mm256_permute2f128_pd::<0x31>(q[1], q[3]),
-        );
+        let even = halves_sum(q[0], q[2]);
+        let odd = halves_sum(q[1], q[3]);
         _mm256_add_pd(_mm256_unpacklo_pd(even, odd), _mm256_unpackhi_pd(even, odd))
     }
 }
