@@ -107,7 +107,9 @@ impl<'a> Job<'a> {
     }
 }
 
-/// What a pass returns: the loss sum, and whether a counted row had a NaN logit.
+/// What a pass returns: the loss sum, and whether a counted row had a NaN logit (`bad`; the
+/// column kernels also set it for a row that has both `+inf` and `-inf`, see [`scan`]:
+/// the caller confirms it by finding the first NaN logit of the batch).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sums {
     pub loss: Dd,
@@ -1413,7 +1415,7 @@ fn untranspose<L: Lane>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: u
 }
 
 /// A block's two scans, lane-wise: the largest logit `m` of each position, whether a live
-/// one has a NaN, `T` and `S` (rounded once from their `f64` sums, and what the rounding
+/// one may have a NaN (or has both `+inf` and `-inf`), `T` and `S` (rounded once from their `f64` sums, and what the rounding
 /// dropped), the number of top classes, `d_y` (0 outside `live`) and `e^(d_y)`.
 struct Scan<L: Lane> {
     mv: L,
@@ -1454,16 +1456,23 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     // instruction set.)
     let all_live = L::all(live);
     let load = |cl: usize| live_plane::<L, X>(xs, cl * cs, np, (live, all_live), job.hx);
-    // Pass 1: the largest logit of each position.
+    // Pass 1: the largest logit of each position, and the lane-wise sum of the logits: NaN
+    // where a logit is NaN, and also where `+inf` meets `-inf` (given, or reached by
+    // overflow). Such a lane is flagged as if it held a NaN: the caller looks for the first
+    // NaN logit of the batch before it reports one ([`Sums::bad`]), and its `m` or least
+    // logit is infinite, which rules out `exp_normal` anyway. (Accumulating `v != v` masks
+    // instead took as long as the rest of this loop on AVX-512, whose compiler packed the
+    // four masks of a `Cols` block into one vector register at every class.)
     let mut mv = L::splat(NEG_INF);
     let mut lo = L::splat(f32::INFINITY);
-    let mut nan = live & !live;
+    let mut sum = zero;
     for cl in 0..cn {
         let v = load(cl);
-        nan = nan | !v.eq(v);
+        sum = sum + v;
         mv = mv.max(v);
         lo = lo.min(v);
     }
+    let nan = !sum.eq(sum);
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
     let normal = !L::any(nan) && exp_normal_ok(lo, mv);
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. With at most `gl`
