@@ -2,12 +2,13 @@
 //! second, next to a plain streaming pass over the same bytes.
 //!
 //! `cargo bench -p focal-loss-benches --bench softmax` (default build: the backend is chosen at
-//! run time). Groups: `softmax[<backend>]/<logits>`, entries `C<c>-gamma<g>` (class-last
-//! `[rows, C]`, `u32` labels), `nchw-C19-gamma<g>` (`[N, 19, S]`, a Cityscapes-like map with
-//! `S = 64K` positions per image), `C<c>-gamma2-smooth` / `C<c>-gamma2-dist` (the dense
-//! path: label smoothing 0.1 on index labels, or `f32` distributions), and `stream`
-//! (`g = x * 2`: the logits read and the gradient written, 8 bytes per logit, as the fused
-//! call; the labels are 4 bytes per row). `FOCAL_BENCH_QUICK=1` measures only 64K.
+//! run time). Groups: `softmax[<backend>]/<logits>`, entries `C<c>-gamma<g>` (C = 2, 4, 8, 50,
+//! 1000, class-last `[rows, C]`, `u32` labels), `nchw-C19-gamma<g>` (`[N, 19, S]`, a
+//! Cityscapes-like map with `S = 64K` positions per image), `C<c>-gamma2-smooth` /
+//! `C<c>-gamma2-dist` (the dense path: label smoothing 0.1 on index labels, or `f32`
+//! distributions), and `stream` (`g = x * 2`: the logits read and the gradient written, 8
+//! bytes per logit, as the fused call; the labels are 4 bytes per row). `FOCAL_BENCH_QUICK=1`
+//! measures only 64K.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -50,7 +51,7 @@ fn softmax(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         let x = logits(n);
         let mut g = vec![0f32; n];
-        for classes in [2usize, 8, 50, 1000] {
+        for classes in [2usize, 4, 8, 50, 1000] {
             let rows = n / classes;
             let y: Vec<u32> = (0..rows).map(|r| ((r * 31) % classes) as u32).collect();
             let x = &x[..rows * classes];
