@@ -34,6 +34,19 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Class-last rows `[rows, C]` as `[N, C, S]` (`rows = N S`): row `r = n S + p`, class `k`
+/// goes to index `(n C + k) S + p`.
+fn to_nchw(v: &[f32], c: usize, sp: usize) -> Vec<f32> {
+    let mut o = vec![0f32; v.len()];
+    for r in 0..v.len() / c {
+        let (i, p) = (r / sp, r % sp);
+        for k in 0..c {
+            o[(i * c + k) * sp + p] = v[r * c + k];
+        }
+    }
+    o
+}
+
 const CLASSES: [usize; 9] = [2, 3, 7, 16, 17, 19, 50, 64, 129];
 
 #[test]
@@ -99,17 +112,7 @@ fn nchw_gives_the_bits_of_transposed_rows() {
                 dist[r * c + r % c] = 0.75;
                 dist[r * c + (r * 3 + 1) % c] += 0.25;
             }
-            // Row-major rows r = n S + p; NCHW index (n C + k) S + p.
-            let to_nchw = |v: &[f32]| {
-                let mut o = vec![0f32; v.len()];
-                for r in 0..rows {
-                    let (i, p) = (r / sp, r % sp);
-                    for k in 0..c {
-                        o[(i * c + k) * sp + p] = v[r * c + k];
-                    }
-                }
-                o
-            };
+            let to_nchw = |v: &[f32]| to_nchw(v, c, sp);
             let (xt, dt) = (to_nchw(&x), to_nchw(&dist));
             for gamma in [0.0, 2.0, 2.5] {
                 let f = SoftmaxFocal::new(gamma)
@@ -156,16 +159,7 @@ fn large_nchw_images_give_the_bits_of_transposed_rows() {
     let mut x = logits(&mut rng, sp * c);
     x.extend((0..sp * c).map(|_| rng.range(-4.0, 4.0) as f32));
     let y = labels_ignoring(rows, c, 6);
-    let to_nchw = |v: &[f32]| {
-        let mut o = vec![0f32; v.len()];
-        for r in 0..rows {
-            let (i, p) = (r / sp, r % sp);
-            for k in 0..c {
-                o[(i * c + k) * sp + p] = v[r * c + k];
-            }
-        }
-        o
-    };
+    let to_nchw = |v: &[f32]| to_nchw(v, c, sp);
     let xt = to_nchw(&x);
     for backend in Backend::available() {
         for gamma in [0.0, 2.0] {
