@@ -461,12 +461,12 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
     // without, each knowing its buffer's length (the C = 2 column kernel ran 35% slower with
     // one copy that tests it, and the bf16 row kernel 40% slower with the length unknown).
-    // `$last_pairs` and `$pairs` say whether the copy can be asked for pairs of class-last
-    // and of `[N, C, S]` blocks: the buffer's copy only for a staged gradient of `[N, C, S]`
-    // logits (pairs are never dense, and class-last blocks stage nothing), so that the other
-    // copies are not compiled.
+    // `$last_pairs` says whether the copy can be asked for pairs of class-last blocks: not
+    // the buffer's copy (pairs are never dense, and class-last blocks stage nothing), so that
+    // its pairs of class-last blocks are not compiled. Both copies take pairs of `[N, C, S]`
+    // blocks (the buffer's for a staged gradient).
     macro_rules! kernels {
-        ($buf:expr, $last_pairs:expr, $pairs:expr) => {{
+        ($buf:expr, $last_pairs:expr) => {{
             let run = Run {
                 job,
                 x,
@@ -485,9 +485,9 @@ fn pass<L: Body, X: Elem, G: Elem>(
             } else if job.spatial == 1 {
                 debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
-            } else if $pairs && pairs && job.classes <= SMALL_C {
+            } else if pairs && job.classes <= SMALL_C {
                 L::part(Columns::<_, _, _, L::Cols, _>(run, PhantomData))
-            } else if $pairs && pairs {
+            } else if pairs {
                 // (Many classes: the per-class loops dominate, and one [`Two`] ran 8-10%
                 // faster than AVX-512's wider `Cols` at C = 19 and 50 in cache. Where `Cols`
                 // is `Two<L>`, this is the copy above.)
@@ -499,9 +499,9 @@ fn pass<L: Body, X: Elem, G: Elem>(
         }};
     }
     if stage || keep {
-        kernels!(&mut [0f32; BLOCK_LOGITS], false, true)
+        kernels!(&mut [0f32; BLOCK_LOGITS], false)
     } else {
-        kernels!(&mut [0f32; 0], true, true)
+        kernels!(&mut [0f32; 0], true)
     }
 }
 
@@ -1422,8 +1422,9 @@ fn untranspose<L: Lane>(src: &[f32; SMALL_C * COL_LANES], dst: &mut [f32], cn: u
 }
 
 /// A block's two scans, lane-wise: the largest logit `m` of each position, whether a live
-/// one may have a NaN (or has both `+inf` and `-inf`), `T` and `S` (rounded once from their `f64` sums, and what the rounding
-/// dropped), the number of top classes, `d_y` (0 outside `live`) and `e^(d_y)`.
+/// one may have a NaN (or has both `+inf` and `-inf`), `T` and `S` (rounded once from their
+/// `f64` sums, and what the rounding dropped), the number of top classes, `d_y` (0 outside
+/// `live`) and `e^(d_y)`.
 struct Scan<L: Lane> {
     mv: L,
     /// Every `d` of the block is at least [`EXP_NORMAL_MIN`].
