@@ -89,7 +89,8 @@ pub enum Error {
         name: &'static str,
         /// Position in a per-class or per-row slice, `None` for a scalar parameter.
         index: Option<usize>,
-        /// The rejected value (widened to `f64`).
+        /// The rejected value, widened to `f64` (exactly, except an integer above 2^53, such
+        /// as a `spatial` whose product with the class count overflows, which is rounded).
         value: f64,
         /// The domain, in words (e.g. `"finite and >= 0"`).
         expected: &'static str,

@@ -113,6 +113,38 @@ fn classes() {
     );
 }
 
+/// A class count or map size out of range is reported as given: `2^24 + 1` classes (set, or
+/// implied by the lengths) is not `2^24`, which is allowed.
+#[test]
+fn too_many_classes_named_exactly() {
+    let over = (1usize << 24) + 1;
+    let expect = |r: Result<f32, Error>, name: &str, value: f64| match r {
+        Err(Error::InvalidParameter {
+            name: n, value: v, ..
+        }) => assert_eq!((n, v), (name, value)),
+        other => panic!("{name}: {other:?}"),
+    };
+    let none: [f32; 0] = [];
+    let f = SoftmaxFocal::new(2.0);
+    expect(
+        f.classes(over).loss(&none, &[0u8; 0], Reduction::Sum),
+        "classes",
+        16_777_217.0,
+    );
+    let z = vec![0f32; over];
+    expect(f.loss(&z, &[0u8], Reduction::Sum), "classes", 16_777_217.0);
+    let huge = usize::MAX / 2;
+    expect(
+        f.classes(3)
+            .spatial(huge)
+            .loss(&none, &[0u8; 0], Reduction::Sum),
+        "spatial",
+        huge as f64,
+    );
+    let message = f.classes(over).loss(&none, &[0u8; 0], Reduction::Sum);
+    assert!(format!("{}", message.unwrap_err()).contains("16777217"));
+}
+
 #[test]
 fn labels() {
     let f = SoftmaxFocal::new(2.0).ignore_index(-100);

@@ -703,20 +703,21 @@ impl<'a> SoftmaxFocal<'a> {
     where
         'a: 'd,
     {
-        let param = |name, value: f32, expected| Error::InvalidParameter {
+        // (`value` in `f64`: a class count just above 2^24 has no `f32` of its own.)
+        let param = |name, value: f64, expected| Error::InvalidParameter {
             name,
             index: None,
-            value: value as f64,
+            value,
             expected,
         };
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
-            return Err(param("gamma", self.gamma, "finite and >= 0"));
+            return Err(param("gamma", self.gamma.into(), "finite and >= 0"));
         }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
-            return Err(param("alpha", self.alpha, "finite and >= 0"));
+            return Err(param("alpha", self.alpha.into(), "finite and >= 0"));
         }
         if !(self.eps >= 0.0 && self.eps < 1.0) {
-            return Err(param("label_smoothing", self.eps, "in [0, 1)"));
+            return Err(param("label_smoothing", self.eps.into(), "in [0, 1)"));
         }
         if self.spatial == 0 {
             return Err(param("spatial", 0.0, ">= 1"));
@@ -758,11 +759,11 @@ impl<'a> SoftmaxFocal<'a> {
             }
         };
         if c > MAX_CLASSES {
-            return Err(param("classes", c as f32, "at most 2^24"));
+            return Err(param("classes", c as f64, "at most 2^24"));
         }
         let image = c
             .checked_mul(sp)
-            .ok_or(param("spatial", sp as f32, "C S <= usize::MAX"))?;
+            .ok_or(param("spatial", sp as f64, "C S <= usize::MAX"))?;
         if !n.is_multiple_of(image) {
             return Err(Error::NotMultipleOfClasses {
                 len: n,
