@@ -1173,10 +1173,10 @@ fn expected_error(
         }
     };
     if c > 1 << 24 {
-        return param("classes", None, c as f32 as f64, "at most 2^24");
+        return param("classes", None, c as f64, "at most 2^24");
     }
     let Some(image) = c.checked_mul(sp) else {
-        return param("spatial", None, sp as f32 as f64, "C S <= usize::MAX");
+        return param("spatial", None, sp as f64, "C S <= usize::MAX");
     };
     if !n.is_multiple_of(image) {
         return Err(dbg(Error::NotMultipleOfClasses {
