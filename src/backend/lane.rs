@@ -234,11 +234,24 @@ pub(crate) trait Lane:
     fn wide_zero() -> Self::Wide;
     /// `acc + v`, lane by lane: `v` widened exactly, then one `f64` rounding per lane.
     fn wide_add(acc: Self::Wide, v: Self) -> Self::Wide;
+    /// `acc + v` in the lanes of `keep` and `acc` in the others: the bits of
+    /// `wide_add(acc, select(keep, v, 0))`, which a backend with mask registers may form
+    /// without the select (in its widening conversions).
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn wide_add_where(acc: Self::Wide, v: Self, keep: Self::Mask) -> Self::Wide {
+        Self::wide_add(acc, Self::select(keep, v, Self::splat(0.0)))
+    }
     /// `v` widened exactly: the bits of `wide_add(wide_zero(), v)` for `v` without `-0`
     /// lanes (`+0 + x = x` for every other `x`), without the additions.
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn widen(v: Self) -> Self::Wide {
         Self::wide_add(Self::wide_zero(), v)
+    }
+    /// `v` widened exactly in the lanes of `keep`, `+0` in the others: the bits of
+    /// `widen(select(keep, v, 0))`, formed as [`Lane::wide_add_where`] forms its addend.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn widen_where(v: Self, keep: Self::Mask) -> Self::Wide {
+        Self::widen(Self::select(keep, v, Self::splat(0.0)))
     }
     /// `a + b`, lane by lane, in `f64`.
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide;
@@ -588,8 +601,19 @@ impl<L: Lane> Lane for Two<L> {
         (L::wide_add(acc.0, v.0), L::wide_add(acc.1, v.1))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
+    fn wide_add_where(acc: Self::Wide, v: Self, keep: Self::Mask) -> Self::Wide {
+        (
+            L::wide_add_where(acc.0, v.0, keep.0),
+            L::wide_add_where(acc.1, v.1, keep.1),
+        )
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn widen(v: Self) -> Self::Wide {
         (L::widen(v.0), L::widen(v.1))
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn widen_where(v: Self, keep: Self::Mask) -> Self::Wide {
+        (L::widen_where(v.0, keep.0), L::widen_where(v.1, keep.1))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn wide_sum(a: Self::Wide, b: Self::Wide) -> Self::Wide {

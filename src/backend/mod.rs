@@ -303,6 +303,80 @@ mod tests {
         }
     }
 
+    /// [`Lane::wide_add_where`] and [`Lane::widen_where`] against the select and the plain
+    /// widening they stand for, bit for bit: random sums and values (subnormal to large, some
+    /// `-0`), every lane kept or not at random. Returns the lanes compared.
+    struct WideWhere;
+
+    impl WideWhere {
+        fn check<L: Lane>() -> usize {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut compared = 0;
+            for _ in 0..4000 {
+                let (mut v, mut coin, mut acc) = (
+                    [0f32; 2 * MAX_LANES],
+                    [0f32; 2 * MAX_LANES],
+                    [0f64; 2 * MAX_LANES],
+                );
+                for ((v, c), a) in v.iter_mut().zip(&mut coin).zip(&mut acc) {
+                    let r = next();
+                    *v = match r % 8 {
+                        0 => -0.0,
+                        1 => f32::from_bits((r >> 8) as u32 & 0x007f_ffff),
+                        _ => f32::from_bits((r >> 8) as u32 & 0x7f7f_ffff),
+                    };
+                    *c = (r >> 40 & 1) as f32;
+                    *a = f64::from_bits(((1023 + (r >> 44) % 81) << 52) | (r >> 12 & 0xf_ffff))
+                        - 1e12;
+                }
+                let (x, keep) = (
+                    L::load_or(&v, 0.0),
+                    L::load_or(&coin, 0.0).eq(L::splat(1.0)),
+                );
+                let zero = L::splat(0.0);
+                let a = L::wide_load(&acc);
+                let (mut got, mut want) = ([0f64; 2 * MAX_LANES], [0f64; 2 * MAX_LANES]);
+                L::wide_store(L::wide_add_where(a, x, keep), &mut got);
+                L::wide_store(L::wide_add(a, L::select(keep, x, zero)), &mut want);
+                let (mut got_w, mut want_w) = ([0f64; 2 * MAX_LANES], [0f64; 2 * MAX_LANES]);
+                L::wide_store(L::widen_where(x, keep), &mut got_w);
+                L::wide_store(L::widen(L::select(keep, x, zero)), &mut want_w);
+                for j in 0..L::LANES {
+                    assert_eq!(got[j].to_bits(), want[j].to_bits(), "{} lane {j}", L::LANES);
+                    assert_eq!(
+                        got_w[j].to_bits(),
+                        want_w[j].to_bits(),
+                        "{} lane {j}",
+                        L::LANES
+                    );
+                    compared += 1;
+                }
+            }
+            compared
+        }
+    }
+
+    impl Kernel for WideWhere {
+        type Output = usize;
+        fn run<L: Body>(self) -> usize {
+            Self::check::<L>() + Self::check::<Two<L>>()
+        }
+    }
+
+    #[test]
+    fn masked_widenings_have_the_bits_of_a_select() {
+        for backend in Backend::available() {
+            let compared = select(backend.isa().unwrap(), WideWhere);
+            assert!(compared >= 4000 * 3, "{}: {compared}", backend.name());
+        }
+    }
+
     /// [`Lane::transpose_rows`] and [`Lane::untranspose_rows`] on every class count to 32 and
     /// block length to 64 rows (whole and partial tiles), and slices one element short or
     /// long: where taken, the transposition and nothing else written; where not, nothing

@@ -796,9 +796,12 @@ fn row_sum_chunk<L: Lane, X: Elem>(
     acc: &mut L::Wide,
     ties: &mut u32,
 ) -> L {
-    let zero = L::splat(0.0);
     let (top, _, e) = chunk::<L, X>(c, ms, h, normal);
-    *acc = L::wide_add(*acc, keep(fr, L::select(top, zero, e), zero));
+    let summed = match fr {
+        None => !top,
+        Some(f) => f & !top,
+    };
+    *acc = L::wide_add_where(*acc, e, summed);
     *ties += L::count(match fr {
         None => top,
         Some(f) => top & f,
@@ -1503,12 +1506,13 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     let ln = L::LANES;
     // One class `cl`: its (top, e) into the sums as `$add` does, the ties, d_y, e stored.
     macro_rules! class {
-        ($cl:expr, $nt:ident, $add:stmt) => {{
+        ($cl:expr, $e:ident, $sum:ident, $add:stmt) => {{
             let cl = $cl;
             let v = load(cl);
             let (top, d, e) = exp_d(v, mv, normal);
-            // (`e >= +0`, never `-0`: `widen` gives the bits of the addition.)
-            let $nt = L::select(top, zero, e);
+            // The non-top `e` into the sums (`e >= +0`, never `-0`: `widen_where` gives the
+            // bits of the addition to `+0`).
+            let ($e, $sum) = (e, !top);
             $add
             ties = ties + L::select(top, one, zero);
             let is_y = yv.eq(L::splat(cl as f32));
@@ -1523,12 +1527,17 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     }
     if direct {
         for cl in 0..cn {
-            class!(cl, nt, acc[group_in(cl, cn, gl)] = L::widen(nt));
+            class!(
+                cl,
+                e,
+                sum,
+                acc[group_in(cl, cn, gl)] = L::widen_where(e, sum)
+            );
         }
     } else {
         for cl in 0..cn {
             let j = group_in(cl, cn, gl);
-            class!(cl, nt, acc[j] = L::wide_add(acc[j], nt));
+            class!(cl, e, sum, acc[j] = L::wide_add_where(acc[j], e, sum));
         }
     }
     let [t, s, t_lo, s_lo] = row_sums::<L>(tree_wide_in::<L>(acc, cn, gl), ties, live);

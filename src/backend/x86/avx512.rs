@@ -516,6 +516,22 @@ impl Lane for V512 {
         Self::wide_sum(acc, widen512(v.0))
     }
     #[inline(always)]
+    fn wide_add_where(acc: [__m512d; 2], v: Self, keep: u16) -> [__m512d; 2] {
+        Self::wide_sum(acc, Self::widen_where(v, keep))
+    }
+    #[inline(always)]
+    fn widen_where(v: Self, keep: u16) -> [__m512d; 2] {
+        // SAFETY: invariant (AVX-512F). The zero-masked conversions give the `+0` lanes of
+        // the default's select, without it.
+        unsafe {
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v.0)));
+            [
+                _mm512_maskz_cvtps_pd(keep as u8, _mm512_castps512_ps256(v.0)),
+                _mm512_maskz_cvtps_pd((keep >> 8) as u8, hi),
+            ]
+        }
+    }
+    #[inline(always)]
     fn widen(v: Self) -> [__m512d; 2] {
         widen512(v.0)
     }
