@@ -102,6 +102,52 @@ fn zero_weight_times_overflowed_term_is_zero() {
     );
 }
 
+/// A softplus near `|x| = MAX` times a weight's power of two overflowed ahead of a tiny or
+/// zero `pos_weight t` where the soft path rescales (`m CE < 2^-100`, a weight >= 2); found by
+/// `every_option_matches_the_oracle` at 4096 cases. The expected values are the oracle's
+/// `W w+ t sp(-x)`, exact here, and `dL/dx = -W w+ t sigmoid(-x)`.
+#[test]
+fn weighted_softplus_near_max_times_tiny_positive_weight() {
+    // A soft companion element, so that the vector takes the soft path.
+    let with = |v: f32, other: f32| [v, other];
+    let modulators = [
+        Modulator::Linear,
+        Modulator::Geometric,
+        Modulator::Separable,
+    ];
+    for m in modulators {
+        // pos_weight 0 (and 0.5, whose product with 2^-149 rounds to 0): the loss is 0, was NaN.
+        for pw in [0.0f32, 0.5] {
+            let (cw, pwv) = ([1413.418, 1.0], [pw, 1.0]);
+            let f = Focal::new(0.0)
+                .modulator(m)
+                .class_weights(&cw)
+                .pos_weight(&pwv);
+            let (x, t) = (with(-f32::MAX, 0.0), with(1e-45, 0.5));
+            for b in Backend::available() {
+                let mut l = [1f32; 2];
+                f.backend(b).loss_elementwise(&x, &t, &mut l).unwrap();
+                assert_eq!(l[0], 0.0, "{m:?} {b:?} pos_weight {pw}");
+            }
+            no_nan(f, &x, &t, None);
+        }
+        // `t = 2^-149`, `x = -2^104`, a weight of 2^60: loss 2^60 2^-149 2^104 = 2^15 (was
+        // inf), gradient -2^-89.
+        let cw = [2f32.powi(60), 1.0];
+        let f = Focal::new(0.0).modulator(m).class_weights(&cw);
+        let (x, t) = (with(-(2f32.powi(104)), 0.0), with(2f32.powi(-149), 0.5));
+        for b in Backend::available() {
+            let f = f.backend(b);
+            let mut l = [0f32; 2];
+            f.loss_elementwise(&x, &t, &mut l).unwrap();
+            assert_eq!(l[0], 2f32.powi(15), "{m:?} {b:?} loss");
+            let mut g = [0f32; 2];
+            f.loss_and_grad(&x, &t, &mut g, Reduction::Sum).unwrap();
+            assert_eq!(g[0], -(2f32.powi(-89)), "{m:?} {b:?} gradient");
+        }
+    }
+}
+
 /// The same class elsewhere: every zero factor (class, sample, alpha, the reduction's) with
 /// every overflowing one (pos_weight, class x sample weight, gamma), on soft, smoothed and
 /// hard targets, every modulator, at logits from 0 to beyond 2^64, in batches long enough

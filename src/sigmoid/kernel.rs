@@ -375,7 +375,13 @@ struct Tail<L> {
 impl<L: Lane> Tail<L> {
     /// `(loss, grad, m wpt sp(-x), m CE)`; `prod`: the derivative from `d`, else `dlogm`.
     #[cfg_attr(not(opt_level_0), inline(always))]
-    fn run<const CHECK: bool>(&self, log_space: bool, prod: bool) -> (L, L, L, L) {
+    ///
+    /// `rescaled`: the run of [`element_soft_run`] with the weights' powers of two moved into
+    /// the modulator and the softplus unscaled, where a product of a factor and a softplus may
+    /// overflow ahead of a tiny or zero third factor (`x = -2^104`, `t = 2^-149`, a weight of
+    /// 2^60: `(2^60 2^104) 2^-149` was inf for a loss of 2^15, and with a zero `pos_weight`
+    /// NaN for 0): there [`prod3`] multiplies the other pair first.
+    fn run<const CHECK: bool>(&self, log_space: bool, prod: bool, rescaled: bool) -> (L, L, L, L) {
         let zero = L::splat(0.0);
         let fmax = L::splat(f32::MAX);
         // `m CE`, `CE = wpt sp(-x) + (1 - t) sp(x)`. With a log-space modulator (whose error
@@ -384,11 +390,18 @@ impl<L: Lane> Tail<L> {
         // it. (No closures in this kernel: a closure does not inherit the caller's target
         // features, and its vector operations were calls, 3x slower.)
         let (m, omt) = (self.m, self.omt);
-        let pos_term = (self.mp * self.spn) * self.wq;
+        let pos_term = prod3(rescaled, self.mp, self.spn, self.wq);
         let mce = if log_space {
-            pos_term + (m * self.spx).mul_add(omt, (m * self.l_lo) * (self.wpt + omt))
+            let lo = (m * self.l_lo) * (self.wpt + omt);
+            let mspx = m * self.spx;
+            let neg = mspx.mul_add(omt, lo);
+            if rescaled {
+                pos_term + L::select(finite(mspx), neg, m.mul_add(self.spx * omt, lo))
+            } else {
+                pos_term + neg
+            }
         } else {
-            pos_term + (m * self.spx) * omt
+            pos_term + prod3(rescaled, m, self.spx, omt)
         };
         // A zero weight gives 0 even where `mce` overflowed (`pos_weight` near MAX): 0, as for
         // the other weights, not `0 * inf`.
@@ -400,7 +413,8 @@ impl<L: Lane> Tail<L> {
         let dm = if prod {
             // (Finite factors: a zero dprod gives 0.)
             let (d, dp) = self.d;
-            ((dp * self.spn) * self.wq + (d * self.spx) * self.omt) * self.up
+            (prod3(rescaled, dp, self.spn, self.wq) + prod3(rescaled, d, self.spx, self.omt))
+                * self.up
         } else {
             // (dlogm is clamped to +-MAX: with a huge gamma it may overflow where m is 0.)
             // A zero dlogm times an overflowed mce (pos_weight near MAX at |x| near MAX) is 0.
@@ -421,6 +435,25 @@ impl<L: Lane> Tail<L> {
             self.w * self.m.mul_add(self.dce, dm) * self.scale,
         );
         (loss, grad, pos_term, mce)
+    }
+}
+
+/// Whether each lane of `v` is finite (not `+-inf`, not NaN).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn finite<L: Lane>(v: L) -> L::Mask {
+    v.abs().le(L::splat(f32::MAX))
+}
+
+/// `(a b) c`; with `guard`, `a (b c)` where `a b` overflows: the same bits wherever the
+/// first order is finite, and a finite (or exactly 0) product where `a b` overflows ahead of
+/// a tiny (or zero) `c`.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn prod3<L: Lane>(guard: bool, a: L, b: L, c: L) -> L {
+    let ab = a * b;
+    if guard {
+        L::select(finite(ab), ab * c, a * (b * c))
+    } else {
+        ab * c
     }
 }
 
@@ -628,7 +661,7 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     };
     let log_space = MOD == GEOMETRIC || !k.power();
     let prod = dprod.is_some();
-    let (mut loss, mut grad, pos_term, mce) = tail.run::<CHECK>(log_space, prod);
+    let (mut loss, mut grad, pos_term, mce) = tail.run::<CHECK>(log_space, prod, false);
     // The weights multiply last, and a product inside `m CE` may be subnormal where the
     // weighted result is not: with a tiny target, `m t sp` is about `t^(gamma + 1)`
     // (`t = 3.2e-24`, `x = -70`, gamma 1 and a weight of 2^30 gave 0 for 7.5e-37), and with a
@@ -678,7 +711,7 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
         tail.wq = wpt * L::pow2i(-kp);
         let d = tail.d.0 * s;
         tail.d = (d, d * big_p);
-        (loss, grad, _, _) = tail.run::<CHECK>(log_space, prod);
+        (loss, grad, _, _) = tail.run::<CHECK>(log_space, prod, true);
     }
     // The limit grows where the weights, the cross-entropy's |x| coefficient (1 - t at +inf,
     // w+ t at -inf) and the modulator's limit are all positive: Linear's is (1 - t)^gamma or
