@@ -303,6 +303,16 @@ mod tests {
         }
     }
 
+    /// A xorshift64 generator from `state` (not 0): the tests' reproducible random bits.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// [`Lane::wide_add_where`] and [`Lane::widen_where`] against the select and the plain
     /// widening they stand for, bit for bit: random sums and values (subnormal to large, some
     /// `-0`), every lane kept or not at random. Returns the lanes compared.
@@ -310,13 +320,7 @@ mod tests {
 
     impl WideWhere {
         fn check<L: Lane>() -> usize {
-            let mut state = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
             let mut compared = 0;
             for _ in 0..4000 {
                 let (mut v, mut coin, mut acc) = (
@@ -439,13 +443,7 @@ mod tests {
     impl Kernel for WideTrees {
         type Output = usize;
         fn run<L: Body>(self) -> usize {
-            let mut state = 0x2545_f491_4f6c_dd1du64;
-            let mut next = || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let mut next = xorshift(0x2545_f491_4f6c_dd1d);
             let mut compared = 0;
             for _ in 0..2000 {
                 let mut rows = [[0f64; MAX_LANES]; MAX_LANES];
