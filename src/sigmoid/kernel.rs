@@ -671,9 +671,10 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     // `s = 2^min(floor(log2 W), 60)`, moves into the modulator first, `(W / s) (s m) CE`;
     // where it has `wpt >= 2` and a positive term below 2^-100, that of `wpt`, `P`, moves
     // into the positive term's modulator, `((P m) sp(-x)) (wpt / P)`. Each term so scaled is
-    // below `2^60 2^-100` (`2^124 2^-100` with the softplus unscaled, below), so nothing can
-    // overflow, and every scaling is exact: the bits change only where an intermediate was
-    // subnormal. Likewise a softplus carried scaled by 2^-64 (`|x| >= 2^64`) is taken unscaled
+    // below `2^60 2^-100` (`2^124 2^-100` with the softplus unscaled, below), and every
+    // scaling is exact: the bits change only where an intermediate was subnormal. (A term is
+    // small, not each product in it: `(s m) sp` may overflow ahead of a tiny or zero third
+    // factor, where this run multiplies the other pair first, see [`prod3`].) Likewise a softplus carried scaled by 2^-64 (`|x| >= 2^64`) is taken unscaled
     // where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`, gamma 0.5: `m (sp / 2^64) t` was
     // 1.5e-45, one significant bit, for a loss of 2.8e-26). The vector is computed again so
     // where a lane needs it ([`element_soft`]): four compares per vector where none does
