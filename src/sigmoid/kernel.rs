@@ -374,13 +374,13 @@ struct Tail<L> {
 
 impl<L: Lane> Tail<L> {
     /// `(loss, grad, m wpt sp(-x), m CE)`; `prod`: the derivative from `d`, else `dlogm`.
-    #[cfg_attr(not(opt_level_0), inline(always))]
     ///
     /// `rescaled`: the run of [`element_soft_run`] with the weights' powers of two moved into
     /// the modulator and the softplus unscaled, where a product of a factor and a softplus may
     /// overflow ahead of a tiny or zero third factor (`x = -2^104`, `t = 2^-149`, a weight of
     /// 2^60: `(2^60 2^104) 2^-149` was inf for a loss of 2^15, and with a zero `pos_weight`
     /// NaN for 0): there [`prod3`] multiplies the other pair first.
+    #[cfg_attr(not(opt_level_0), inline(always))]
     fn run<const CHECK: bool>(&self, log_space: bool, prod: bool, rescaled: bool) -> (L, L, L, L) {
         let zero = L::splat(0.0);
         let fmax = L::splat(f32::MAX);
@@ -674,8 +674,9 @@ fn element_soft_run<L: Lane, const MOD: u8, const CHECK: bool, const RESCALE: bo
     // below `2^60 2^-100` (`2^124 2^-100` with the softplus unscaled, below), and every
     // scaling is exact: the bits change only where an intermediate was subnormal. (A term is
     // small, not each product in it: `(s m) sp` may overflow ahead of a tiny or zero third
-    // factor, where this run multiplies the other pair first, see [`prod3`].) Likewise a softplus carried scaled by 2^-64 (`|x| >= 2^64`) is taken unscaled
-    // where `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`, gamma 0.5: `m (sp / 2^64) t` was
+    // factor, where this run multiplies the other pair first, see [`prod3`].) Likewise a
+    // softplus carried scaled by 2^-64 (`|x| >= 2^64`) is taken unscaled where
+    // `m CE < 2^-100` (`t = 1e-30`, `x = -2.8e19`, gamma 0.5: `m (sp / 2^64) t` was
     // 1.5e-45, one significant bit, for a loss of 2.8e-26). The vector is computed again so
     // where a lane needs it ([`element_soft`]): four compares per vector where none does
     // (five on the checked path), and one on the unchecked path where the job's weights are
