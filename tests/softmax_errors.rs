@@ -454,3 +454,59 @@ fn labels_out_of_range_in_long_batches() {
         check(f, &x, &u32s, Err((1, 1000)));
     }
 }
+
+/// A NaN logit in a counted row is an error wherever it sits in the row, whatever the rest of
+/// the row holds, on every backend: the row kernel tests a row whose `z - m` all lie in
+/// `exp_normal`'s domain through its sum `T`, and scans the others (a spread above 87, an
+/// infinite logit) once more; the dense path and half-precision logits share that test.
+#[test]
+fn nan_logits_in_the_row_kernel() {
+    use focal_loss::Backend;
+    let rows = 5;
+    for backend in Backend::available() {
+        for c in [17usize, 31, 33, 50, 64, 100] {
+            // The rest of the row: in the domain, a spread of 200, `-inf`, `+inf`, all equal.
+            for rest in 0..5 {
+                for k in [0, 1, c / 2, c - 3, c - 2, c - 1] {
+                    let mut x: Vec<f32> = (0..rows * c)
+                        .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0)
+                        .collect();
+                    let r = 3;
+                    let row = &mut x[r * c..(r + 1) * c];
+                    match rest {
+                        1 => row[(k + 1) % c] = -200.0,
+                        2 => row[(k + 1) % c] = f32::NEG_INFINITY,
+                        3 => row[(k + 1) % c] = f32::INFINITY,
+                        4 => row.fill(1.5),
+                        _ => {}
+                    }
+                    row[k] = f32::NAN;
+                    let i = r * c + k;
+                    let err = Error::NanLogit {
+                        index: i,
+                        row: r,
+                        class: k,
+                    };
+                    let want = Err(err);
+                    let what = format!("{backend:?} C {c} rest {rest} class {k}");
+                    let y: Vec<u16> = (0..rows).map(|r| (r * 3 % c) as u16).collect();
+                    let f = SoftmaxFocal::new(2.0).backend(backend);
+                    assert_eq!(f.loss(&x, &y, Reduction::Sum), want, "{what}");
+                    let mut g = vec![0f32; rows * c];
+                    assert_eq!(
+                        f.loss_and_grad(&x, &y, &mut g, Reduction::Mean),
+                        want,
+                        "{what}"
+                    );
+                    let mut per_row = vec![0f32; rows];
+                    assert_eq!(f.loss_per_row(&x, &y, &mut per_row), Err(err), "{what}");
+                    // The dense path (smoothing) and `bf16` logits.
+                    let fs = f.label_smoothing(0.1);
+                    assert_eq!(fs.loss(&x, &y, Reduction::Sum), want, "{what} smoothed");
+                    let xh: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                    assert_eq!(f.loss(&xh, &y, Reduction::Sum), want, "{what} bf16");
+                }
+            }
+        }
+    }
+}

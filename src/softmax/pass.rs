@@ -672,25 +672,36 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
     }
 }
 
-/// A row's largest logit `m`, whether it has a NaN, and whether every `z_k - m` is in the
-/// domain of [`Lane::exp_normal`] (`>= -87`: see [`chunk`]) (class-last, `cn >= LANES`).
+/// A row's largest logit `m`, whether every `z_k - m` is in the domain of
+/// [`Lane::exp_normal`] (`>= -87`: see [`chunk`]), and, for a row where it is not, whether
+/// the row has a NaN (class-last, `cn >= LANES`).
+///
+/// A row in that domain is not tested for NaN here: a NaN logit there gives a NaN `e`
+/// (`exp_normal` propagates it) in a lane that is not top (`NaN != m`), so its `T` is NaN,
+/// which [`rows`] tests once per block. `exp` clamps its argument and may lose a NaN, so the
+/// other rows (and a NaN `m`, for which the domain test fails) are scanned once more.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn row_max<L: Lane, X: Elem>(z: &[X], h: Half) -> (f32, bool, bool) {
     let mut mv = L::splat(NEG_INF);
     let mut lo = L::splat(f32::INFINITY);
-    // The lanes that held no NaN so far: tested once per row, not per chunk.
-    let mut ok = mv.eq(mv);
     let (full, tail) = chunks::<L, X>(z);
-    for c in full.chunks_exact(L::LANES).chain(tail.map(|(c, _)| c)) {
+    let all = || full.chunks_exact(L::LANES).chain(tail.map(|(c, _)| c));
+    for c in all() {
         let v: L = X::load(c, NEG_INF, h);
-        ok = ok & v.eq(v);
         mv = mv.max(v);
         lo = lo.min(v);
     }
     let m = mv.reduce_max();
-    // (A NaN may hide from `lo` and `m`: such a row, an error, keeps `exp`.)
-    let normal = L::all(ok) && exp_normal_ok(lo, L::splat(m));
-    (m, !L::all(ok), normal)
+    if exp_normal_ok(lo, L::splat(m)) {
+        return (m, false, true);
+    }
+    // The lanes that held no NaN.
+    let mut ok = mv.eq(mv);
+    for c in all() {
+        let v: L = X::load(c, NEG_INF, h);
+        ok = ok & v.eq(v);
+    }
+    (m, !L::all(ok), false)
 }
 
 /// A row of `cn >= LANES` classes as its chunks in their order ([`offset`] and [`fresh`] of
@@ -883,6 +894,8 @@ fn rows<L: Lane, X: Elem, G: Elem>(
         // The block's trees, and `T` and `S`, one row a lane.
         let live = mask::<L>(&b.live);
         let [t, s, t_lo, s_lo] = row_sums::<L>(L::wide_trees(&accs), lanes::<L>(&ties), live);
+        // A NaN logit of a row that [`row_max`] did not scan (see there).
+        bad |= !L::all(t.eq(t));
         t.store(&mut b.t);
         s.store(&mut b.s);
         t_lo.store(&mut b.t_lo);
