@@ -456,55 +456,59 @@ fn labels_out_of_range_in_long_batches() {
 }
 
 /// A NaN logit in a counted row is an error wherever it sits in the row, whatever the rest of
-/// the row holds, on every backend: the row kernel tests a row whose `z - m` all lie in
-/// `exp_normal`'s domain through its sum `T`, and scans the others (a spread above 87, an
-/// infinite logit) once more; the dense path and half-precision logits share that test.
+/// the row holds, in both layouts and on every backend: the row and column kernels test a
+/// row (or block of positions) whose `z - m` all lie in `exp_normal`'s domain through its sum
+/// `T`, and scan the others (a spread above 87, an infinite logit) once more; the dense path
+/// and half-precision logits share that test.
 #[test]
-fn nan_logits_in_the_row_kernel() {
+fn nan_logits_in_every_kernel() {
     use focal_loss::Backend;
-    let rows = 5;
+    let n = 5;
     for backend in Backend::available() {
-        for c in [17usize, 31, 33, 50, 64, 100] {
-            // The rest of the row: in the domain, a spread of 200, `-inf`, `+inf`, all equal.
-            for rest in 0..5 {
-                for k in [0, 1, c / 2, c - 3, c - 2, c - 1] {
-                    let mut x: Vec<f32> = (0..rows * c)
-                        .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0)
-                        .collect();
-                    let r = 3;
-                    let row = &mut x[r * c..(r + 1) * c];
-                    match rest {
-                        1 => row[(k + 1) % c] = -200.0,
-                        2 => row[(k + 1) % c] = f32::NEG_INFINITY,
-                        3 => row[(k + 1) % c] = f32::INFINITY,
-                        4 => row.fill(1.5),
-                        _ => {}
+        for c in [2usize, 3, 5, 8, 16, 17, 31, 33, 50, 64, 100] {
+            for sp in [1, 7] {
+                let rows = n * sp;
+                // The rest of the row: in the domain, a spread of 200, `-inf`, `+inf`, all
+                // equal.
+                for rest in 0..5 {
+                    for k in [0, 1, c / 2, c - 2, c - 1] {
+                        let mut x: Vec<f32> = (0..rows * c)
+                            .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0)
+                            .collect();
+                        // Row `r` = image 3, position `p`; class `j` of it at `at(j)`.
+                        let (img, p) = (3, sp / 2);
+                        let at = |j: usize| (img * c + j) * sp + p;
+                        match rest {
+                            1 => x[at((k + 1) % c)] = -200.0,
+                            2 => x[at((k + 1) % c)] = f32::NEG_INFINITY,
+                            3 => x[at((k + 1) % c)] = f32::INFINITY,
+                            4 => (0..c).for_each(|j| x[at(j)] = 1.5),
+                            _ => {}
+                        }
+                        x[at(k)] = f32::NAN;
+                        let err = Error::NanLogit {
+                            index: at(k),
+                            row: img * sp + p,
+                            class: k,
+                        };
+                        let want = Err(err);
+                        let what = format!("{backend:?} C {c} S {sp} rest {rest} class {k}");
+                        let y: Vec<u16> = (0..rows).map(|r| (r * 3 % c) as u16).collect();
+                        let f = SoftmaxFocal::new(2.0).spatial(sp).backend(backend);
+                        assert_eq!(f.loss(&x, &y, Reduction::Sum), want, "{what}");
+                        let mut g = vec![0f32; rows * c];
+                        let got = f.loss_and_grad(&x, &y, &mut g, Reduction::Mean);
+                        assert_eq!(got, want, "{what}");
+                        let mut per_row = vec![0f32; rows];
+                        let got = f.loss_per_row(&x, &y, &mut per_row);
+                        assert_eq!(got, Err(err), "{what}");
+                        // The dense path (smoothing) and `bf16` logits.
+                        let fs = f.label_smoothing(0.1);
+                        assert_eq!(fs.loss(&x, &y, Reduction::Sum), want, "{what} smoothed");
+                        let xh: Vec<half::bf16> =
+                            x.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                        assert_eq!(f.loss(&xh, &y, Reduction::Sum), want, "{what} bf16");
                     }
-                    row[k] = f32::NAN;
-                    let i = r * c + k;
-                    let err = Error::NanLogit {
-                        index: i,
-                        row: r,
-                        class: k,
-                    };
-                    let want = Err(err);
-                    let what = format!("{backend:?} C {c} rest {rest} class {k}");
-                    let y: Vec<u16> = (0..rows).map(|r| (r * 3 % c) as u16).collect();
-                    let f = SoftmaxFocal::new(2.0).backend(backend);
-                    assert_eq!(f.loss(&x, &y, Reduction::Sum), want, "{what}");
-                    let mut g = vec![0f32; rows * c];
-                    assert_eq!(
-                        f.loss_and_grad(&x, &y, &mut g, Reduction::Mean),
-                        want,
-                        "{what}"
-                    );
-                    let mut per_row = vec![0f32; rows];
-                    assert_eq!(f.loss_per_row(&x, &y, &mut per_row), Err(err), "{what}");
-                    // The dense path (smoothing) and `bf16` logits.
-                    let fs = f.label_smoothing(0.1);
-                    assert_eq!(fs.loss(&x, &y, Reduction::Sum), want, "{what} smoothed");
-                    let xh: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
-                    assert_eq!(f.loss(&xh, &y, Reduction::Sum), want, "{what} bf16");
                 }
             }
         }
