@@ -80,8 +80,9 @@ fn exp_parts<L: Lane>(x: L) -> (L, L) {
     // e^r = 1 + r (1 + r P(r)) by Horner's scheme: six fused multiply-adds, one fewer than
     // Estrin's scheme with the leading terms added last (r^2, four for P, r^2 P + r, + 1),
     // and more accurate with the same coefficients (2^24 points of [-87, 0]: max 0.88 ULP
-    // against 1.01). Its longer chain of dependent operations is hidden by the callers'
-    // independent vectors.
+    // against 1.01). Its longer chain of dependent operations: the softmax row kernel hides
+    // it (one operation fewer a chunk, 1-2% faster); the sigmoid loops measured 0.5-0.9%
+    // slower, within this machine's spread (BENCHMARKS.md).
     let c = |k: usize| L::splat(P[k]);
     let one = L::splat(1.0);
     let h = r.mul_add(c(4), c(3));
