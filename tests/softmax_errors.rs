@@ -464,14 +464,25 @@ fn labels_out_of_range_in_long_batches() {
 fn nan_logits_in_every_kernel() {
     use focal_loss::Backend;
     let n = 5;
+    // (Miri runs this file: there, one row kernel and one column kernel size, 3 positions.)
+    let (classes, sps): (&[usize], &[usize]) = if cfg!(miri) {
+        (&[3, 17], &[1, 3])
+    } else {
+        (&[2, 3, 5, 8, 16, 17, 31, 33, 50, 64, 100], &[1, 7])
+    };
     for backend in Backend::available() {
-        for c in [2usize, 3, 5, 8, 16, 17, 31, 33, 50, 64, 100] {
-            for sp in [1, 7] {
+        for &c in classes {
+            for &sp in sps {
                 let rows = n * sp;
                 // The rest of the row: in the domain, a spread of 200, `-inf`, `+inf`, all
                 // equal.
                 for rest in 0..5 {
-                    for k in [0, 1, c / 2, c - 2, c - 1] {
+                    let ks = if cfg!(miri) {
+                        vec![0, c - 1]
+                    } else {
+                        vec![0, 1, c / 2, c - 2, c - 1]
+                    };
+                    for k in ks {
                         let mut x: Vec<f32> = (0..rows * c)
                             .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0)
                             .collect();
