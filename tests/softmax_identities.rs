@@ -402,3 +402,69 @@ fn whole_blocks_give_the_bits_of_partial_ones() {
         }
     }
 }
+
+/// A logit so far below its row's largest that its `e` is 0 gives the bits that `-inf` gives
+/// there, in both layouts and on every backend (on AVX-512 the row kernel takes such a row
+/// without testing the spread first: `exp` without its clamp gives 0 there, or a value that is
+/// not finite and sends the row back through `exp`, as `-inf` does), beside a logit whose `e`
+/// is subnormal.
+#[test]
+fn far_logits_give_the_bits_of_masked_classes() {
+    const FAR: [f32; 11] = [
+        -104.5,
+        -200.0,
+        -1e4,
+        -3e6,
+        -1e7,
+        -1e8,
+        -1e13,
+        -1e15,
+        -1e30,
+        -3e38,
+        -f32::MAX,
+    ];
+    let mut rng = Rng(29);
+    for backend in Backend::available() {
+        for c in [17usize, 33, 50, 100] {
+            for sp in [1, 3] {
+                let rows = 6 * sp;
+                let base: Vec<f32> = (0..rows * c).map(|_| rng.range(-4.0, 4.0) as f32).collect();
+                for k in [0, c / 2, c - 1] {
+                    let k2 = (k + 1) % c;
+                    // No label on the far class (its loss would be finite against `inf`).
+                    let y: Vec<i64> = (0..rows)
+                        .map(|r| match (r * 7) % c {
+                            j if j == k => ((k + 2) % c) as i64,
+                            j => j as i64,
+                        })
+                        .collect();
+                    for gamma in [0.0, 2.0] {
+                        let f = SoftmaxFocal::new(gamma).spatial(sp).backend(backend);
+                        let run = |x: &[f32]| {
+                            let mut g = vec![0f32; x.len()];
+                            let l = f.loss_and_grad(x, &y, &mut g, Reduction::Sum).unwrap();
+                            let mut per_row = vec![0f32; rows];
+                            f.loss_per_row(x, &y, &mut per_row).unwrap();
+                            (l.to_bits(), bits(&g), bits(&per_row))
+                        };
+                        for &far in &FAR {
+                            let (mut a, mut b) = (base.clone(), base.clone());
+                            for r in 0..rows {
+                                let (i, p) = (r / sp, r % sp);
+                                let at = |j: usize| (i * c + j) * sp + p;
+                                a[at(k)] = far;
+                                b[at(k)] = f32::NEG_INFINITY;
+                                // 86 to 104 below the largest logit: a subnormal `e`, or 0.
+                                let sub = -90.0 - (r % 3) as f32 * 5.0;
+                                a[at(k2)] = sub;
+                                b[at(k2)] = sub;
+                            }
+                            let what = format!("{backend:?} C {c} S {sp} gamma {gamma} far {far}");
+                            assert_eq!(run(&a), run(&b), "{what} class {k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
