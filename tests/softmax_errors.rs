@@ -456,10 +456,10 @@ fn labels_out_of_range_in_long_batches() {
 }
 
 /// A NaN logit in a counted row is an error wherever it sits in the row, whatever the rest of
-/// the row holds, in both layouts and on every backend: the row and column kernels test a
-/// row (or block of positions) whose `z - m` all lie in `exp_normal`'s domain through its sum
-/// `T`, and scan the others (a spread above 87, an infinite logit) once more; the dense path
-/// and half-precision logits share that test.
+/// the row holds, in both layouts and on every backend: the row kernel tests a row whose
+/// `z - m` all lie in `exp_normal`'s domain through its sum `T` and scans the others (a
+/// spread above 87, an infinite logit) once more, the column kernels sum each position's
+/// logits; the dense path and half-precision logits share those tests.
 #[test]
 fn nan_logits_in_every_kernel() {
     use focal_loss::Backend;
@@ -476,15 +476,15 @@ fn nan_logits_in_every_kernel() {
         for &c in classes {
             for &sp in sps {
                 let rows = n * sp;
+                let ks = if cfg!(miri) {
+                    vec![c - 1]
+                } else {
+                    vec![0, 1, c / 2, c - 2, c - 1]
+                };
                 // The rest of the row: in the domain, a spread of 200, `-inf`, `+inf`, all
                 // equal.
                 for rest in 0..5 {
-                    let ks = if cfg!(miri) {
-                        vec![c - 1]
-                    } else {
-                        vec![0, 1, c / 2, c - 2, c - 1]
-                    };
-                    for k in ks {
+                    for &k in &ks {
                         let mut x: Vec<f32> = (0..rows * c)
                             .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0)
                             .collect();

@@ -404,10 +404,9 @@ fn whole_blocks_give_the_bits_of_partial_ones() {
 }
 
 /// A logit so far below its row's largest that its `e` is 0 gives the bits that `-inf` gives
-/// there, in both layouts and on every backend (on AVX-512 the row kernel takes such a row
-/// without testing the spread first: `exp` without its clamp gives 0 there, or a value that is
-/// not finite and sends the row back through `exp`, as `-inf` does), beside a logit whose `e`
-/// is subnormal.
+/// there, in both layouts and on every backend, beside a logit whose `e` is subnormal: a
+/// kernel that took such a row without its spread test (`exp` unclamped, retrying rows whose
+/// `T` is not finite; tried on AVX-512, BENCHMARKS.md) must keep this.
 #[test]
 fn far_logits_give_the_bits_of_masked_classes() {
     const FAR: [f32; 11] = [
