@@ -467,3 +467,71 @@ fn far_logits_give_the_bits_of_masked_classes() {
         }
     }
 }
+
+/// The index of the first element whose bits differ, if any (an `assert_eq!` of two vectors
+/// of millions of elements would print them all).
+fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits())
+}
+
+/// Class-last batches of at least 2^21 logits and 5 to 16 classes take the column kernel in
+/// smaller blocks than other batches do (`pass` in src/softmax/pass.rs): every row's loss and
+/// gradient must keep its bits. A large batch against the same rows in calls of 1000 rows,
+/// per-row losses and gradients written and accumulated (`f32` and `bf16` logits and
+/// gradient), on every backend; the rows have masked classes and far logits.
+#[test]
+fn large_class_last_batches_give_the_bits_of_small_calls() {
+    use focal_loss::half::bf16;
+    for c in [5, 8, 13, 16] {
+        // (Some rows beyond whole blocks of 32 and 64.)
+        let rows = (1 << 21) / c + 37;
+        assert!(rows * c >= 1 << 21);
+        let mut rng = Rng(31 + c as u64);
+        let x = logits(&mut rng, rows * c);
+        let y = labels_ignoring(rows, c, 6);
+        let old: Vec<f32> = (0..rows * c).map(|i| (i % 5) as f32 - 2.0).collect();
+        let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        let piece = 1000;
+        for backend in Backend::available() {
+            let f = SoftmaxFocal::new(2.0)
+                .ignore_index(-100)
+                .classes(c)
+                .backend(backend);
+            let mut per_row = vec![0f32; rows];
+            f.loss_per_row(&x, &y, &mut per_row).unwrap();
+            let mut g = vec![0f32; rows * c];
+            f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
+            let mut acc = old.clone();
+            f.loss_and_grad_accumulate(&x, &y, &mut acc, Reduction::Sum)
+                .unwrap();
+            let mut gh = vec![bf16::ZERO; rows * c];
+            f.loss_and_grad(&xh, &y, &mut gh, Reduction::Sum).unwrap();
+            let (mut per_row_p, mut g_p, mut acc_p) =
+                (vec![0f32; rows], vec![0f32; rows * c], old.clone());
+            let mut gh_p = vec![bf16::ZERO; rows * c];
+            for (k, ys) in y.chunks(piece).enumerate() {
+                let (r0, n) = (piece * k, ys.len());
+                let span = r0 * c..(r0 + n) * c;
+                let xs = &x[span.clone()];
+                f.loss_per_row(xs, ys, &mut per_row_p[r0..r0 + n]).unwrap();
+                f.loss_and_grad(xs, ys, &mut g_p[span.clone()], Reduction::Sum)
+                    .unwrap();
+                f.loss_and_grad_accumulate(xs, ys, &mut acc_p[span.clone()], Reduction::Sum)
+                    .unwrap();
+                f.loss_and_grad(&xh[span.clone()], ys, &mut gh_p[span], Reduction::Sum)
+                    .unwrap();
+            }
+            let widen = |v: &[bf16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+            let what = format!("{backend:?} C {c}");
+            let diff = first_difference(&per_row, &per_row_p);
+            assert_eq!(diff, None, "{what}: per row");
+            assert_eq!(first_difference(&g, &g_p), None, "{what}: gradient");
+            assert_eq!(first_difference(&acc, &acc_p), None, "{what}: accumulated");
+            let diff = first_difference(&widen(&gh), &widen(&gh_p));
+            assert_eq!(diff, None, "{what}: bf16");
+        }
+    }
+}

@@ -793,6 +793,7 @@ impl<'a> SoftmaxFocal<'a> {
             // (Set by the pass from the slices' types.)
             hx: Half::Bf16,
             hg: Half::Bf16,
+            large: logits.len() >= pass::LARGE,
         })
     }
 }

@@ -73,6 +73,9 @@ pub(crate) struct Job<'a> {
     /// [`Half`]); meaningless for `f32` ones.
     pub hx: Half,
     pub hg: Half,
+    /// The whole batch (not only the chunk this job may be) holds at least [`LARGE`] logits:
+    /// more than the caches keep (see [`pass`]).
+    pub large: bool,
 }
 
 impl<'a> Job<'a> {
@@ -458,6 +461,16 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // The column kernel's fast path takes several vectors per block ([`Lane::Cols`]):
     // independent dependency chains (its per-row work is long and serial).
     let pairs = L::PAIRS && !job.dense();
+    // Class-last batches larger than the caches, of 5 to [`SMALL_C`] classes, take blocks of
+    // one [`Two`] (2 KB of `f32` logits at most) instead of `Cols`: a block reads its rows
+    // at once before its math and writes their gradient at once after it, and on AVX-512
+    // (`Cols` of four vectors, 64 rows: up to 4 KB each way) each such burst from memory
+    // stalls the block. (The other vector backends' `Cols` is `Two<L>` already.) `prof_softmax`, 16M logits, gamma 2: C = 8 1.62-1.73 -> 1.40-1.49 ns
+    // per logit, C = 12 1.59-1.69 -> 1.21-1.25, C = 16 1.76-1.90 -> 1.20-1.26; in the caches
+    // (64K, 1M) `Cols` stays as fast or faster (C = 5 and 6 by 5-7%), and below 5 classes it
+    // is faster at every size (C = 3 at 16M 1.53 against 1.63-1.80). The same bits either way:
+    // everything but the sums over a row's classes is lane-wise.
+    let halve = job.large && job.spatial == 1 && job.classes >= 5;
     // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
     // without, each knowing its buffer's length (the C = 2 column kernel ran 35% slower with
     // one copy that tests it, and the bf16 row kernel 40% slower with the length unknown).
@@ -477,7 +490,7 @@ fn pass<L: Body, X: Elem, G: Elem>(
             };
             if by_row {
                 L::part(Rows(run))
-            } else if job.spatial == 1 && $last_pairs && pairs && job.classes <= SMALL_C {
+            } else if job.spatial == 1 && $last_pairs && pairs && job.classes <= SMALL_C && !halve {
                 last::<L, L::Cols, X, G, _>(run)
             } else if job.spatial == 1 && $last_pairs && pairs {
                 // (17 to [`Lane::LAST_COLS`] classes: as for `[N, C, S]` below.)
@@ -592,6 +605,11 @@ fn last<L: Body, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize>(
         pairs: PhantomData,
     })
 }
+
+/// Batches of at least this many logits (8 MB of `f32`) are [`Job::large`]: 2M logits of
+/// 5 to 16 classes ran faster in blocks of one [`Two`] (see [`pass`]; C = 8 1.29-1.38 ->
+/// 1.19-1.24 ns per logit), 1M did not (C = 8 1.03-1.10 against 1.06-1.07).
+pub(crate) const LARGE: usize = 1 << 21;
 
 /// Batches of at least this many logits stage the fast path's `e` on the stack when the
 /// gradient is half-precision (see [`pass`]).
