@@ -147,35 +147,38 @@ fn nchw_gives_the_bits_of_transposed_rows() {
 }
 
 /// `[N, C, S]` images of at least 2^20 logits keep the fast path's `e` on the stack for their
-/// gradient pass (an `f32` gradient too): the bits of the same positions as class-last rows.
-/// One image with masked classes and far logits (blocks off `exp_normal`'s domain), one with
-/// logits in [-4, 4].
+/// gradient pass (an `f32` gradient too), and batches of at least 2^21 logits take other
+/// blocks (`pass` in src/softmax/pass.rs): the bits of the same positions as class-last rows.
+/// Per class count, one image with masked classes and far logits (blocks off `exp_normal`'s
+/// domain), one with logits in [-4, 4].
 #[test]
 fn large_nchw_images_give_the_bits_of_transposed_rows() {
-    let (c, sp, n) = (19, 55_189, 2);
-    assert!(c * sp >= 1 << 20);
-    let rows = n * sp;
-    let mut rng = Rng(23);
-    let mut x = logits(&mut rng, sp * c);
-    x.extend((0..sp * c).map(|_| rng.range(-4.0, 4.0) as f32));
-    let y = labels_ignoring(rows, c, 6);
-    let to_nchw = |v: &[f32]| to_nchw(v, c, sp);
-    let xt = to_nchw(&x);
-    for backend in Backend::available() {
-        for gamma in [0.0, 2.0] {
-            let f = SoftmaxFocal::new(gamma)
-                .ignore_index(-100)
-                .classes(c)
-                .backend(backend);
-            let (mut g, mut gt) = (vec![0f32; rows * c], vec![0f32; rows * c]);
-            let l = f.loss_and_grad(&x, &y, &mut g, Reduction::Mean).unwrap();
-            let lt = f
-                .spatial(sp)
-                .loss_and_grad(&xt, &y, &mut gt, Reduction::Mean)
-                .unwrap();
-            let what = format!("{backend:?} gamma {gamma}");
-            assert_eq!(l.to_bits(), lt.to_bits(), "{what}");
-            assert!(bits(&to_nchw(&g)) == bits(&gt), "{what}: gradients differ");
+    for (c, sp) in [(19, 55_189), (50, 21_000)] {
+        let n = 2;
+        assert!(c * sp >= 1 << 20 && n * c * sp >= 1 << 21);
+        let rows = n * sp;
+        let mut rng = Rng(23);
+        let mut x = logits(&mut rng, sp * c);
+        x.extend((0..sp * c).map(|_| rng.range(-4.0, 4.0) as f32));
+        let y = labels_ignoring(rows, c, 6);
+        let to_nchw = |v: &[f32]| to_nchw(v, c, sp);
+        let xt = to_nchw(&x);
+        for backend in Backend::available() {
+            for gamma in [0.0, 2.0] {
+                let f = SoftmaxFocal::new(gamma)
+                    .ignore_index(-100)
+                    .classes(c)
+                    .backend(backend);
+                let (mut g, mut gt) = (vec![0f32; rows * c], vec![0f32; rows * c]);
+                let l = f.loss_and_grad(&x, &y, &mut g, Reduction::Mean).unwrap();
+                let lt = f
+                    .spatial(sp)
+                    .loss_and_grad(&xt, &y, &mut gt, Reduction::Mean)
+                    .unwrap();
+                let what = format!("{backend:?} C {c} gamma {gamma}");
+                assert_eq!(l.to_bits(), lt.to_bits(), "{what}");
+                assert!(bits(&to_nchw(&g)) == bits(&gt), "{what}: gradients differ");
+            }
         }
     }
 }

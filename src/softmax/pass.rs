@@ -471,6 +471,15 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // is faster at every size (C = 3 at 16M 1.53 against 1.63-1.80). The same bits either way:
     // everything but the sums over a row's classes is lane-wise.
     let halve = job.large && job.spatial == 1 && job.classes >= 5;
+    // `[N, C, S]` maps of more than 16 classes: blocks of `Cols` (on AVX-512 64 positions,
+    // four cache lines of each class's plane a block) but for a half-precision gradient and
+    // for batches in the caches with more than 30 classes, which take one [`Two`].
+    // `prof_softmax`, one image, gamma 2, `Two` / `Cols`, ns per logit: 64K C = 19
+    // 0.80-0.83 / 0.78-0.79, C = 24 0.80-0.83 / 0.75-0.76, C = 30 even, C = 50 0.68 /
+    // 0.69-0.71, C = 100 even; 16M C = 19 1.85-1.89 / 1.70-1.72, C = 24 1.66-1.69 /
+    // 1.41-1.43, C = 50 1.63-1.67 / 1.36-1.37; `bf16` logits and gradient, C = 19, 64K even,
+    // 16M 1.29-1.32 / 1.43-1.45.
+    let map_two = !G::IS_F32 || (!job.large && job.classes > 30);
     // Each kernel a function of its own (see [`Part`]); a copy with the buffer and one
     // without, each knowing its buffer's length (the C = 2 column kernel ran 35% slower with
     // one copy that tests it, and the bf16 row kernel 40% slower with the length unknown).
@@ -498,12 +507,10 @@ fn pass<L: Body, X: Elem, G: Elem>(
             } else if job.spatial == 1 {
                 debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
-            } else if pairs && job.classes <= SMALL_C {
+            } else if pairs && (job.classes <= SMALL_C || !map_two) {
                 L::part(Columns::<_, _, _, L::Cols, _>(run, PhantomData))
             } else if pairs {
-                // (Many classes: the per-class loops dominate, and one [`Two`] ran 8-10%
-                // faster than AVX-512's wider `Cols` at C = 19 and 50 in cache. Where `Cols`
-                // is `Two<L>`, this is the copy above.)
+                // (Where `Cols` is `Two<L>`, this is the copy above.)
                 L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
             } else {
                 debug_assert!(!pairs);
