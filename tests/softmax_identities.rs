@@ -47,6 +47,19 @@ fn to_nchw(v: &[f32], c: usize, sp: usize) -> Vec<f32> {
     o
 }
 
+/// `f`'s per-row losses, its gradient written, and its gradient added to `old`, all with
+/// `Reduction::Sum`.
+fn sum_outputs(f: SoftmaxFocal<'_>, x: &[f32], y: &[i64], old: &[f32]) -> [Vec<f32>; 3] {
+    let mut per_row = vec![0f32; y.len()];
+    f.loss_per_row(x, y, &mut per_row).unwrap();
+    let mut g = vec![0f32; x.len()];
+    f.loss_and_grad(x, y, &mut g, Reduction::Sum).unwrap();
+    let mut acc = old.to_vec();
+    f.loss_and_grad_accumulate(x, y, &mut acc, Reduction::Sum)
+        .unwrap();
+    [per_row, g, acc]
+}
+
 const CLASSES: [usize; 9] = [2, 3, 7, 16, 17, 19, 50, 64, 129];
 
 #[test]
@@ -358,13 +371,7 @@ fn whole_blocks_give_the_bits_of_partial_ones() {
                 .backend(backend);
             let old: Vec<f32> = (0..rows * c).map(|i| (i % 5) as f32 - 2.0).collect();
             // The whole batch, class-last and as one [1, C, S] map.
-            let mut per_row = vec![0f32; rows];
-            f.loss_per_row(&x, &y, &mut per_row).unwrap();
-            let mut g = vec![0f32; rows * c];
-            f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
-            let mut acc = old.clone();
-            f.loss_and_grad_accumulate(&x, &y, &mut acc, Reduction::Sum)
-                .unwrap();
+            let [per_row, g, acc] = sum_outputs(f, &x, &y, &old);
             let mut nchw = vec![0f32; rows * c];
             for r in 0..rows {
                 for k in 0..c {
@@ -503,13 +510,7 @@ fn large_class_last_batches_give_the_bits_of_small_calls() {
                 .ignore_index(-100)
                 .classes(c)
                 .backend(backend);
-            let mut per_row = vec![0f32; rows];
-            f.loss_per_row(&x, &y, &mut per_row).unwrap();
-            let mut g = vec![0f32; rows * c];
-            f.loss_and_grad(&x, &y, &mut g, Reduction::Sum).unwrap();
-            let mut acc = old.clone();
-            f.loss_and_grad_accumulate(&x, &y, &mut acc, Reduction::Sum)
-                .unwrap();
+            let [per_row, g, acc] = sum_outputs(f, &x, &y, &old);
             let mut gh = vec![bf16::ZERO; rows * c];
             f.loss_and_grad(&xh, &y, &mut gh, Reduction::Sum).unwrap();
             let (mut per_row_p, mut g_p, mut acc_p) =

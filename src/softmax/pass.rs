@@ -465,10 +465,11 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // one [`Two`] (2 KB of `f32` logits at most) instead of `Cols`: a block reads its rows
     // at once before its math and writes their gradient at once after it, and on AVX-512
     // (`Cols` of four vectors, 64 rows: up to 4 KB each way) each such burst from memory
-    // stalls the block. (The other vector backends' `Cols` is `Two<L>` already.) `prof_softmax`, 16M logits, gamma 2: C = 8 1.62-1.73 -> 1.40-1.49 ns
-    // per logit, C = 12 1.59-1.69 -> 1.21-1.25, C = 16 1.76-1.90 -> 1.20-1.26; in the caches
-    // (64K, 1M) `Cols` stays as fast or faster (C = 5 and 6 by 5-7%), and below 5 classes it
-    // is faster at every size (C = 3 at 16M 1.53 against 1.63-1.80). The same bits either way:
+    // stalls the block. (The other vector backends' `Cols` is `Two<L>` already.)
+    // `prof_softmax`, 16M logits, gamma 2, ns per logit: C = 8 1.62-1.73 -> 1.40-1.49,
+    // C = 12 1.59-1.69 -> 1.21-1.25, C = 16 1.76-1.86 -> 1.20-1.25; in the caches (64K, 1M)
+    // `Cols` stays as fast or faster (C = 5 and 6 by 5-7%), and below 5 classes it is faster
+    // at every size (C = 3 at 16M 1.53 against 1.63-1.80). The same bits either way:
     // everything but the sums over a row's classes is lane-wise.
     let halve = job.large && job.spatial == 1 && job.classes >= 5;
     // `[N, C, S]` maps of more than 16 classes: blocks of `Cols` (on AVX-512 64 positions,
@@ -502,7 +503,8 @@ fn pass<L: Body, X: Elem, G: Elem>(
             } else if job.spatial == 1 && $last_pairs && pairs && job.classes <= SMALL_C && !halve {
                 last::<L, L::Cols, X, G, _>(run)
             } else if job.spatial == 1 && $last_pairs && pairs {
-                // (17 to [`Lane::LAST_COLS`] classes: as for `[N, C, S]` below.)
+                // (17 to [`Lane::LAST_COLS`] classes, and 5 to 16 in large batches: one
+                // [`Two`] a block.)
                 last::<L, Two<L>, X, G, _>(run)
             } else if job.spatial == 1 {
                 debug_assert!(!pairs);
