@@ -60,6 +60,25 @@ fn sum_outputs(f: SoftmaxFocal<'_>, x: &[f32], y: &[i64], old: &[f32]) -> [Vec<f
     [per_row, g, acc]
 }
 
+/// [`sum_outputs`] of the rows of `y` in calls of `piece` rows (the last may be shorter),
+/// concatenated. `c` classes, class-last.
+fn sum_outputs_in_pieces(
+    f: SoftmaxFocal<'_>,
+    (x, y, old): (&[f32], &[i64], &[f32]),
+    c: usize,
+    piece: usize,
+) -> [Vec<f32>; 3] {
+    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+    for (k, ys) in y.chunks(piece).enumerate() {
+        let span = piece * k * c..(piece * k + ys.len()) * c;
+        let part = sum_outputs(f, &x[span.clone()], ys, &old[span]);
+        for (o, p) in out.iter_mut().zip(part) {
+            o.extend_from_slice(&p);
+        }
+    }
+    out
+}
+
 const CLASSES: [usize; 9] = [2, 3, 7, 16, 17, 19, 50, 64, 129];
 
 #[test]
@@ -386,19 +405,7 @@ fn whole_blocks_give_the_bits_of_partial_ones() {
                 .unwrap();
             let gs: Vec<f32> = (0..rows * c).map(|i| gs[(i % c) * rows + i / c]).collect();
             // The same rows, 7 at a time.
-            let mut per_row7 = vec![0f32; rows];
-            let mut g7 = vec![0f32; rows * c];
-            let mut acc7 = old.clone();
-            for (k, ys) in y.chunks(7).enumerate() {
-                let (r0, n) = (7 * k, ys.len());
-                let xs = &x[r0 * c..(r0 + n) * c];
-                f.loss_per_row(xs, ys, &mut per_row7[r0..r0 + n]).unwrap();
-                f.loss_and_grad(xs, ys, &mut g7[r0 * c..(r0 + n) * c], Reduction::Sum)
-                    .unwrap();
-                let a = &mut acc7[r0 * c..(r0 + n) * c];
-                f.loss_and_grad_accumulate(xs, ys, a, Reduction::Sum)
-                    .unwrap();
-            }
+            let [per_row7, g7, acc7] = sum_outputs_in_pieces(f, (&x, &y, &old), c, 7);
             let what = format!("{backend:?} C {c}");
             assert_eq!(bits(&per_row), bits(&per_row7), "{what}: per row");
             assert_eq!(bits(&g), bits(&g7), "{what}: gradient");
@@ -513,18 +520,10 @@ fn large_class_last_batches_give_the_bits_of_small_calls() {
             let [per_row, g, acc] = sum_outputs(f, &x, &y, &old);
             let mut gh = vec![bf16::ZERO; rows * c];
             f.loss_and_grad(&xh, &y, &mut gh, Reduction::Sum).unwrap();
-            let (mut per_row_p, mut g_p, mut acc_p) =
-                (vec![0f32; rows], vec![0f32; rows * c], old.clone());
+            let [per_row_p, g_p, acc_p] = sum_outputs_in_pieces(f, (&x, &y, &old), c, piece);
             let mut gh_p = vec![bf16::ZERO; rows * c];
             for (k, ys) in y.chunks(piece).enumerate() {
-                let (r0, n) = (piece * k, ys.len());
-                let span = r0 * c..(r0 + n) * c;
-                let xs = &x[span.clone()];
-                f.loss_per_row(xs, ys, &mut per_row_p[r0..r0 + n]).unwrap();
-                f.loss_and_grad(xs, ys, &mut g_p[span.clone()], Reduction::Sum)
-                    .unwrap();
-                f.loss_and_grad_accumulate(xs, ys, &mut acc_p[span.clone()], Reduction::Sum)
-                    .unwrap();
+                let span = piece * k * c..(piece * k + ys.len()) * c;
                 f.loss_and_grad(&xh[span.clone()], ys, &mut gh_p[span], Reduction::Sum)
                     .unwrap();
             }
