@@ -210,6 +210,28 @@ pub(crate) trait Part<L> {
     fn run(self) -> Self::Output;
 }
 
+/// Makes the calling function's first block use its stack frame, so that the compiler sets
+/// the frame up (and probes it) before anything else runs. Called first in every function
+/// that runs a kernel or a part of one (`run` of each backend, [`Body::part`], the x86
+/// `part_tf`): their frames hold the kernels' stack buffers (the softmax pass's 32 KB, the
+/// class-last column blocks' up to 90 KB on AVX-512).
+///
+/// Why: on x86-64 LLVM probes a frame larger than 32 KB (`probe-stack=inline-asm`, Rust's
+/// default) with a loop that counts in `r11` without checking whether `r11` holds a live
+/// value, and its shrink-wrapping may put the frame's set-up after code that does (the
+/// RISC-V back end's twin, llvm/llvm-project issue 198699). It happened here: a release
+/// build (rustc 1.95, LLVM 22) of the softmax pass on the portable backend kept a `false`
+/// of the dispatch in `r11` across the probe loop, which replaced it with the low byte of a
+/// stack address, and a C = 3 map ran the row kernel and panicked. With the frame used in
+/// the first block, shrink-wrapping has nowhere to move the set-up: it comes first, where
+/// no register but the arguments is live. `.ci/probes.sh` checks every release test
+/// binary's functions of this crate for a probe loop after other code.
+#[inline(always)]
+pub(crate) fn frame_first() {
+    let mut slot = 0u8;
+    core::hint::black_box(&mut slot);
+}
+
 /// The one dispatch point: `k` on the instruction set `isa`.
 #[cfg_attr(not(opt_level_0), inline(always))]
 pub(crate) fn select<K: Kernel>(isa: Isa, k: K) -> K::Output {

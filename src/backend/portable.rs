@@ -69,6 +69,7 @@ by_registers! {
         /// inlined it would compile the whole pass again).
         #[inline(never)]
         pub(crate) fn run<K: Kernel>(_: Token, k: K) -> K::Output {
+            crate::backend::frame_first();
             k.run::<F8>()
         }
     }

@@ -13,6 +13,7 @@ pub(crate) const LANES: usize = 1;
 /// stack frame would be taken by every call, whichever backend runs it).
 #[inline(never)]
 pub(crate) fn run<K: Kernel>(k: K) -> K::Output {
+    crate::backend::frame_first();
     k.run::<f32>()
 }
 

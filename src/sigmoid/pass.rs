@@ -419,6 +419,7 @@ pub(crate) trait Body: Lane {
     /// instruction set enabled): see [`Part`].
     #[inline(never)]
     fn part<P: Part<Self>>(p: P) -> P::Output {
+        crate::backend::frame_first();
         p.run()
     }
 }

@@ -57,12 +57,14 @@ macro_rules! entry {
 
         #[target_feature(enable = $enable)]
         fn run_tf<K: crate::backend::Kernel>(k: K) -> K::Output {
+            crate::backend::frame_first();
             k.run::<$vt>()
         }
 
         #[target_feature(enable = $enable)]
         #[inline(never)]
         fn part_tf<P: crate::backend::Part<$vt>>(p: P) -> P::Output {
+            crate::backend::frame_first();
             p.run()
         }
 
