@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p focal-loss-benches --bench par`. Sigmoid family: `[n / 50, 50]`, gamma 2,
 //! alpha 0.25, `f32` logits, hard `f32` targets, `Mean`, `loss_and_grad`. Softmax family:
-//! `[n / 50, 50]`, gamma 2, `u32` labels, `Mean`, `loss_and_grad`. Sizes in elements (logits):
+//! `[n / 50, 50]`, gamma 2, `u32` labels, `Mean`, `loss_and_grad`; `par_softmax_map`: one
+//! `[1, 19, n / 19]` image (a segmentation map, `u8` labels), cut into windows of positions
+//! from `2^18` logits on. Sizes in elements (logits):
 //! 4K, 64K, 1M, 16M. `seq` is the sequential call; `par-1` / `par-2` the parallel one called
 //! from a thread of a pool of 1 / 2 threads (the whole timing loop runs inside the pool, so
 //! that entering it is not measured); `stream-1` / `stream-2` read the logits and targets (labels) and
@@ -142,9 +144,36 @@ fn softmax(c: &mut Criterion) {
     }
 }
 
+fn softmax_map(c: &mut Criterion) {
+    const C19: usize = 19;
+    let pools = pools();
+    for n in sizes() {
+        let sp = n / C19;
+        let n = sp * C19;
+        let mut group = c.benchmark_group(format!("par_softmax_map/{n}"));
+        group.throughput(Throughput::Elements(n as u64));
+        let x = logits(n);
+        let y: Vec<u8> = (0..sp as u32)
+            .map(|p| (p.wrapping_mul(37) % 19) as u8)
+            .collect();
+        let mut g = vec![0f32; n];
+        let f = SoftmaxFocal::new(2.0).spatial(sp);
+        let r = Reduction::Mean;
+        group.bench_function(BenchmarkId::from_parameter("seq"), |b| {
+            b.iter(|| f.loss_and_grad(black_box(&x), &y, &mut g, r).unwrap())
+        });
+        for (k, pool) in &pools {
+            group.bench_function(BenchmarkId::from_parameter(format!("par-{k}")), |b| {
+                pool.install(|| b.iter(|| f.par_loss_and_grad(black_box(&x), &y, &mut g, r)))
+            });
+        }
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = configure();
-    targets = sigmoid, softmax
+    targets = sigmoid, softmax, softmax_map
 }
 criterion_main!(benches);

@@ -14,21 +14,25 @@
 //! | [`SoftmaxFocal::loss_per_row`] | [`SoftmaxFocal::par_loss_per_row`] |
 //! | [`SoftmaxFocal::partial`] | [`SoftmaxFocal::par_partial`] |
 //!
-//! **Determinism.** Every call, sequential or parallel, cuts its batch into the same chunks:
-//! whole units (rows; images of the `[N, C, S]` layout) of at most `2^16` elements, at least
-//! one unit, the cut depending on the shape alone. Each chunk's sums start from zero, and the
-//! chunks' sums are folded left to right in chunk order on the calling thread, whichever
-//! thread computed them. An element's loss and gradient do not depend on its position. So for
-//! any pool size and any scheduling, a parallel call returns the sequential call's bits: the
-//! reduced loss, every gradient and every per-element value (tests/par.rs checks pools of 1,
-//! 2, 3 and 8 threads, every reduction, both families). `PerPositive`'s positives are counted
-//! in a first parallel pass over the targets (chunked and folded the same way), then the
-//! gradient pass runs with the factor; the softmax family counts its labels that way too.
+//! **Determinism.** Every call, sequential or parallel, cuts its batch into the same chunks: whole
+//! units (rows; images of the `[N, C, S]` layout) of at most `2^16` elements, at least one unit,
+//! and images of more than `2^18` logits into windows of positions (each a whole number of column
+//! blocks), the cut depending on the shape alone. Each chunk's sums start from zero, and the
+//! chunks' sums are folded left to right in chunk order on the calling thread, whichever thread
+//! computed them. An element's loss and gradient do not depend on its position. So for any pool
+//! size and any scheduling, a parallel call returns the sequential call's bits: the reduced loss,
+//! every gradient and every per-element value (tests/par.rs checks pools of 1, 2, 3 and 8 threads,
+//! every reduction, both families). `PerPositive`'s positives are counted in a first parallel pass
+//! over the targets (chunked and folded the same way), then the gradient pass runs with the factor;
+//! the softmax family counts its labels that way too.
 //!
 //! **Threads.** The calls run on the pool they are called from ([`rayon::ThreadPool::install`]
 //! chooses one; else rayon's global pool). A batch of one chunk (at most `2^16` elements, or
-//! one unit) runs on the calling thread, as does any call on a pool of one thread. The
-//! `[N, C, S]` layout is cut at images: `N = 1` runs on one thread.
+//! one unit) runs on the calling thread, as does any call on a pool of one thread. An
+//! `[N, C, S]` image of more than `2^18` logits (a segmentation map) is shared by the
+//! threads: each window's gradient is a piece of every class plane of the image, and each
+//! task gets its pieces (`Vec`s of `C` slices, allocated per call) where the sequential
+//! call writes the image's planes in place.
 //!
 //! **Floating-point environment.** The bits are the same where every thread computes in the
 //! same floating-point mode. A caller that sets flush-to-zero or denormals-are-zero on its
@@ -45,14 +49,15 @@ extern crate alloc;
 use alloc::vec;
 use core::ops::Range;
 
-use crate::chunk::{Exec, Grid, Serial};
+use crate::chunk::{Exec, Grid, Serial, WinOut, Windows};
 use crate::error::Error;
-use crate::float::Float;
+use crate::float::{Dst, Float};
 use crate::label::Label;
 use crate::reduce::{Partial, Reduction};
 use crate::sigmoid::pass::Out;
 use crate::sigmoid::{Focal, Grad};
 use crate::softmax::SoftmaxFocal;
+use crate::softmax::pass::Split;
 use crate::target::Target;
 
 /// The chunks of a call on the current `rayon` pool.
@@ -72,6 +77,93 @@ impl Exec for Rayon {
         let mut parts = vec![zero; n];
         split(grid, 0..n, out, &mut parts, &f);
         parts.into_iter().fold(zero, merge)
+    }
+
+    fn fold_windows<S, F, M>(&self, win: &Windows, out: Out<'_>, zero: S, f: F, merge: M) -> S
+    where
+        S: Copy + Send,
+        F: Fn(usize, Range<usize>, WinOut<'_, '_>) -> S + Sync,
+        M: Fn(S, S) -> S,
+    {
+        if rayon::current_num_threads() <= 1 {
+            return Serial.fold_windows(win, out, zero, f, merge);
+        }
+        Rayon::windows(win, out, &f).into_iter().fold(zero, merge)
+    }
+}
+
+impl Rayon {
+    /// `f(i, p, out_k)` for every window as [`Exec::fold_windows`], one `rayon` task each.
+    fn windows<S, F>(win: &Windows, out: Out<'_>, f: &F) -> alloc::vec::Vec<S>
+    where
+        S: Send,
+        F: Fn(usize, Range<usize>, WinOut<'_, '_>) -> S + Sync,
+    {
+        use alloc::vec::Vec;
+        use rayon::prelude::*;
+        let n = win.count();
+        let at = |k: usize| win.window(k);
+        // Each window's class planes: plane `cl` of image `i`, cut at the windows.
+        fn planes<'g, T>(g: &'g mut [T], win: &Windows) -> Vec<Vec<&'g mut [T]>> {
+            let mut per_window: Vec<Vec<&mut [T]>> = (0..win.count()).map(|_| Vec::new()).collect();
+            for (i, image) in g.chunks_mut(win.classes * win.spatial).enumerate() {
+                for plane in image.chunks_mut(win.spatial) {
+                    let mut rest = plane;
+                    for j in 0..win.per() {
+                        let (_, p) = win.window(i * win.per() + j);
+                        let (a, b) = core::mem::take(&mut rest).split_at_mut(p.len());
+                        per_window[i * win.per() + j].push(a);
+                        rest = b;
+                    }
+                }
+            }
+            per_window
+        }
+        macro_rules! split {
+            ($g:expr, $kind:ident, $add:expr) => {
+                planes($g, win)
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(k, mut v)| {
+                        let (i, p) = at(k);
+                        f(i, p, WinOut::Split(Split::$kind(&mut v[..]), $add))
+                    })
+                    .collect()
+            };
+        }
+        match out {
+            Out::None => (0..n)
+                .into_par_iter()
+                .map(|k| {
+                    let (i, p) = at(k);
+                    f(i, p, WinOut::Out(Out::None))
+                })
+                .collect(),
+            Out::Elementwise(d) => {
+                // One item per position: each window's is a slice of its own.
+                let mut rest = d;
+                let mut outs = Vec::with_capacity(n);
+                for k in 0..n {
+                    let (_, p) = at(k);
+                    let (a, b) = rest.split_at(p.len());
+                    outs.push(a);
+                    rest = b;
+                }
+                outs.into_par_iter()
+                    .enumerate()
+                    .map(|(k, d)| {
+                        let (i, p) = at(k);
+                        f(i, p, WinOut::Out(Out::Elementwise(d)))
+                    })
+                    .collect()
+            }
+            Out::Write(Dst::F32(g), _) => split!(g, F32, false),
+            Out::Write(Dst::Bf16(g), _) => split!(g, Bf16, false),
+            Out::Write(Dst::F16(g), _) => split!(g, F16, false),
+            Out::Add(Dst::F32(g), _) => split!(g, F32, true),
+            Out::Add(Dst::Bf16(g), _) => split!(g, Bf16, true),
+            Out::Add(Dst::F16(g), _) => split!(g, F16, true),
+        }
     }
 }
 
@@ -270,7 +362,8 @@ impl SoftmaxFocal<'_> {
 
     /// [`loss_and_grad`](Self::loss_and_grad) on every core of the current `rayon` pool,
     /// with the same bits: the returned loss and every gradient element (see
-    /// [`crate::par`]). An `[N, C, S]` batch is cut at images.
+    /// [`crate::par`]). An `[N, C, S]` batch is cut at images, and images of more than
+    /// `2^18` logits into windows of positions.
     ///
     /// # Errors
     /// Those of [`loss_and_grad`](Self::loss_and_grad).

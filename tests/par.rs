@@ -221,8 +221,17 @@ fn sigmoid_errors_as_the_sequential_call() {
 #[test]
 fn softmax_bits_on_every_pool() {
     // (images, classes, positions): class-last batches (S = 1) cut at rows, [N, C, S] ones at
-    // images.
-    let shapes = [(20_000, 19, 1), (3, 50, 1), (5, 4, 8192), (7, 3, 30_000)];
+    // images, and images of more than 2^18 logits into windows of positions (two to six per
+    // image here, the last one shorter; rows of two classes take a kernel of their own).
+    let shapes = [
+        (20_000, 19, 1),
+        (3, 50, 1),
+        (5, 4, 8192),
+        (7, 3, 30_000),
+        (1, 19, 20_000),
+        (2, 2, 140_000),
+        (1, 50, 30_000),
+    ];
     for (n, c, s) in shapes {
         let rows = n * s;
         let x: Vec<f32> = noise(5, rows * c).iter().map(|v| v * 8.0).collect();
@@ -266,6 +275,9 @@ fn softmax_bits_on_every_pool() {
             let mut acc = vec![-0.5f32; x.len()];
             let want_acc = f.loss_and_grad_accumulate(&x, &y, &mut acc, r).unwrap();
             let want_loss = f.loss(&x, &y, r).unwrap();
+            let xh: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            let mut gh = vec![bf16::ZERO; x.len()];
+            let want_h = f.loss_and_grad(&xh, &y, &mut gh, r).unwrap();
             on_pools(|t| {
                 let what = format!("{n}x{c}x{s} {r:?} on {t}");
                 let mut pg = vec![f32::NAN; x.len()];
@@ -286,6 +298,10 @@ fn softmax_bits_on_every_pool() {
                     f.par_loss(&x, &y, r).unwrap().to_bits(),
                     want_loss.to_bits()
                 );
+                let mut pgh = vec![bf16::NAN; x.len()];
+                let got = f.par_loss_and_grad(&xh, &y, &mut pgh, r).unwrap();
+                assert_eq!(got.to_bits(), want_h.to_bits(), "{what}: bf16");
+                assert!(pgh.iter().zip(&gh).all(|(a, b)| a.to_bits() == b.to_bits()));
             });
         }
         let mut per_row = vec![0f32; rows];

@@ -210,6 +210,27 @@ fn large_nchw_images_give_the_bits_of_transposed_rows() {
                 let what = format!("{backend:?} C {c} gamma {gamma}");
                 assert_eq!(l.to_bits(), lt.to_bits(), "{what}");
                 assert!(bits(&to_nchw(&g)) == bits(&gt), "{what}: gradients differ");
+                // (Images of more than 2^18 logits run in windows of positions: their
+                // per-position losses and added gradients too.)
+                let (mut p, mut pt) = (vec![0f32; rows], vec![0f32; rows]);
+                f.loss_per_row(&x, &y, &mut p).unwrap();
+                f.spatial(sp).loss_per_row(&xt, &y, &mut pt).unwrap();
+                assert!(bits(&p) == bits(&pt), "{what}: per-position losses differ");
+                g.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, v)| *v = (i % 7) as f32 - 3.0);
+                let mut gt = to_nchw(&g);
+                let r = Reduction::Sum;
+                let l = f.loss_and_grad_accumulate(&x, &y, &mut g, r).unwrap();
+                let lt = f
+                    .spatial(sp)
+                    .loss_and_grad_accumulate(&xt, &y, &mut gt, r)
+                    .unwrap();
+                assert_eq!(l.to_bits(), lt.to_bits(), "{what}: accumulated");
+                assert!(
+                    bits(&to_nchw(&g)) == bits(&gt),
+                    "{what}: added gradients differ"
+                );
             }
         }
     }

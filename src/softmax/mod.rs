@@ -5,7 +5,7 @@ pub(crate) mod kernel;
 pub(crate) mod pass;
 
 use crate::backend::{Backend, Isa};
-use crate::chunk::{Exec, Grid, Serial};
+use crate::chunk::{Exec, Grid, Serial, WinOut, Windows};
 use crate::error::Error;
 use crate::float::{Float, Half, Src, bf16_bits_to_f32, f16_bits_to_f32};
 use crate::label::Label;
@@ -613,7 +613,8 @@ impl<'a> SoftmaxFocal<'a> {
 
     /// Validates, counts the labels, runs one pass, and reports the first NaN logit of a
     /// counted row if the pass saw one; the chunks (whole rows of a class-last batch, whole
-    /// images of an `[N, C, S]` one, see `chunk`) run by `exec`.
+    /// images of an `[N, C, S]` one, windows of positions of images larger than
+    /// `chunk::WINDOW`) run by `exec`.
     fn execute<T: Label, E: Exec>(
         &self,
         exec: &E,
@@ -632,7 +633,8 @@ impl<'a> SoftmaxFocal<'a> {
         let job = self.job(logits, T::labels(labels), out)?;
         let isa = self.backend.isa()?;
         let (c, sp) = (job.classes, job.spatial);
-        let grid = Grid::new(logits.len() / (c * sp), c * sp);
+        let grid_units = logits.len() / (c * sp);
+        let grid = Grid::new(grid_units, c * sp);
         // (No output: the checks and counts write nothing.)
         let none = || (Out::None, 0);
         // The counts and the NaN check chunk by chunk too (folded in the same order), so
@@ -670,16 +672,33 @@ impl<'a> SoftmaxFocal<'a> {
             _ => c * sp,
         };
         let job = &job;
-        let sums = exec.fold(
-            &grid,
-            (sink, per_unit),
-            pass::Sums::ZERO,
-            |k, mut sink| pass::run(isa, &job.units(grid.units(k)), &mut sink, scale),
-            |a, b| pass::Sums {
-                loss: a.loss.add(b.loss),
-                bad: a.bad | b.bad,
-            },
-        );
+        let merge = |a: pass::Sums, b: pass::Sums| pass::Sums {
+            loss: a.loss.add(b.loss),
+            bad: a.bad | b.bad,
+        };
+        let zero = pass::Sums::ZERO;
+        // Large images in windows of positions (see `chunk`), the same in every call.
+        let sums = match Windows::of(grid_units, c, sp) {
+            None => exec.fold(
+                &grid,
+                (sink, per_unit),
+                zero,
+                |k, mut sink| pass::run(isa, &job.units(grid.units(k)), &mut sink, scale),
+                merge,
+            ),
+            Some(win) => exec.fold_windows(
+                &win,
+                sink,
+                zero,
+                |i, p, out| match out {
+                    WinOut::Out(mut out) => pass::run(isa, &job.window(i, p), &mut out, scale),
+                    WinOut::Split(planes, add) => {
+                        pass::run_split(isa, &job.window(i, p), planes, add, scale)
+                    }
+                },
+                merge,
+            ),
+        };
         if sums.bad
             && let Some(e) = first_nan(job)
         {
@@ -794,6 +813,7 @@ impl<'a> SoftmaxFocal<'a> {
             hx: Half::Bf16,
             hg: Half::Bf16,
             large: logits.len() >= pass::LARGE,
+            pos: (0, sp),
         })
     }
 }

@@ -76,6 +76,9 @@ pub(crate) struct Job<'a> {
     /// The whole batch (not only the chunk this job may be) holds at least [`LARGE`] logits:
     /// more than the caches keep (see [`pass`]).
     pub large: bool,
+    /// The positions `pos.0..pos.1` of each image: `0..S` but in the job of a window of one
+    /// image ([`Job::window`]).
+    pub pos: (usize, usize),
 }
 
 impl<'a> Job<'a> {
@@ -95,6 +98,16 @@ impl<'a> Job<'a> {
                 }),
             sample_weights: self.sample_weights.map(|w| &w[r]),
             ..*self
+        }
+    }
+
+    /// The job of positions `p.start..p.end` of image `img` (an `[N, C, S]` batch): the
+    /// image's logits, labels and weights, its positions from `p.start` to `p.end` computed.
+    pub(crate) fn window(&self, img: usize, p: core::ops::Range<usize>) -> Job<'a> {
+        debug_assert!(self.pos == (0, self.spatial) && p.start < p.end && p.end <= self.spatial);
+        Job {
+            pos: (p.start, p.end),
+            ..self.units(img..img + 1)
         }
     }
 
@@ -405,6 +418,34 @@ fn clamp<L: Lane>(v: L) -> L {
     v.max(L::splat(-MAX)).min(L::splat(MAX))
 }
 
+/// A column block's gradient: class `cl` of position `p` at `g[cl stride + p]` (`Flat`), or
+/// at `planes[cl][at + p]` (`Split`: a window of an image whose class planes were cut among
+/// threads, see [`Split`]).
+enum Gv<'g, 'p, G> {
+    Flat(&'g mut [G], usize),
+    Split(&'g mut [&'p mut [G]], usize),
+}
+
+impl<'p, G> Gv<'_, 'p, G> {
+    /// The `np` positions of class `cl`.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn class(&mut self, cl: usize, np: usize) -> &mut [G] {
+        match self {
+            Gv::Flat(g, stride) => &mut g[cl * *stride..cl * *stride + np],
+            Gv::Split(planes, at) => &mut planes[cl][*at..*at + np],
+        }
+    }
+
+    /// The same view, reborrowed.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn rb(&mut self) -> Gv<'_, 'p, G> {
+        match self {
+            Gv::Flat(g, stride) => Gv::Flat(g, *stride),
+            Gv::Split(planes, at) => Gv::Split(planes, *at),
+        }
+    }
+}
+
 /// One class's gradient values `v` of a column block into `gc`: written (`Mode::Write`, 0
 /// outside `live`) or added to what is there (`Mode::Add`, unchanged outside `live`).
 #[cfg_attr(not(opt_level_0), inline(always))]
@@ -429,11 +470,12 @@ enum Mode {
 
 /// One pass of `job` on lanes `L`, with the gradient factor `factor`.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn pass<L: Body, X: Elem, G: Elem>(
+fn pass<'o, L: Body, X: Elem, G: Elem>(
     job: &Job<'_>,
     x: &[X],
-    sink: &mut Sink<'_, G>,
+    sink: &mut Sink<'o, G>,
     factor: f32,
+    split: Option<&mut [&'o mut [G]]>,
 ) -> Sums {
     let c = Consts::<L>::new(job.gamma);
     // (Rows of two classes take the column kernels on every backend: [`column_pair`].)
@@ -487,9 +529,12 @@ fn pass<L: Body, X: Elem, G: Elem>(
     // `$last_pairs` says whether the copy can be asked for pairs of class-last blocks: not
     // the buffer's copy (pairs are never dense, and class-last blocks stage nothing), so that
     // its pairs of class-last blocks are not compiled. Both copies take pairs of `[N, C, S]`
-    // blocks (the buffer's for a staged gradient).
+    // blocks (the buffer's for a staged gradient). `$split` says whether the copy can be asked
+    // for a window's split gradient (the buffer's only: [`columns`]' copies for it are
+    // compiled once per backend and type, blocks of `Cols`, or of one vector on the dense
+    // path; any block gives the same bits).
     macro_rules! kernels {
-        ($buf:expr, $last_pairs:expr) => {{
+        ($buf:expr, $last_pairs:expr, $split:expr) => {{
             let run = Run {
                 job,
                 x,
@@ -497,8 +542,15 @@ fn pass<L: Body, X: Elem, G: Elem>(
                 factor,
                 c: &c,
                 buf: $buf,
+                split,
             };
-            if by_row {
+            if $split && run.split.is_some() {
+                if pairs {
+                    L::part(Columns::<_, _, _, L::Cols, _, true>(run, PhantomData))
+                } else {
+                    L::part(Columns::<_, _, _, L, _, true>(run, PhantomData))
+                }
+            } else if by_row {
                 L::part(Rows(run))
             } else if job.spatial == 1 && $last_pairs && pairs && job.classes <= SMALL_C && !halve {
                 last::<L, L::Cols, X, G, _>(run)
@@ -510,20 +562,20 @@ fn pass<L: Body, X: Elem, G: Elem>(
                 debug_assert!(!pairs);
                 last::<L, L, X, G, _>(run)
             } else if pairs && (job.classes <= SMALL_C || !map_two) {
-                L::part(Columns::<_, _, _, L::Cols, _>(run, PhantomData))
+                L::part(Columns::<_, _, _, L::Cols, _, false>(run, PhantomData))
             } else if pairs {
                 // (Where `Cols` is `Two<L>`, this is the copy above.)
-                L::part(Columns::<_, _, _, Two<L>, _>(run, PhantomData))
+                L::part(Columns::<_, _, _, Two<L>, _, false>(run, PhantomData))
             } else {
                 debug_assert!(!pairs);
-                L::part(Columns::<_, _, _, L, _>(run, PhantomData))
+                L::part(Columns::<_, _, _, L, _, false>(run, PhantomData))
             }
         }};
     }
-    if stage || keep {
-        kernels!(&mut [0f32; BLOCK_LOGITS], false)
+    if stage || keep || split.is_some() {
+        kernels!(&mut [0f32; BLOCK_LOGITS], false, true)
     } else {
-        kernels!(&mut [0f32; 0], true)
+        kernels!(&mut [0f32; 0], true, false)
     }
 }
 
@@ -535,6 +587,9 @@ struct Run<'r, 'j, 's, 'o, L: Lane, X, G, const N: usize> {
     factor: f32,
     c: &'r Consts<L>,
     buf: &'s mut [f32; N],
+    /// The gradient of a window as its class planes (see [`Split`]); the sink then gives
+    /// only the mode.
+    split: Option<&'r mut [&'o mut [G]]>,
 }
 
 /// [`rows`], as a function of its own.
@@ -549,20 +604,22 @@ impl<L: Lane, X: Elem, G: Elem, const N: usize> Part<L> for Rows<'_, '_, '_, '_,
     }
 }
 
-/// [`columns`] with fast-path blocks of `B`, as a function of its own.
-struct Columns<'r, 'j, 's, 'o, L: Lane, X, G, B, const N: usize>(
+/// [`columns`] with fast-path blocks of `B`, as a function of its own; `S`: the gradient is
+/// a window's class planes ([`Split`]), not the image's slice.
+struct Columns<'r, 'j, 's, 'o, L: Lane, X, G, B, const N: usize, const S: bool>(
     Run<'r, 'j, 's, 'o, L, X, G, N>,
     PhantomData<B>,
 );
 
-impl<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize> Part<L>
-    for Columns<'_, '_, '_, '_, L, X, G, B, N>
+impl<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const N: usize, const S: bool> Part<L>
+    for Columns<'_, '_, '_, '_, L, X, G, B, N, S>
 {
     type Output = Sums;
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn run(self) -> Sums {
         let r = self.0;
-        columns::<L, B, X, G>(r.job, r.x, r.sink, r.factor, r.c, &mut r.buf[..])
+        let k = (r.factor, r.c, r.split);
+        columns::<L, B, X, G, S>(r.job, r.x, r.sink, k, &mut r.buf[..])
     }
 }
 
@@ -1151,26 +1208,36 @@ fn dense_grad<L: Lane>(sole: L::Mask, e: L, kg: L, q: L, big_g: L, g_x: L, fs: L
 /// image, classes in sequence, the logits read and the gradient written in their own
 /// element types, converted in registers.
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
+fn columns<'o, L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem, const S: bool>(
     job: &Job<'_>,
     x: &[X],
-    sink: &mut Sink<'_, G>,
-    factor: f32,
-    c: &Consts<L>,
+    sink: &mut Sink<'o, G>,
+    (factor, c, mut split): (f32, &Consts<L>, Option<&mut [&'o mut [G]]>),
     stage: &mut [f32],
 ) -> Sums {
     let (mode, mut grad, mut per_row) = parts(sink);
     let cn = job.classes;
     let sp = job.spatial;
     debug_assert!(sp > 1);
+    // Positions `p0..p1` of each image (all of them, or a window's: then one image).
+    let (p0, p1) = job.pos;
     let mut k = ColumnState::<L, B>::new(job);
     for n in 0..x.len() / (cn * sp) {
-        let mut s0 = 0;
-        while s0 < sp {
-            let np = k.ln.min(sp - s0);
+        let mut s0 = p0;
+        while s0 < p1 {
+            let np = k.ln.min(p1 - s0);
+            // The row of the labels and weights, and of a per-row output (the window's).
             let r0 = n * sp + s0;
+            let o0 = n * (p1 - p0) + s0 - p0;
             let base = n * cn * sp + s0;
-            let g = grad.as_deref_mut().map(|g| &mut g[base..]);
+            // (`S` a constant, so that the kernels see which view it is.)
+            let g = if S {
+                split
+                    .as_deref_mut()
+                    .map(|planes| Gv::Split(planes, s0 - p0))
+            } else {
+                grad.as_deref_mut().map(|g| Gv::Flat(&mut g[base..], sp))
+            };
             let lab = match job.labels {
                 Labels::Dense(l) => Some(l.slice(base..l.len())),
                 _ => None,
@@ -1186,7 +1253,7 @@ fn columns<L: Lane, B: Lane<Acc = L::Acc>, X: Elem, G: Elem>(
                 c,
             );
             if let Some(o) = per_row.as_deref_mut() {
-                narrow(&out[..np], &mut o[r0..r0 + np], job.hg);
+                narrow(&out[..np], &mut o[o0..o0 + np], job.hg);
             }
             s0 += np;
         }
@@ -1248,7 +1315,7 @@ fn columns_last<L: Lane, B: Lane<Acc = L::Acc>>(
         let g = if mode == Mode::None {
             None
         } else {
-            Some(&mut gb[..])
+            Some(Gv::Flat(&mut gb[..], ln))
         };
         // (`stage` holds no `e` for an `f32` gradient: it is the dense path's buffer.)
         let cb = (&xb[..], ln, np, lab);
@@ -1323,7 +1390,7 @@ impl<L: Lane, B: Lane<Acc = L::Acc>> ColumnState<L, B> {
         job: &Job<'_>,
         (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
         r0: usize,
-        g: Option<&mut [G]>,
+        g: Option<Gv<'_, '_, G>>,
         stage: &mut [f32],
         mode: Mode,
         factor: f32,
@@ -1494,7 +1561,7 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     (xs, cs, np): (&[X], usize, usize),
     live: L::Mask,
     yv: L,
-    mut grad: Option<&mut [G]>,
+    mut grad: Option<Gv<'_, '_, G>>,
     stage: &mut [f32],
     (staged, store_e, gl): (bool, bool, usize),
     acc: &mut [L::Wide; MAX_LANES],
@@ -1560,8 +1627,8 @@ fn scan<L: Lane, X: Elem, G: Elem>(
             ey = L::select(is_y, e, ey);
             if staged {
                 e.store(&mut stage[cl * ln..cl * ln + np]);
-            } else if let (true, Some(g)) = (store_e, grad.as_deref_mut()) {
-                G::store(e, &mut g[cl * cs..cl * cs + np], job.hg);
+            } else if let (true, Some(g)) = (store_e, grad.as_mut()) {
+                G::store(e, g.class(cl, np), job.hg);
             }
         }};
     }
@@ -1634,7 +1701,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np): (&[X], usize, usize),
     (live, yv, k): (L::Mask, L, L),
-    grad: Option<&mut [G]>,
+    grad: Option<Gv<'_, '_, G>>,
     stage: &mut [f32],
     mode: Mode,
     factor: f32,
@@ -1652,7 +1719,7 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
         (xs, cs, np),
         live,
         yv,
-        grad.as_deref_mut(),
+        grad.as_mut().map(Gv::rb),
         stage,
         (staged, store_e, gl),
         acc,
@@ -1663,12 +1730,12 @@ fn column_fast<L: Lane, X: Elem, G: Elem>(
     let (loss, kg, q) = term(sc.dy, sc.ey, k, &row, c);
     let loss = L::select(live, loss, zero);
     if mode != Mode::None {
-        let g = grad.unwrap_or(&mut []);
+        let mut g = grad.unwrap_or(Gv::Flat(&mut [], 0));
         let coef = clamp(kg * (f / sc.s));
         let label = zero - clamp(f * kg) * q;
         let mv = sc.mv;
         for cl in 0..cn {
-            let gc = &mut g[cl * cs..cl * cs + np];
+            let gc = g.class(cl, np);
             let is_y = yv.eq(L::splat(cl as f32));
             let v = match mode {
                 Mode::Write if staged => L::load_or(&stage[cl * ln..cl * ln + np], 0.0) * coef,
@@ -1693,7 +1760,7 @@ fn column_block<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
     b: &mut Block,
-    grad: Option<&mut [G]>,
+    grad: Option<Gv<'_, '_, G>>,
     stage: &mut [f32],
     mode: Mode,
     factor: f32,
@@ -1751,7 +1818,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     job: &Job<'_>,
     (xs, cs, np, lab): (&[X], usize, usize, Option<Src<'_>>),
     b: &mut Block,
-    grad: Option<&mut [G]>,
+    grad: Option<Gv<'_, '_, G>>,
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
@@ -1832,7 +1899,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
     let single = mask::<L>(&b.single);
     let fs = lanes::<L>(&b.fs);
     let f = L::splat(factor);
-    let g = grad.unwrap_or(&mut []);
+    let mut g = grad.unwrap_or(Gv::Flat(&mut [], 0));
     for cl in 0..cn {
         let (top, e, kg, q) = if kept {
             let v = plane::<L, X>(xs, cl * cs, np, live, job.hx);
@@ -1843,7 +1910,7 @@ fn column_dense<L: Lane, X: Elem, G: Elem>(
             (top, e, kg, q)
         };
         let v = dense_grad(top & single, e, kg, q, big_g, g_x, fs, f);
-        put::<L, G>(&mut g[cl * cs..cl * cs + np], v, live, mode, job.hg);
+        put::<L, G>(g.class(cl, np), v, live, mode, job.hg);
     }
 }
 
@@ -1928,7 +1995,7 @@ fn column_pair<L: Lane, X: Elem, G: Elem>(
     (xs, cs, np): (&[X], usize, usize),
     live: L::Mask,
     weights: PairWeights<L>,
-    grad: Option<&mut [G]>,
+    grad: Option<Gv<'_, '_, G>>,
     mode: Mode,
     factor: f32,
     c: &Consts<L>,
@@ -1956,34 +2023,29 @@ fn column_pair<L: Lane, X: Elem, G: Elem>(
         }
     };
     if mode != Mode::None {
-        let g = grad.unwrap_or(&mut []);
+        let mut g = grad.unwrap_or(Gv::Flat(&mut [], 0));
         let f = L::splat(factor);
         for (cl, u) in [(0, u0), (1, u1)] {
-            put::<L, G>(
-                &mut g[cl * cs..cl * cs + np],
-                clamp(f * u),
-                live,
-                mode,
-                job.hg,
-            );
+            put::<L, G>(g.class(cl, np), clamp(f * u), live, mode, job.hg);
         }
     }
     (L::select(live, loss, zero), nan)
 }
 
 /// [`pass`] on logits of type `X` and outputs of type `G`, as work for [`select`].
-struct Pass<'r, 'd, 'o, X, G> {
+struct Pass<'r, 'd, 'o, 's, X, G> {
     job: &'r Job<'d>,
     x: &'d [X],
     sink: Sink<'o, G>,
     factor: f32,
+    split: Option<&'s mut [&'o mut [G]]>,
 }
 
-impl<X: Elem, G: Elem> Kernel for Pass<'_, '_, '_, X, G> {
+impl<X: Elem, G: Elem> Kernel for Pass<'_, '_, '_, '_, X, G> {
     type Output = Sums;
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn run<L: Body>(mut self) -> Sums {
-        pass::<L, X, G>(self.job, self.x, &mut self.sink, self.factor)
+        pass::<L, X, G>(self.job, self.x, &mut self.sink, self.factor, self.split)
     }
 }
 
@@ -2004,10 +2066,12 @@ pub(crate) fn run(isa: Isa, job: &Job<'_>, out: &mut Out<'_>, factor: f32) -> Su
 /// `hg`).
 fn typed<X: Elem>(isa: Isa, job: &Job<'_>, x: &[X], out: &mut Out<'_>, factor: f32) -> Sums {
     let (sink, hg): (Sink<'_, u16>, Half) = match out {
-        Out::None => return go::<X, f32>(isa, job, x, Sink::None, factor),
-        Out::Write(Dst::F32(g), s) => return go(isa, job, x, Sink::Write(g, *s), factor),
-        Out::Add(Dst::F32(g), s) => return go(isa, job, x, Sink::Add(g, *s), factor),
-        Out::Elementwise(Dst::F32(o)) => return go(isa, job, x, Sink::Elementwise(o), factor),
+        Out::None => return go::<X, f32>(isa, job, x, Sink::None, factor, None),
+        Out::Write(Dst::F32(g), s) => return go(isa, job, x, Sink::Write(g, *s), factor, None),
+        Out::Add(Dst::F32(g), s) => return go(isa, job, x, Sink::Add(g, *s), factor, None),
+        Out::Elementwise(Dst::F32(o)) => {
+            return go(isa, job, x, Sink::Elementwise(o), factor, None);
+        }
         Out::Write(Dst::Bf16(g), s) => (Sink::Write(g, *s), Half::Bf16),
         Out::Add(Dst::Bf16(g), s) => (Sink::Add(g, *s), Half::Bf16),
         Out::Elementwise(Dst::Bf16(o)) => (Sink::Elementwise(o), Half::Bf16),
@@ -2015,11 +2079,67 @@ fn typed<X: Elem>(isa: Isa, job: &Job<'_>, x: &[X], out: &mut Out<'_>, factor: f
         Out::Add(Dst::F16(g), s) => (Sink::Add(g, *s), Half::F16),
         Out::Elementwise(Dst::F16(o)) => (Sink::Elementwise(o), Half::F16),
     };
-    go::<X, u16>(isa, &Job { hg, ..*job }, x, sink, factor)
+    go::<X, u16>(isa, &Job { hg, ..*job }, x, sink, factor, None)
+}
+
+/// The gradient of a window of one `[N, C, S]` image ([`Job::window`]) as the image's class
+/// planes cut at the window: class `cl`'s values of the window's positions in `planes[cl]`,
+/// by element type (half-precision ones as bits). What `crate::par` gives each task when it
+/// cuts a large image among threads: the planes of two windows are disjoint slices, where
+/// the spans of the image that hold them interleave.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+pub(crate) enum Split<'a, 'b> {
+    F32(&'a mut [&'b mut [f32]]),
+    Bf16(&'a mut [&'b mut [u16]]),
+    F16(&'a mut [&'b mut [u16]]),
+}
+
+/// [`run`] for a window whose gradient is `split`, written (`add` false) or added to: the
+/// same kernels, so that each value has the bits [`run`] gives it on the whole image.
+#[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+pub(crate) fn run_split(isa: Isa, job: &Job<'_>, split: Split<'_, '_>, add: bool, f: f32) -> Sums {
+    let with = |hx| Job { hx, ..*job };
+    match job.x {
+        Src::F32(x) => typed_split::<f32>(isa, job, x, split, add, f),
+        Src::Bf16(x) => typed_split::<u16>(isa, &with(Half::Bf16), x, split, add, f),
+        Src::F16(x) => typed_split::<u16>(isa, &with(Half::F16), x, split, add, f),
+    }
+}
+
+/// [`run_split`] on logits `x`.
+fn typed_split<X: Elem>(
+    isa: Isa,
+    job: &Job<'_>,
+    x: &[X],
+    split: Split<'_, '_>,
+    add: bool,
+    f: f32,
+) -> Sums {
+    // The sink gives the mode; the planes are where the kernel writes.
+    fn sink<'o, G>(add: bool, f: f32) -> Sink<'o, G> {
+        if add {
+            Sink::Add(&mut [], f)
+        } else {
+            Sink::Write(&mut [], f)
+        }
+    }
+    let half = |hg| Job { hg, ..*job };
+    match split {
+        Split::F32(p) => go::<X, f32>(isa, job, x, sink(add, f), f, Some(p)),
+        Split::Bf16(p) => go::<X, u16>(isa, &half(Half::Bf16), x, sink(add, f), f, Some(p)),
+        Split::F16(p) => go::<X, u16>(isa, &half(Half::F16), x, sink(add, f), f, Some(p)),
+    }
 }
 
 #[inline(never)]
-fn go<X: Elem, G: Elem>(isa: Isa, job: &Job<'_>, x: &[X], sink: Sink<'_, G>, factor: f32) -> Sums {
+fn go<'o, X: Elem, G: Elem>(
+    isa: Isa,
+    job: &Job<'_>,
+    x: &[X],
+    sink: Sink<'o, G>,
+    factor: f32,
+    split: Option<&mut [&'o mut [G]]>,
+) -> Sums {
     select(
         isa,
         Pass {
@@ -2027,6 +2147,7 @@ fn go<X: Elem, G: Elem>(isa: Isa, job: &Job<'_>, x: &[X], sink: Sink<'_, G>, fac
             x,
             sink,
             factor,
+            split,
         },
     )
 }
