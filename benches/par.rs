@@ -17,7 +17,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use focal_loss::{Focal, Reduction, SoftmaxFocal};
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -54,6 +57,25 @@ fn pools() -> [(usize, ThreadPool); 2] {
     [1, 2].map(|k| (k, ThreadPoolBuilder::new().num_threads(k).build().unwrap()))
 }
 
+/// The sequential call (`call(false)`, as `seq`) and the parallel one (`call(true)`, as
+/// `par-k`) from inside each pool of `k` threads, the whole timing loop in the pool.
+fn seq_and_pools<F>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    pools: &[(usize, ThreadPool)],
+    mut call: F,
+) where
+    F: FnMut(bool) -> f32 + Send,
+{
+    group.bench_function(BenchmarkId::from_parameter("seq"), |b| {
+        b.iter(|| call(false))
+    });
+    for (k, pool) in pools {
+        group.bench_function(BenchmarkId::from_parameter(format!("par-{k}")), |b| {
+            pool.install(|| b.iter(|| call(true)))
+        });
+    }
+}
+
 fn sigmoid(c: &mut Criterion) {
     let pools = pools();
     for n in sizes() {
@@ -65,14 +87,10 @@ fn sigmoid(c: &mut Criterion) {
         let mut g = vec![0f32; n];
         let f = Focal::new(2.0).alpha(0.25).classes(C);
         let r = Reduction::Mean;
-        group.bench_function(BenchmarkId::from_parameter("seq"), |b| {
-            b.iter(|| f.loss_and_grad(black_box(&x), &t, &mut g, r).unwrap())
+        seq_and_pools(&mut group, &pools, |par| match par {
+            false => f.loss_and_grad(black_box(&x), &t, &mut g, r).unwrap(),
+            true => f.par_loss_and_grad(black_box(&x), &t, &mut g, r).unwrap(),
         });
-        for (k, pool) in &pools {
-            group.bench_function(BenchmarkId::from_parameter(format!("par-{k}")), |b| {
-                pool.install(|| b.iter(|| f.par_loss_and_grad(black_box(&x), &t, &mut g, r)))
-            });
-        }
         // PerPositive: a first parallel pass over the targets counts the positives.
         let (_, pool) = &pools[1];
         group.bench_function(BenchmarkId::from_parameter("par-2-per-positive"), |b| {
@@ -113,14 +131,10 @@ fn softmax(c: &mut Criterion) {
         let mut g = vec![0f32; n];
         let f = SoftmaxFocal::new(2.0);
         let r = Reduction::Mean;
-        group.bench_function(BenchmarkId::from_parameter("seq"), |b| {
-            b.iter(|| f.loss_and_grad(black_box(&x), &y, &mut g, r).unwrap())
+        seq_and_pools(&mut group, &pools, |par| match par {
+            false => f.loss_and_grad(black_box(&x), &y, &mut g, r).unwrap(),
+            true => f.par_loss_and_grad(black_box(&x), &y, &mut g, r).unwrap(),
         });
-        for (k, pool) in &pools {
-            group.bench_function(BenchmarkId::from_parameter(format!("par-{k}")), |b| {
-                pool.install(|| b.iter(|| f.par_loss_and_grad(black_box(&x), &y, &mut g, r)))
-            });
-        }
         let rc = CHUNK / C;
         for (k, pool) in &pools {
             group.bench_function(BenchmarkId::from_parameter(format!("stream-{k}")), |b| {
@@ -159,14 +173,10 @@ fn softmax_map(c: &mut Criterion) {
         let mut g = vec![0f32; n];
         let f = SoftmaxFocal::new(2.0).spatial(sp);
         let r = Reduction::Mean;
-        group.bench_function(BenchmarkId::from_parameter("seq"), |b| {
-            b.iter(|| f.loss_and_grad(black_box(&x), &y, &mut g, r).unwrap())
+        seq_and_pools(&mut group, &pools, |par| match par {
+            false => f.loss_and_grad(black_box(&x), &y, &mut g, r).unwrap(),
+            true => f.par_loss_and_grad(black_box(&x), &y, &mut g, r).unwrap(),
         });
-        for (k, pool) in &pools {
-            group.bench_function(BenchmarkId::from_parameter(format!("par-{k}")), |b| {
-                pool.install(|| b.iter(|| f.par_loss_and_grad(black_box(&x), &y, &mut g, r)))
-            });
-        }
         group.finish();
     }
 }
