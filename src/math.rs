@@ -11,6 +11,10 @@
 //! Measured against f64 over 2^22 arguments spread over each domain (unit tests below):
 //! `exp` 0.87 ULP, `ln` 0.85 ULP, `ln_1p_unit` on `[0, 1]` 1.49 ULP (with FMA; the tests
 //! assert 1.1, 1.0 and 1.5).
+//!
+//! [`exp_table`], the softmax family's `exp` where a 16-entry table lookup is one instruction
+//! (AVX-512), trades a little accuracy for two vector operations: its reduction rounds one
+//! constant, `0.93 + 0.046 |x|` ULP measured (the test asserts `1.1 + 0.047 |x|`).
 
 use crate::backend::lane::Lane;
 use crate::sum::two_sum;
@@ -91,6 +95,102 @@ fn exp_parts<L: Lane>(x: L) -> (L, L) {
     let h = h.mul_add(r, c(0));
     let h = h.mul_add(r, one);
     (h.mul_add(r, one), n)
+}
+
+/// `2^(j / 16)` for `j = 0..16`, each the nearest f32 (bits beside, and the relative error of
+/// the rounding in units of `2^-24`; at most 0.794).
+// `2^(8/16)` is `SQRT_2`: every entry a decimal literal, the bits beside it checked by a test.
+#[allow(clippy::approx_constant)]
+const EXP2_SIXTEENTHS: [f32; 16] = [
+    1.0,         // 0x3f80_0000  +0.000
+    1.044_273_7, // 0x3f85_aac3  -0.777
+    1.090_507_7, // 0x3f8b_95c2  +0.201
+    1.138_788_6, // 0x3f91_c3d3  -0.794
+    1.189_207_1, // 0x3f98_37f0  -0.536
+    1.241_857_8, // 0x3f9e_f532  -0.608
+    1.296_839_6, // 0x3fa5_fed7  +0.520
+    1.354_255_6, // 0x3fad_583f  +0.125
+    1.414_213_5, // 0x3fb5_04f3  -0.287
+    1.476_826_2, // 0x3fbd_08a4  +0.511
+    1.542_210_8, // 0x3fc5_672a  -0.088
+    1.610_490_3, // 0x3fce_248c  -0.102
+    1.681_792_9, // 0x3fd7_44fd  +0.247
+    1.756_252_2, // 0x3fe0_ccdf  +0.088
+    1.834_008_1, // 0x3fea_c0c7  +0.103
+    1.915_206_6, // 0x3ff5_257d  -0.086
+];
+
+/// `ln 2` rounded to the nearest f32, `0x3f31_7218`: `ln 2 + 1.905e-9`.
+const LN2_F32: f32 = core::f32::consts::LN_2;
+
+/// `e^x` for `x <= 0` (`-inf` included) by a table of sixteenths of a power of two, for the
+/// softmax family's `d = z - m` on backends where [`Lane::lookup16`] is one instruction: two
+/// vector operations fewer than [`exp`] (on AVX-512 nine where [`exp_normal`] takes eleven).
+///
+/// `k = round(16 x log2 e) / 16` (from the fused `x log2(e) + 1.5 2^19`, whose unit in the last
+/// place is `1/16`), `r = x - k LN2_F32` (one fused multiply-add, rounded once to within
+/// `2^-30`, `|r| <= 1.002 ln 2 / 32`), `e^x = 2^floor(k) 2^(j/16) e^r` with `j = 16 (k -
+/// floor k)`, the low four bits of the fused sum's pattern, and `2^(j/16)` from
+/// [`EXP2_SIXTEENTHS`]; `2^(j/16) e^r = T + (T r) (1 + r Q(r))`, three operations. Needs a
+/// fused multiply-add (the product `k LN2_F32` is exact only inside one).
+///
+/// One constant for `ln 2` where [`exp`] takes two: `LN2_F32` is `ln 2` within `1.905e-9`,
+/// so the result carries a relative error of `k 1.905e-9 <= |x| 2.75e-9`, `0.046 |x|` units of
+/// `2^-24`. The softmax's `x = z - m` is itself an f32 rounding, whose half-ULP moves `e^x` by
+/// up to `|x| 2^-24`, twenty times that; the crate's accuracy table allows the conditioning
+/// twice. `Q`, degree 1, approximates `(e^r - 1 - r) / r^2` on `|r| <= 1.002 ln 2 / 32` as
+/// [`exp`]'s `P` does on its domain (`tools/fit_polynomials.py`, these bits reproduced):
+/// relative error 1.61e-9 (0.027 x 2^-24). In f32 the table's rounding (up to 0.794 x 2^-24)
+/// dominates the rest: within `1.1 + 0.047 |x|` ULP (unit test; measured `0.93 + 0.046 |x|`,
+/// 0.53 where `k = 0`, 4.5 at most, near -87), where [`exp`] is within 0.87. Inputs below
+/// -104, whose f32 result is 0, are clamped (which may lose a NaN, as in [`exp`]).
+#[cfg_attr(not(opt_level_0), inline(always))]
+pub(crate) fn exp_table<L: Lane>(x: L) -> L {
+    let (e, k) = exp_table_parts(x.max(L::splat(-104.0)));
+    e.scale2(floor_sixteenths(k))
+}
+
+/// [`exp_table`] for `x` in `[-87, 0]`, with its bits (no clamp; where [`Lane::SCALE2_FAST`],
+/// the same operations less one).
+#[cfg_attr(not(opt_level_0), inline(always))]
+pub(crate) fn exp_table_normal<L: Lane>(x: L) -> L {
+    let (e, k) = exp_table_parts(x);
+    if L::SCALE2_FAST {
+        e.scale2(k)
+    } else {
+        e * L::pow2i(floor_sixteenths(k))
+    }
+}
+
+/// `floor(k)` of a multiple `k` of 1/16 below 2^18 in magnitude: for `k = i + j/16`, `k - 15/32`
+/// lies within `15/32` of `i`. Where [`Lane::SCALE2_FAST`] (`vscalef` takes `2^floor(n)` of any
+/// `n`), `k` itself.
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn floor_sixteenths<L: Lane>(k: L) -> L {
+    if L::SCALE2_FAST {
+        k
+    } else {
+        (k - L::splat(15.0 / 32.0)).round_half()
+    }
+}
+
+/// `(2^(j/16) e^r, k)` with `e^x = 2^(j/16) e^r 2^floor(k)` for `x >= -104` (see [`exp_table`]).
+#[cfg_attr(not(opt_level_0), inline(always))]
+fn exp_table_parts<L: Lane>(x: L) -> (L, L) {
+    const Q: [f32; 2] = [
+        0.500_016_2,  // 0x3f00_0110
+        0.166_667_21, // 0x3e2a_aacf
+    ];
+    // 1.5 * 2^19: adding and subtracting it rounds to a multiple of 1/16.
+    let shift = L::splat(786_432.0);
+    let t = x.mul_add(L::splat(LOG2_E), shift);
+    let k = t - shift;
+    let r = (-k).mul_add(L::splat(LN2_F32), x);
+    // The pattern of `t` is that of 1.5 2^19 plus `16 k` in its low bits: `j = 16 k mod 16`.
+    let tj = t.lookup16(&EXP2_SIXTEENTHS);
+    let a = r.mul_add(L::splat(Q[1]), L::splat(Q[0]));
+    let a = a.mul_add(r, L::splat(1.0));
+    ((tj * r).mul_add(a, tj), k)
 }
 
 /// `ln y` for `y > 0` (subnormals included; `+inf` is not an input of the crate's core).
@@ -292,6 +392,39 @@ mod tests {
         assert_eq!(exp(0.0f32), 1.0);
     }
 
+    /// [`exp_table`] on the scalar lane (the memory round trip of [`Lane::lookup16`], the
+    /// floor by rounding; the AVX-512 lane's bits are these, `backend::tests`): within `1.1 +
+    /// 0.047 |x|` ULP over `[-104, 0]` (the second term is `LN2_F32`'s error, `k 1.905e-9`
+    /// relative), and [`exp_table_normal`] with its bits on `[-87, 0]`.
+    #[test]
+    fn exp_table_is_within_1_1_ulp_plus_its_reduction() {
+        let (mut worst, mut worst_k0, mut worst_const) = (0f64, 0f64, 0f64);
+        let points = grid(-104.0, 0.0, 1 << 22).chain(grid(-0.0217, 0.0217, 1 << 20));
+        for x in points.chain([0.0, -0.0, -87.33, -103.9, -1e-30]) {
+            let e = ulp_err(exp_table(x), (x as f64).exp());
+            worst = worst.max(e);
+            worst_const = worst_const.max(e - 0.047 * (x as f64).abs());
+            if x.abs() < 0.0216 {
+                worst_k0 = worst_k0.max(e);
+            }
+            if x >= -87.0 {
+                assert_eq!(exp_table(x).to_bits(), exp_table_normal(x).to_bits(), "{x}");
+            }
+        }
+        std::println!(
+            "exp_table: {worst_const:.3} + 0.047 |x| ULP ({worst:.3} at most, {worst_k0:.3} \
+             where k = 0)"
+        );
+        assert!(
+            worst_const <= 1.1,
+            "exp_table: {worst_const} + 0.047 |x| ULP"
+        );
+        assert_eq!(exp_table(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_table(-200.0f32), 0.0);
+        assert_eq!(exp_table(0.0f32), 1.0);
+        assert!(exp_table_normal(f32::NAN).is_nan());
+    }
+
     #[test]
     fn ln_is_below_one_ulp() {
         let mut worst = 0f64;
@@ -349,9 +482,10 @@ mod tests {
 
     #[test]
     fn coefficient_comments_are_their_bits() {
-        // Every code line above the tests that ends in `// 0x<hex>` is an f32 coefficient with
-        // those bits: a literal `<decimal>,` (P of exp, R of ln_1p_unit_lo) or
-        // `L::splat(a / b)` (the 2/(2j+1) of ln, one f32 division as the compiler folds it).
+        // Every code line above the tests with a comment `// 0x<hex>` is an f32 constant with
+        // those bits: a literal `<decimal>,` (P of exp, Q and the table of exp_table, R of
+        // ln_1p_unit_lo) or `L::splat(a / b)` (the 2/(2j+1) of ln, one f32 division as the
+        // compiler folds it).
         let src = include_str!("math.rs");
         let code = &src[..src.find("#[cfg(test)]").unwrap()];
         let mut n = 0;
@@ -359,7 +493,8 @@ mod tests {
             let Some((expr, hex)) = line.split_once("// 0x") else {
                 continue;
             };
-            let want = u32::from_str_radix(&hex.trim().replace('_', ""), 16).unwrap();
+            let hex = hex.split_whitespace().next().unwrap();
+            let want = u32::from_str_radix(&hex.replace('_', ""), 16).unwrap();
             let expr = expr.trim().trim_end_matches([',', ';']);
             let got: f32 = match expr.split_once("L::splat(") {
                 Some((_, q)) => {
@@ -372,7 +507,7 @@ mod tests {
             assert_eq!(bits, want, "{line}: the bits are {bits:#010x}");
             n += 1;
         }
-        assert_eq!(n, 5 + 5 + 9, "coefficient lines found");
+        assert_eq!(n, 5 + 16 + 2 + 5 + 9, "coefficient lines found");
     }
 
     #[test]

@@ -538,13 +538,17 @@ fn confident_rows_at_high_gamma() {
 /// targets once multiplied `M L` first and lost up to 249 ULP at weight 500
 /// (`tests/adversarial.rs`); this guards the softmax side against the same order (a
 /// throwaway build with the loss as `K (M L)` fails it first at weight 500: 133 ULP, C = 3,
-/// gamma 0.5). Measured: at most 6.8 ULP.
+/// gamma 0.5). Measured (2026-12-05): Scalar 6.38, Portable 5.73, AVX2 6.02, AVX-512 9.35 ULP,
+/// each at gamma 2 (tolerance 12): AVX-512's table `exp` rounds `ln 2` once in its reduction,
+/// an error of `0.046 |z - m|` ULP in each `e` that these exact `z - m` do not cover; before
+/// it, at most 6.8 on every backend.
 #[test]
 fn large_weights_on_confident_rows() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let normal = f32::MIN_POSITIVE as f64;
-    let mut worst = 0f64;
     for backend in Backend::available() {
+        // The worst excess of the backend, with the gamma it came at.
+        let mut worst = (0f64, 0f32);
         for c in [2usize, 3, 8, 50] {
             for gamma in [0.5f32, 1.0, 2.0, 2.5] {
                 let tol = allowed(gamma as f64, true);
@@ -589,7 +593,9 @@ fn large_weights_on_confident_rows() {
                                 1,
                             );
                             assert!(e <= tol, "{at}: loss {e} ULP > {tol}");
-                            worst = worst.max(e);
+                            if e > worst.0 {
+                                worst = (e, gamma);
+                            }
                         }
                         for j in 0..c {
                             if exact.grad[j].abs() >= normal {
@@ -602,13 +608,18 @@ fn large_weights_on_confident_rows() {
                                     1,
                                 );
                                 assert!(e <= tol, "{at}: grad {j} {e} ULP > {tol}");
-                                worst = worst.max(e);
+                                if e > worst.0 {
+                                    worst = (e, gamma);
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        let (e, gamma) = worst;
+        eprintln!(
+            "{backend:?}: large weights on confident rows: at most {e:.2} ULP (gamma {gamma})"
+        );
     }
-    eprintln!("large weights on confident rows: at most {worst:.2} ULP");
 }

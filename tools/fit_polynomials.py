@@ -161,6 +161,30 @@ def exp_problem(args):
         system, rel_err, fit, check, committed("P", 5), args.iterations)
 
 
+def exp_table_problem(args):
+    # e^r = 1 + r + r^2 Q(r) on the table form's much smaller domain (r = x - k ln 2 with k
+    # a multiple of 1/16): the same weights as exp's P, Q of degree 1.
+    rmax = 1.002 * LN2 / 32
+
+    def system(r):
+        A = np.stack([r ** (k + 2) * np.exp(-r) for k in range(2)], axis=1)
+        return A, (np.expm1(r) - r) * np.exp(-r)
+
+    def rel_err(c, r):
+        return (r + r * r * horner(c, r) - np.expm1(r)) * np.exp(-r)
+
+    fit = np.linspace(-rmax, rmax, args.grid)
+    check = np.linspace(-rmax, rmax, args.check)
+    return report_fit(
+        "exp_table: Q, degree 1, e^r = 1 + r + r^2 Q(r)",
+        f"|r| <= 1.002 ln2/32 = {rmax:.9f}",
+        "Q(r) ~ (e^r - 1 - r)/r^2, minimising the relative error of 1 + r + r^2 Q(r) "
+        "(weight r^2 e^-r)",
+        f"Lawson-weighted least squares, {args.iterations} iterations, "
+        f"{args.grid} uniform points",
+        system, rel_err, fit, check, committed("Q", 2), args.iterations)
+
+
 def ln_1p_problem(args):
     # ln(1+e) = e + e^2 R(e); relative error (e + e^2 R - l) / l, l = ln(1+e): rows
     # e^(k+2) / l, right-hand side (l - e) / l. e = 0 is left out (0/0; the error is 0 there).
@@ -236,6 +260,7 @@ def main():
     print(f"numpy {np.__version__}; errors are relative, 2^-24 = {2.0**-24:.4e} "
           "(half an f32 ULP at the bottom of a binade, one at its top)\n")
     exp_problem(args)
+    exp_table_problem(args)
     ln_1p_problem(args)
     ln_series(args)
     print(f"done in {time.time() - t0:.1f} s")

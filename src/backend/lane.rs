@@ -39,6 +39,10 @@ pub(crate) trait Lane:
     /// Whether [`Lane::scale2`] is one instruction (AVX-512's `vscalef`), so that
     /// [`Lane::exp_normal`] has nothing to save over [`Lane::exp`].
     const SCALE2_FAST: bool = false;
+    /// Whether [`Lane::lookup16`] is one instruction (AVX-512's `vpermps`), so that the
+    /// softmax family's `exp` ([`Lane::softmax_exp`]) takes the table form of
+    /// [`math::exp_table`]. Only with [`Lane::FMA`].
+    const LOOKUP16_FAST: bool = false;
     /// Lane-wise boolean.
     type Mask: Copy
         + BitAnd<Output = Self::Mask>
@@ -192,6 +196,38 @@ pub(crate) trait Lane:
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn exp_normal(self) -> Self {
         math::exp_normal(self)
+    }
+    /// `e^self` for `self <= 0` (`-inf` gives 0) in the softmax family, where `self = z - m`
+    /// is an f32 difference: [`math::exp_table`] where [`Lane::LOOKUP16_FAST`] (within
+    /// `1.1 + 0.047 |self|` ULP), [`Lane::exp`] otherwise.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn softmax_exp(self) -> Self {
+        if Self::LOOKUP16_FAST {
+            math::exp_table(self)
+        } else {
+            self.exp()
+        }
+    }
+    /// [`Lane::softmax_exp`] for `self` in `[-87, 0]`, with its bits and cheaper (as
+    /// [`Lane::exp_normal`] is to [`Lane::exp`]); meaningless outside that domain.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn softmax_exp_normal(self) -> Self {
+        if Self::LOOKUP16_FAST {
+            math::exp_table_normal(self)
+        } else {
+            self.exp_normal()
+        }
+    }
+    /// Lane by lane, `table[b & 15]` of the lane's bit pattern `b`; a round trip through
+    /// memory by default.
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn lookup16(self, table: &[f32; 16]) -> Self {
+        let mut a = [0f32; super::MAX_LANES];
+        self.store(&mut a);
+        for v in &mut a[..Self::LANES] {
+            *v = table[(v.to_bits() & 15) as usize];
+        }
+        Self::load_or(&a[..Self::LANES], 0.0)
     }
     /// `ln(self)` for `self > 0` (subnormals included), within 1 ULP; the polynomial of
     /// [`crate::math`] by default.
@@ -387,6 +423,7 @@ impl<L: Lane> Lane for Two<L> {
     const FMA: bool = L::FMA;
     const POLY: bool = L::POLY;
     const SCALE2_FAST: bool = L::SCALE2_FAST;
+    const LOOKUP16_FAST: bool = L::LOOKUP16_FAST;
     type Mask = TwoMask<L::Mask>;
     type Acc = L::Acc;
     /// (Never asked for: the column kernels take `Cols` of a backend's own vector.)
@@ -509,6 +546,10 @@ impl<L: Lane> Lane for Two<L> {
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn scale2(self, n: Self) -> Self {
         Two(self.0.scale2(n.0), self.1.scale2(n.1))
+    }
+    #[cfg_attr(not(opt_level_0), inline(always))]
+    fn lookup16(self, table: &[f32; 16]) -> Self {
+        Two(self.0.lookup16(table), self.1.lookup16(table))
     }
     #[cfg_attr(not(opt_level_0), inline(always))]
     fn recip_1_2(self) -> Self {

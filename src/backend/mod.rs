@@ -276,10 +276,12 @@ mod tests {
 
     /// Compares the bits of [`Lane::exp_normal`] and [`Lane::exp`] over its domain `[-87, -0]`
     /// on the backend it runs on, for its lane type `L` and for `Two<L>` (the column kernel's
-    /// blocks): every `step`-th `f32` by bit pattern (the same count per binade), `grid`
-    /// points evenly spaced in value (most of the domain's width, where the bit patterns are
-    /// sparse), and every `f32` within 2^16 patterns of either end. Returns `(checked in
-    /// [-87, -1], differing)`.
+    /// blocks), and those of [`Lane::softmax_exp_normal`] and [`Lane::softmax_exp`], which
+    /// must also be those of [`crate::math::exp_table`] on the scalar lane where
+    /// [`Lane::LOOKUP16_FAST`] (else those of [`Lane::exp`]): every `step`-th `f32` by bit
+    /// pattern (the same count per binade), `grid` points evenly spaced in value (most of the
+    /// domain's width, where the bit patterns are sparse), and every `f32` within 2^16
+    /// patterns of either end. Returns `(checked in [-87, -1], differing)`.
     struct ExpNormalBits {
         step: usize,
         grid: u32,
@@ -298,10 +300,20 @@ mod tests {
             let mut compare = |buf: &[f32]| {
                 let x = L::load_or(buf, -1.0);
                 let (mut a, mut b) = ([0f32; 2 * MAX_LANES], [0f32; 2 * MAX_LANES]);
+                let (mut sa, mut sb) = ([0f32; 2 * MAX_LANES], [0f32; 2 * MAX_LANES]);
                 x.exp().store(&mut a);
                 x.exp_normal().store(&mut b);
+                x.softmax_exp().store(&mut sa);
+                x.softmax_exp_normal().store(&mut sb);
                 for (i, &v) in buf.iter().enumerate() {
+                    let want = if L::LOOKUP16_FAST {
+                        crate::math::exp_table(v)
+                    } else {
+                        a[i]
+                    };
                     bad += (a[i].to_bits() != b[i].to_bits()) as u64;
+                    bad += (sa[i].to_bits() != sb[i].to_bits()) as u64;
+                    bad += (sa[i].to_bits() != want.to_bits()) as u64;
                     wide += (v <= -1.0) as u64;
                 }
             };

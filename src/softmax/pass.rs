@@ -323,7 +323,7 @@ fn finish<L: Lane>(b: &mut Block, c: &Consts<L>, factor: f32, dense: bool) {
     }
     let dy = lanes::<L>(&b.dy);
     let k = lanes::<L>(&b.k);
-    let (loss, kg, q) = term(dy, dy.exp(), k, &row, c);
+    let (loss, kg, q) = term(dy, dy.softmax_exp(), k, &row, c);
     let live = mask::<L>(&b.live);
     let zero = L::splat(0.0);
     L::select(live, loss, zero).store(&mut b.loss);
@@ -757,11 +757,11 @@ fn keep<L: Lane>(m: Option<L::Mask>, a: L, b: L) -> L {
 }
 
 /// A row's largest logit `m`, whether every `z_k - m` is in the domain of
-/// [`Lane::exp_normal`] (`>= -87`: see [`chunk`]), and, for a row where it is not, whether
-/// the row has a NaN (class-last, `cn >= LANES`).
+/// [`Lane::softmax_exp_normal`] (`>= -87`: see [`chunk`]), and, for a row where it is not,
+/// whether the row has a NaN (class-last, `cn >= LANES`).
 ///
 /// A row in that domain is not tested for NaN here: a NaN logit there gives a NaN `e`
-/// (`exp_normal` propagates it) in a lane that is not top (`NaN != m`), so its `T` is NaN,
+/// (`softmax_exp_normal` propagates it) in a lane that is not top (`NaN != m`), so its `T` is NaN,
 /// which [`rows`] tests once per block. `exp` clamps its argument and may lose a NaN, so the
 /// other rows (and a NaN `m`, for which the domain test fails) are scanned once more.
 #[cfg_attr(not(opt_level_0), inline(always))]
@@ -801,11 +801,12 @@ fn chunks<L: Lane, X>(z: &[X]) -> (&[X], Option<(&[X], L::Mask)>) {
     (&z[..full * L::LANES], tail)
 }
 
-/// The least `d = z - m` for which [`Lane::exp_normal`] gives the bits of [`Lane::exp`].
+/// The least `d = z - m` for which [`Lane::softmax_exp_normal`] gives the bits of
+/// [`Lane::softmax_exp`].
 const EXP_NORMAL_MIN: f32 = -87.0;
 
 /// Whether every `z - m` of a row (or, lane-wise, of a block of positions) whose least logit
-/// is `lo` and largest `m` lies in the domain of [`Lane::exp_normal`]: `z - m` rounds
+/// is `lo` and largest `m` lies in the domain of [`Lane::softmax_exp_normal`]: `z - m` rounds
 /// monotonically, so the least is `lo - m`. False where `m` or `lo` is infinite (`NaN` or
 /// `-inf`), which keeps the rows whose `z - m` needs `exp`'s care (and their top lanes the
 /// select of [`exp_d`]).
@@ -816,7 +817,7 @@ fn exp_normal_ok<L: Lane>(lo: L, m: L) -> bool {
 
 /// The chunk at the start of `z`: `(top, d, e)` (every lane, fresh or not). `normal`: the
 /// row's `d` are all at least [`EXP_NORMAL_MIN`] (from [`row_max`]), so `e` may come from the
-/// cheaper [`Lane::exp_normal`], with the same bits.
+/// cheaper [`Lane::softmax_exp_normal`], with the same bits.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn chunk<L: Lane, X: Elem>(z: &[X], ms: L, h: Half, normal: bool) -> (L::Mask, L, L) {
     exp_d(X::load(z, NEG_INF, h), ms, normal)
@@ -824,18 +825,18 @@ fn chunk<L: Lane, X: Elem>(z: &[X], ms: L, h: Half, normal: bool) -> (L::Mask, L
 
 /// `(top, d, e)` of logits `v` against their row's (or position's) largest `m`, in both
 /// kernels: the top lanes (`v = m`), `d = v - m` (exactly 0 on the top lanes) and `e = e^d`.
-/// `normal` (from [`exp_normal_ok`]): every `d` is in the domain of [`Lane::exp_normal`] and
-/// `m` is finite, so that `v - m` of a top lane is already `+0` and needs no select (an
-/// infinite `m` gives `inf - inf = NaN` there).
+/// `normal` (from [`exp_normal_ok`]): every `d` is in the domain of
+/// [`Lane::softmax_exp_normal`] and `m` is finite, so that `v - m` of a top lane is already
+/// `+0` and needs no select (an infinite `m` gives `inf - inf = NaN` there).
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn exp_d<L: Lane>(v: L, m: L, normal: bool) -> (L::Mask, L, L) {
     let top = v.eq(m);
     if normal {
         let d = v - m;
-        (top, d, d.exp_normal())
+        (top, d, d.softmax_exp_normal())
     } else {
         let d = L::select(top, L::splat(0.0), v - m);
-        (top, d, d.exp())
+        (top, d, d.softmax_exp())
     }
 }
 
@@ -1944,7 +1945,7 @@ impl<L: Lane, X: Elem> DenseColumns<'_, '_, L, X> {
             cl,
             (self.live, self.yv, self.sa),
         );
-        let e = d.exp();
+        let e = d.softmax_exp();
         let (l, kg, q) = term(d, e, k, &self.row, self.c);
         (top, e, l, kg, q)
     }

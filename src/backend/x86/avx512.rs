@@ -232,6 +232,7 @@ impl Lane for V512 {
     const LANES: usize = LANES;
     const POLY: bool = true;
     const SCALE2_FAST: bool = true;
+    const LOOKUP16_FAST: bool = true;
     const FMA: bool = true;
     const PAIRS: bool = true;
     type Mask = u16;
@@ -434,6 +435,15 @@ impl Lane for V512 {
     fn recip_approx(self) -> Self {
         // SAFETY: invariant (AVX-512F). vrcp14ps: relative error below 2^-14.
         V512(unsafe { _mm512_rcp14_ps(self.0) })
+    }
+    #[inline(always)]
+    fn lookup16(self, table: &[f32; 16]) -> Self {
+        // SAFETY: invariant (AVX-512F); `table` is 16 f32. vpermps reads the low four bits of
+        // each lane's index.
+        V512(unsafe {
+            let t = _mm512_loadu_ps(table.as_ptr());
+            _mm512_permutexvar_ps(_mm512_castps_si512(self.0), t)
+        })
     }
     #[inline(always)]
     fn scale2(self, n: Self) -> Self {
