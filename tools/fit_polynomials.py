@@ -137,13 +137,14 @@ def report_fit(title, domain, target, method, coeffs_of, rel_err, fit_grid, chec
     return e64, e32, ecom, eseq
 
 
-def exp_problem(args):
-    # e^r = 1 + r + r^2 P(r); relative error (1 + r + r^2 P - e^r) / e^r, linear in P:
-    # rows r^(k+2) e^-r, right-hand side (e^r - 1 - r) e^-r (from expm1: no cancellation).
-    rmax = 1.002 * LN2 / 2
+def exp_fit(args, title, name, degree, divisor):
+    """`e^r = 1 + r + r^2 C(r)` with `C` of `degree` on `|r| <= 1.002 ln2 / divisor`."""
+    # Relative error (1 + r + r^2 C - e^r) / e^r, linear in C: rows r^(k+2) e^-r, right-hand
+    # side (e^r - 1 - r) e^-r (from expm1: no cancellation).
+    rmax = 1.002 * LN2 / divisor
 
     def system(r):
-        A = np.stack([r ** (k + 2) * np.exp(-r) for k in range(5)], axis=1)
+        A = np.stack([r ** (k + 2) * np.exp(-r) for k in range(degree + 1)], axis=1)
         return A, (np.expm1(r) - r) * np.exp(-r)
 
     def rel_err(c, r):
@@ -152,37 +153,22 @@ def exp_problem(args):
     fit = np.linspace(-rmax, rmax, args.grid)
     check = np.linspace(-rmax, rmax, args.check)
     return report_fit(
-        "exp: P, degree 4, e^r = 1 + r + r^2 P(r)",
-        f"|r| <= 1.002 ln2/2 = {rmax:.9f}",
-        "P(r) ~ (e^r - 1 - r)/r^2, minimising the relative error of 1 + r + r^2 P(r) "
-        "(weight r^2 e^-r)",
+        f"{title}: {name}, degree {degree}, e^r = 1 + r + r^2 {name}(r)",
+        f"|r| <= 1.002 ln2/{divisor} = {rmax:.9f}",
+        f"{name}(r) ~ (e^r - 1 - r)/r^2, minimising the relative error of "
+        f"1 + r + r^2 {name}(r) (weight r^2 e^-r)",
         f"Lawson-weighted least squares, {args.iterations} iterations, "
         f"{args.grid} uniform points",
-        system, rel_err, fit, check, committed("P", 5), args.iterations)
+        system, rel_err, fit, check, committed(name, degree + 1), args.iterations)
+
+
+def exp_problem(args):
+    return exp_fit(args, "exp", "P", 4, 2)
 
 
 def exp_table_problem(args):
-    # e^r = 1 + r + r^2 Q(r) on the table form's much smaller domain (r = x - k ln 2 with k
-    # a multiple of 1/16): the same weights as exp's P, Q of degree 1.
-    rmax = 1.002 * LN2 / 32
-
-    def system(r):
-        A = np.stack([r ** (k + 2) * np.exp(-r) for k in range(2)], axis=1)
-        return A, (np.expm1(r) - r) * np.exp(-r)
-
-    def rel_err(c, r):
-        return (r + r * r * horner(c, r) - np.expm1(r)) * np.exp(-r)
-
-    fit = np.linspace(-rmax, rmax, args.grid)
-    check = np.linspace(-rmax, rmax, args.check)
-    return report_fit(
-        "exp_table: Q, degree 1, e^r = 1 + r + r^2 Q(r)",
-        f"|r| <= 1.002 ln2/32 = {rmax:.9f}",
-        "Q(r) ~ (e^r - 1 - r)/r^2, minimising the relative error of 1 + r + r^2 Q(r) "
-        "(weight r^2 e^-r)",
-        f"Lawson-weighted least squares, {args.iterations} iterations, "
-        f"{args.grid} uniform points",
-        system, rel_err, fit, check, committed("Q", 2), args.iterations)
+    # The table form's much smaller domain: r = x - k ln 2 with k a multiple of 1/16.
+    return exp_fit(args, "exp_table", "Q", 1, 32)
 
 
 def ln_1p_problem(args):
