@@ -86,16 +86,168 @@ fn widen512(v: __m512) -> [__m512d; 2] {
 
 /// Whether [`Lane::transpose_rows`] takes a block of `ln` rows of `cn` classes, `rows` of
 /// them row-major and `cols` transposed: whole tiles of 16 rows, and 9 to
-/// [`Lane::LAST_COLS`] classes (one or two tiles across), where the compiler does not
-/// vectorize the fixed-length loops (below 9 its own shuffles serve).
+/// [`Lane::LAST_COLS`] classes (one or two tiles across, [`transpose16`]), where the compiler
+/// does not vectorize the fixed-length loops, or 2, 4 or 8 ([`unzip_tile`]), where its
+/// shuffles took twice as many (C = 8: 48 two-source permutes and their index loads a tile
+/// each way, against 24; 18% of the time of a `[rows, 8]` batch). Other counts below 9 keep
+/// the compiler's code.
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
     // (`checked_mul`: a product that wrapped would pass for a short slice.)
     let n = cn.checked_mul(ln);
-    (9..=<V512 as Lane>::LAST_COLS).contains(&cn)
+    ((9..=<V512 as Lane>::LAST_COLS).contains(&cn) || matches!(cn, 2 | 4 | 8))
         && ln.is_multiple_of(16)
         && n == Some(rows)
         && n.is_some_and(|n| cols >= n)
+}
+
+/// The lanes `2 i + ODD` (`i < 16`) of the 32 lanes of `a` then `b`: one `vpermt2ps`.
+#[inline(always)]
+fn unzip<const ODD: i32>(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let idx = _mm512_setr_epi32(
+            ODD,
+            2 + ODD,
+            4 + ODD,
+            6 + ODD,
+            8 + ODD,
+            10 + ODD,
+            12 + ODD,
+            14 + ODD,
+            16 + ODD,
+            18 + ODD,
+            20 + ODD,
+            22 + ODD,
+            24 + ODD,
+            26 + ODD,
+            28 + ODD,
+            30 + ODD,
+        );
+        _mm512_permutex2var_ps(a, idx, b)
+    }
+}
+
+/// The inverse of [`unzip`]: lanes `8 H..8 H + 8` of `e` and of `o`, interleaved (`e_i`,
+/// `o_i`, ...): the lanes `16 H..16 H + 16` of the sequence whose even lanes are `e` and odd
+/// lanes `o`. One `vpermt2ps`.
+#[inline(always)]
+fn zip<const H: i32>(e: __m512, o: __m512) -> __m512 {
+    let b = 8 * H;
+    // SAFETY: invariant (AVX-512F).
+    unsafe {
+        let idx = _mm512_setr_epi32(
+            b,
+            16 + b,
+            b + 1,
+            17 + b,
+            b + 2,
+            18 + b,
+            b + 3,
+            19 + b,
+            b + 4,
+            20 + b,
+            b + 5,
+            21 + b,
+            b + 6,
+            22 + b,
+            b + 7,
+            23 + b,
+        );
+        _mm512_permutex2var_ps(e, idx, o)
+    }
+}
+
+/// 16 rows of `C = 2^k` classes (`C <= 16`) transposed: `v` holds the tile's `16 C` values in
+/// row-major order (lane `i` of `v[j]` is value `16 j + i`, row `(16 j + i) / C`, class
+/// `(16 j + i) % C`); lane `r` of the result's `c` is row `r`'s class `c`. `k` rounds of `C`
+/// permutes ([`unzip`]): round `s` splits each of the `2^s` runs of the sequence, the
+/// values whose class is `c` modulo `2^s` (run `c`), into its even and odd values, classes
+/// `c` and `c + 2^s` modulo `2^(s + 1)`: runs `c` and `c + 2^s` of the next round.
+#[inline(always)]
+fn unzip_tile<const C: usize>(v: [__m512; C]) -> [__m512; C] {
+    let mut cur = v;
+    let mut runs = 1;
+    while runs < C {
+        // Each run has `m` vectors; the next round's `m / 2`.
+        let m = C / runs;
+        let mut next = cur;
+        for r in 0..runs {
+            for j in 0..m / 2 {
+                let (a, b) = (cur[r * m + 2 * j], cur[r * m + 2 * j + 1]);
+                next[r * (m / 2) + j] = unzip::<0>(a, b);
+                next[(r + runs) * (m / 2) + j] = unzip::<1>(a, b);
+            }
+        }
+        cur = next;
+        runs *= 2;
+    }
+    cur
+}
+
+/// The inverse of [`unzip_tile`]: class vectors back to 16 rows in row-major order, the
+/// rounds in reverse ([`zip`]).
+#[inline(always)]
+fn zip_tile<const C: usize>(v: [__m512; C]) -> [__m512; C] {
+    let mut cur = v;
+    let mut runs = C;
+    while runs > 1 {
+        runs /= 2;
+        // Runs `r` and `r + runs` of `m / 2` vectors each merge into run `r` of `m`.
+        let m = C / runs;
+        let mut next = cur;
+        for r in 0..runs {
+            for j in 0..m / 2 {
+                let (e, o) = (cur[r * (m / 2) + j], cur[(r + runs) * (m / 2) + j]);
+                next[r * m + 2 * j] = zip::<0>(e, o);
+                next[r * m + 2 * j + 1] = zip::<1>(e, o);
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// [`Lane::transpose_rows`] of `ln / 16` tiles of `C = 2^k` classes ([`unzip_tile`]); `true`.
+///
+/// # Safety
+/// `src.len() == C ln`, `dst.len() >= C ln`, `16 | ln` ([`tiles`]), AVX-512F.
+#[inline(always)]
+unsafe fn unzip_rows<const C: usize>(src: &[f32], dst: &mut [f32], ln: usize) -> bool {
+    for g in 0..ln / 16 {
+        // SAFETY: AVX-512F (the caller's).
+        let mut v = [unsafe { _mm512_setzero_ps() }; C];
+        for (j, v) in v.iter_mut().enumerate() {
+            // SAFETY: values `16 (g C + j)..+ 16` of the tile, below `C ln`.
+            *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(16 * (g * C + j))) };
+        }
+        for (c, v) in unzip_tile::<C>(v).iter().enumerate() {
+            // SAFETY: `dst[c ln + 16 g..][..16]`, below `C ln`.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(c * ln + 16 * g), *v) };
+        }
+    }
+    true
+}
+
+/// [`Lane::untranspose_rows`] of `ln / 16` tiles of `C = 2^k` classes ([`zip_tile`]); `true`.
+///
+/// # Safety
+/// `dst.len() == C ln`, `src.len() >= C ln`, `16 | ln` ([`tiles`]), AVX-512F.
+#[inline(always)]
+unsafe fn zip_rows<const C: usize>(src: &[f32], dst: &mut [f32], ln: usize) -> bool {
+    for g in 0..ln / 16 {
+        // SAFETY: AVX-512F (the caller's).
+        let mut v = [unsafe { _mm512_setzero_ps() }; C];
+        for (c, v) in v.iter_mut().enumerate() {
+            // SAFETY: `src[c ln + 16 g..][..16]`, below `C ln`.
+            *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(c * ln + 16 * g)) };
+        }
+        for (j, v) in zip_tile::<C>(v).iter().enumerate() {
+            // SAFETY: values `16 (g C + j)..+ 16` of the tile, below `C ln`.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(16 * (g * C + j)), *v) };
+        }
+    }
+    true
 }
 
 /// Whether this CPU has AVX-512 BF16 (CPUID leaf 7, sub-leaf 1, EAX bit 5), asked once: 0 not
@@ -568,6 +720,14 @@ impl Lane for V512 {
         if !tiles(cn, ln, src.len(), dst.len()) {
             return false;
         }
+        // SAFETY (three calls): invariant (AVX-512F); the lengths and `ln` as [`tiles`]
+        // checked.
+        match cn {
+            2 => return unsafe { unzip_rows::<2>(src, dst, ln) },
+            4 => return unsafe { unzip_rows::<4>(src, dst, ln) },
+            8 => return unsafe { unzip_rows::<8>(src, dst, ln) },
+            _ => {}
+        }
         // SAFETY: invariant (AVX-512F). Tile `(g, h)` reads rows `16 g..16 g + 16`, of each
         // the classes `16 h..min(16 h + 16, cn)` (masked: no other lane is read), below
         // `ln cn = src.len()`; and writes `dst[c ln + 16 g..][..16]` for `c < cn`, below
@@ -594,6 +754,14 @@ impl Lane for V512 {
     fn untranspose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
         if !tiles(cn, ln, dst.len(), src.len()) {
             return false;
+        }
+        // SAFETY (three calls): invariant (AVX-512F); the lengths and `ln` as [`tiles`]
+        // checked.
+        match cn {
+            2 => return unsafe { zip_rows::<2>(src, dst, ln) },
+            4 => return unsafe { zip_rows::<4>(src, dst, ln) },
+            8 => return unsafe { zip_rows::<8>(src, dst, ln) },
+            _ => {}
         }
         // SAFETY: as in `transpose_rows`, the roles of `src` and `dst` exchanged (the rows'
         // stores masked to their classes of the tile).
