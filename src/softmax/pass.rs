@@ -158,15 +158,13 @@ const IOTA: [f32; MAX_LANES] = {
 /// that reaches them.
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn tree_wide<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize) -> L::Wide {
-    tree_wide_in::<L>(acc, cn, L::LANES)
+    tree_of::<L>(acc, cn.min(L::LANES).next_power_of_two())
 }
 
-/// [`tree_wide`] for the partial sums of a row kernel of `gl` lanes (the column kernel may
-/// run on blocks of several vectors of the backend ([`Lane::Cols`]), whose row kernel has
-/// fewer lanes).
+/// The levels of [`tree_wide`] that sum the first `n` partial sums (`n` a power of two).
 #[cfg_attr(not(opt_level_0), inline(always))]
-fn tree_wide_in<L: Lane>(acc: &mut [L::Wide; MAX_LANES], cn: usize, gl: usize) -> L::Wide {
-    let mut h = cn.min(gl).next_power_of_two() / 2;
+fn tree_of<L: Lane>(acc: &mut [L::Wide; MAX_LANES], n: usize) -> L::Wide {
+    let mut h = n / 2;
     while h >= 1 {
         for j in 0..h {
             acc[j] = L::wide_sum(acc[j], acc[j + h]);
@@ -1595,11 +1593,13 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     // Every `d` of the block in the domain of `exp_normal` (as in [`row_max`]).
     let normal = !L::any(nan) && exp_normal_ok(lo, mv);
     // Pass 2: T, the ties, d_y, and e stored for the fast path's gradient. With at most `gl`
-    // classes each partial sum takes one class, `0 + e = e`: set, not added, and nothing to
-    // clear (the tree also reads the entries from `cn` to the next power of two, which are
-    // zero from the kernel's start: neither this loop nor the tree, which writes below `cn`,
-    // ever writes them). Otherwise only the partial sums that the tree reads are cleared: all
-    // of them are kilobytes per block.
+    // classes each partial sum takes one class, and the tree's first level (`j + (j + h)`,
+    // `h` half of `cn`'s power of two) is added as the classes come: classes `j` and `j + h`
+    // one after the other into partial sum `j`, set, not added, and nothing to clear (a
+    // class `j + h >= cn` is a zero that the tree added: `w + 0 = w`, as `w >= +0`), so that
+    // no partial sum is written and read back for that level: the bits of the whole tree.
+    // Otherwise only the partial sums that the tree reads are cleared: all of them are
+    // kilobytes per block.
     let direct = cn <= gl;
     if !direct {
         for a in &mut acc[..cn.min(gl).next_power_of_two()] {
@@ -1633,22 +1633,23 @@ fn scan<L: Lane, X: Elem, G: Elem>(
             }
         }};
     }
-    if direct {
-        for cl in 0..cn {
-            class!(
-                cl,
-                e,
-                sum,
-                acc[group_in(cl, cn, gl)] = L::widen_where(e, sum)
-            );
+    let tree_n = if direct {
+        let h = cn.next_power_of_two() / 2;
+        for (j, a) in acc.iter_mut().enumerate().take(h.max(1)) {
+            class!(j, e, sum, *a = L::widen_where(e, sum));
+            if h > 0 && j + h < cn {
+                class!(j + h, e, sum, *a = L::wide_add_where(*a, e, sum));
+            }
         }
+        h.max(1)
     } else {
         for cl in 0..cn {
             let j = group_in(cl, cn, gl);
             class!(cl, e, sum, acc[j] = L::wide_add_where(acc[j], e, sum));
         }
-    }
-    let [t, s, t_lo, s_lo] = row_sums::<L>(tree_wide_in::<L>(acc, cn, gl), ties, live);
+        cn.min(gl).next_power_of_two()
+    };
+    let [t, s, t_lo, s_lo] = row_sums::<L>(tree_of::<L>(acc, tree_n), ties, live);
     Scan {
         mv,
         normal,
