@@ -208,43 +208,37 @@ fn zip_tile<const C: usize>(v: [__m512; C]) -> [__m512; C] {
     cur
 }
 
-/// [`Lane::transpose_rows`] of `ln / 16` tiles of `C = 2^k` classes ([`unzip_tile`]); `true`.
+/// [`Lane::transpose_rows`] (`BACK = false`, [`unzip_tile`]) or [`Lane::untranspose_rows`]
+/// (`BACK`, [`zip_tile`]) of `ln / 16` tiles of `C = 2^k` classes; `true`. Vector `j` of
+/// tile `g` in row-major order is at `16 (g C + j)`, its class `c` at `c ln + 16 g`.
 ///
 /// # Safety
-/// `src.len() == C ln`, `dst.len() >= C ln`, `16 | ln` ([`tiles`]), AVX-512F.
+/// The row-major slice (`src`, or `dst` when `BACK`) has length `C ln`, the other at least
+/// `C ln`, `16 | ln` ([`tiles`]); AVX-512F.
 #[inline(always)]
-unsafe fn unzip_rows<const C: usize>(src: &[f32], dst: &mut [f32], ln: usize) -> bool {
+unsafe fn tile_rows<const C: usize, const BACK: bool>(
+    src: &[f32],
+    dst: &mut [f32],
+    ln: usize,
+) -> bool {
     for g in 0..ln / 16 {
+        let (row, col) = (|i: usize| 16 * (g * C + i), |i: usize| i * ln + 16 * g);
         // SAFETY: AVX-512F (the caller's).
         let mut v = [unsafe { _mm512_setzero_ps() }; C];
-        for (j, v) in v.iter_mut().enumerate() {
-            // SAFETY: values `16 (g C + j)..+ 16` of the tile, below `C ln`.
-            *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(16 * (g * C + j))) };
+        for (i, v) in v.iter_mut().enumerate() {
+            let at = if BACK { col(i) } else { row(i) };
+            // SAFETY: `at + 16 <= C ln` for `i < C`, `g < ln / 16`.
+            *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(at)) };
         }
-        for (c, v) in unzip_tile::<C>(v).iter().enumerate() {
-            // SAFETY: `dst[c ln + 16 g..][..16]`, below `C ln`.
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(c * ln + 16 * g), *v) };
-        }
-    }
-    true
-}
-
-/// [`Lane::untranspose_rows`] of `ln / 16` tiles of `C = 2^k` classes ([`zip_tile`]); `true`.
-///
-/// # Safety
-/// `dst.len() == C ln`, `src.len() >= C ln`, `16 | ln` ([`tiles`]), AVX-512F.
-#[inline(always)]
-unsafe fn zip_rows<const C: usize>(src: &[f32], dst: &mut [f32], ln: usize) -> bool {
-    for g in 0..ln / 16 {
-        // SAFETY: AVX-512F (the caller's).
-        let mut v = [unsafe { _mm512_setzero_ps() }; C];
-        for (c, v) in v.iter_mut().enumerate() {
-            // SAFETY: `src[c ln + 16 g..][..16]`, below `C ln`.
-            *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(c * ln + 16 * g)) };
-        }
-        for (j, v) in zip_tile::<C>(v).iter().enumerate() {
-            // SAFETY: values `16 (g C + j)..+ 16` of the tile, below `C ln`.
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(16 * (g * C + j)), *v) };
+        let v = if BACK {
+            zip_tile::<C>(v)
+        } else {
+            unzip_tile::<C>(v)
+        };
+        for (i, v) in v.iter().enumerate() {
+            let at = if BACK { row(i) } else { col(i) };
+            // SAFETY: as for the loads.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(at), *v) };
         }
     }
     true
@@ -723,9 +717,9 @@ impl Lane for V512 {
         // SAFETY (three calls): invariant (AVX-512F); the lengths and `ln` as [`tiles`]
         // checked.
         match cn {
-            2 => return unsafe { unzip_rows::<2>(src, dst, ln) },
-            4 => return unsafe { unzip_rows::<4>(src, dst, ln) },
-            8 => return unsafe { unzip_rows::<8>(src, dst, ln) },
+            2 => return unsafe { tile_rows::<2, false>(src, dst, ln) },
+            4 => return unsafe { tile_rows::<4, false>(src, dst, ln) },
+            8 => return unsafe { tile_rows::<8, false>(src, dst, ln) },
             _ => {}
         }
         // SAFETY: invariant (AVX-512F). Tile `(g, h)` reads rows `16 g..16 g + 16`, of each
@@ -758,9 +752,9 @@ impl Lane for V512 {
         // SAFETY (three calls): invariant (AVX-512F); the lengths and `ln` as [`tiles`]
         // checked.
         match cn {
-            2 => return unsafe { zip_rows::<2>(src, dst, ln) },
-            4 => return unsafe { zip_rows::<4>(src, dst, ln) },
-            8 => return unsafe { zip_rows::<8>(src, dst, ln) },
+            2 => return unsafe { tile_rows::<2, true>(src, dst, ln) },
+            4 => return unsafe { tile_rows::<4, true>(src, dst, ln) },
+            8 => return unsafe { tile_rows::<8, true>(src, dst, ln) },
             _ => {}
         }
         // SAFETY: as in `transpose_rows`, the roles of `src` and `dst` exchanged (the rows'
