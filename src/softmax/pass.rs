@@ -1552,7 +1552,9 @@ struct Scan<L: Lane> {
 /// Pass 1 (the largest logit) and pass 2 (`T`, the ties, `d_y`) of a block of `np` positions
 /// whose class `cl` is at `xs[cl cs..]`, the labels `yv` (index labels; -1 for none). `e` is
 /// stored for the gradient's pass: at `stage[cl LANES..]` when `staged`, else in the gradient
-/// itself when `store_e` (an `f32` gradient being written).
+/// itself when `store_e` (an `f32` gradient being written). `T` is summed in the order of a
+/// row kernel of `gl` lanes ([`group_in`], [`tree_wide`]): the column kernel may run on
+/// blocks of several vectors ([`Lane::Cols`]) and still give a row the row kernel's bits.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(opt_level_0), inline(always))]
 fn scan<L: Lane, X: Elem, G: Elem>(
@@ -1596,9 +1598,9 @@ fn scan<L: Lane, X: Elem, G: Elem>(
     // classes each partial sum takes one class, and the tree's first level (`j + (j + h)`,
     // `h` half of `cn`'s power of two) is added as the classes come: classes `j` and `j + h`
     // one after the other into partial sum `j`, set, not added, and nothing to clear (a
-    // class `j + h >= cn` is a zero that the tree added: `w + 0 = w`, as `w >= +0`), so that
-    // no partial sum is written and read back for that level: the bits of the whole tree.
-    // Otherwise only the partial sums that the tree reads are cleared: all of them are
+    // class `j + h >= cn` is a zero that the tree added: `w + 0 = w` for `w >= +0` or NaN),
+    // so that no partial sum is written and read back for that level: the bits of the whole
+    // tree. Otherwise only the partial sums that the tree reads are cleared: all of them are
     // kilobytes per block.
     let direct = cn <= gl;
     if !direct {
