@@ -242,9 +242,8 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let one = L::splat(1.0);
     let unit = r.le(one);
     let b_unit = r.min(one).max(zero).ln_1p();
-    let m_unit = modulator::<L, true>(zero, b_unit, zero, &c.log);
     if !any_top || L::all(unit) {
-        return m_unit;
+        return modulator::<L, true>(zero, b_unit, zero, &c.log);
     }
     // Top lanes with T < 1 (r > 1 there): T normalised (subnormal T scaled by 2^24 first),
     // its mantissa centred on 1 (about: split at the f32 below sqrt 2, |ln m_T| <= ln(2) / 2
@@ -265,9 +264,13 @@ fn log_power<L: Lane>(top: L::Mask, any_top: bool, r: L, row: &Row<L>, c: &Const
     let (u, u_err) = two_sum(k * L::splat(LN2_LO), mant.ln());
     let (b, b_err) = two_sum(row.ln_s, -u);
     let b_lo = (b_err - u_err) + (row.ln_s_lo - row.tc);
-    let m_top = modulator::<L, true>(a, b, b_lo, &c.log);
-    let m_top = L::select(t.eq(zero), zero, m_top);
-    L::select(top & !unit, m_top, m_unit)
+    // One modulator for both kinds of lane, on arguments chosen per lane: it is lane-wise,
+    // so that each lane has the bits of its own branch.
+    let far = top & !unit;
+    let a = L::select(far, a, zero);
+    let b_lo = L::select(far, b_lo, zero);
+    let m = modulator::<L, true>(a, L::select(far, b, b_unit), b_lo, &c.log);
+    L::select(far & t.eq(zero), zero, m)
 }
 
 /// One class's term in a row of two classes, `(K M L, min(K g q, MAX))`: the loss term and the
