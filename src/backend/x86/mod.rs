@@ -10,12 +10,13 @@
 //! execute its intrinsics: every `unsafe` block that calls a non-memory intrinsic relies on
 //! that and says so as `// SAFETY: invariant`. Memory intrinsics (`loadu`, `storeu`) take
 //! pointers from references to arrays of exactly the register's size, so every access is in
-//! bounds; unaligned access is what `loadu`/`storeu` are for. The one exception, AVX-512's
-//! tile transposition (`transpose_rows`, `untranspose_rows`), reads and writes rows at
-//! offsets into slices whose lengths it checks first (`tiles`): 9 to 30 classes masking each
-//! row's access to its own elements, 2, 4 and 8 classes whole vectors of `16 / C` rows inside
-//! the checked length; a unit test checks it on every class count and block length the
-//! kernels use, and that it writes nothing where it declines. Under Miri (which cannot run CPUID)
+//! bounds; unaligned access is what `loadu`/`storeu` are for. The one exception, the tile
+//! transposition (`transpose_rows`, `untranspose_rows`, AVX-512 and AVX2), reads and writes
+//! rows at offsets into slices whose lengths it checks first (`tiles`): on AVX-512, 9 to 30
+//! classes masking each row's access to its own elements, 2, 4 and 8 classes whole vectors of
+//! `16 / C` rows inside the checked length; on AVX2, 2, 4 and 8 classes whole vectors of
+//! `8 / C` rows inside it; a unit test checks both on every class count and block length the
+//! kernels use, and that they write nothing where they decline. Under Miri (which cannot run CPUID)
 //! `cpufeatures` reports the features enabled at compile time.
 
 use crate::sum::{self, Dd};
