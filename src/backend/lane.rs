@@ -58,7 +58,9 @@ pub(crate) trait Lane:
     /// of the vector with 16 registers (AVX2, portable); two [`Two`]s with AVX-512's 32
     /// (class-last C = 2 ran 14-22% faster than with one [`Two`], C = 4 to 12 4-19%,
     /// `[N, C, S]` C = 2 to 8 8-26%; on AVX2 the same took 15-19% longer, spilling
-    /// registers, and the portable backend 40% longer).
+    /// registers, and the portable backend 40% longer). On a Zen 1 core's AVX2, one vector a
+    /// block made C = 2 18% slower and left C = 4 to 16 level, and two [`Two`]s for C = 2
+    /// alone made it 3-14% slower (`BENCHMARKS.md`, eleventh session).
     type Cols: Lane<Acc = Self::Acc>;
     /// The most classes of a class-last row that the softmax column kernels take (blocks of
     /// rows transposed): 16 where [`Lane::transpose_rows`] leaves larger rows to a scalar
