@@ -551,12 +551,24 @@ impl Lane for V256x2 {
         if !tiles(cn, ln, src.len(), dst.len()) {
             return false;
         }
-        // SAFETY (three calls): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
+        // SAFETY (each call): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
         unsafe {
             match cn {
                 2 => tile_rows::<2, false>(src, dst, ln),
+                3 => tile_rows::<3, false>(src, dst, ln),
                 4 => tile_rows::<4, false>(src, dst, ln),
-                _ => tile_rows::<8, false>(src, dst, ln),
+                5 => tile_rows::<5, false>(src, dst, ln),
+                6 => tile_rows::<6, false>(src, dst, ln),
+                7 => tile_rows::<7, false>(src, dst, ln),
+                8 => tile_rows::<8, false>(src, dst, ln),
+                9 => tile_rows::<9, false>(src, dst, ln),
+                10 => tile_rows::<10, false>(src, dst, ln),
+                11 => tile_rows::<11, false>(src, dst, ln),
+                12 => tile_rows::<12, false>(src, dst, ln),
+                13 => tile_rows::<13, false>(src, dst, ln),
+                14 => tile_rows::<14, false>(src, dst, ln),
+                15 => tile_rows::<15, false>(src, dst, ln),
+                _ => tile_rows::<16, false>(src, dst, ln),
             }
         }
     }
@@ -565,12 +577,24 @@ impl Lane for V256x2 {
         if !tiles(cn, ln, dst.len(), src.len()) {
             return false;
         }
-        // SAFETY (three calls): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
+        // SAFETY (each call): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
         unsafe {
             match cn {
                 2 => tile_rows::<2, true>(src, dst, ln),
+                3 => tile_rows::<3, true>(src, dst, ln),
                 4 => tile_rows::<4, true>(src, dst, ln),
-                _ => tile_rows::<8, true>(src, dst, ln),
+                5 => tile_rows::<5, true>(src, dst, ln),
+                6 => tile_rows::<6, true>(src, dst, ln),
+                7 => tile_rows::<7, true>(src, dst, ln),
+                8 => tile_rows::<8, true>(src, dst, ln),
+                9 => tile_rows::<9, true>(src, dst, ln),
+                10 => tile_rows::<10, true>(src, dst, ln),
+                11 => tile_rows::<11, true>(src, dst, ln),
+                12 => tile_rows::<12, true>(src, dst, ln),
+                13 => tile_rows::<13, true>(src, dst, ln),
+                14 => tile_rows::<14, true>(src, dst, ln),
+                15 => tile_rows::<15, true>(src, dst, ln),
+                _ => tile_rows::<16, true>(src, dst, ln),
             }
         }
     }
@@ -588,15 +612,15 @@ impl Lane for V256x2 {
 }
 
 /// Whether [`Lane::transpose_rows`] takes a block of `ln` rows of `cn` classes, `rows` of
-/// them row-major and `cols` transposed: groups of 8 rows of 2, 4 or 8 classes
-/// ([`tile_rows`]), where the compiler's code for the fixed-length loops moved one value at
-/// a time (14% of the time of a `[rows, 4]` batch on a Zen 1 core). Other counts keep the
-/// compiler's code.
+/// them row-major and `cols` transposed: groups of 8 rows of 2 to 16 classes (every count of
+/// the column kernels, [`Lane::LAST_COLS`]; [`tile_rows`]), where the compiler's code for
+/// the fixed-length loops moved one value at a time (14% of the time of a `[rows, 4]` batch
+/// on a Zen 1 core). (The callers' `_` arm is 16 classes: the literal bound keeps it so.)
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
     // (`checked_mul`: a product that wrapped would pass for a short slice.)
     let n = cn.checked_mul(ln);
-    matches!(cn, 2 | 4 | 8)
+    (2..=16).contains(&cn)
         && ln.is_multiple_of(8)
         && n == Some(rows)
         && n.is_some_and(|n| cols >= n)
@@ -622,71 +646,208 @@ fn transpose4(v: [__m256; 4]) -> [__m256; 4] {
     }
 }
 
-/// 8 rows of `C` classes (2, 4 or 8) transposed in `v[..C]` (the other entries unused), or
+/// `$body` for `$i` = 0, 1, ... while below `$n`, written out up to a bound of 4, 8 or 16
+/// (the first argument, at least `$n`): the compiler does not unroll the transpositions'
+/// loops over 11 or more classes by itself, and then indexes its registers through the
+/// stack. (The bound also keeps the indices of the branches never taken in range.)
+macro_rules! each {
+    (4, $n:expr, |$i:ident| $body:block) => {
+        each!(@ $n, $i, $body, 0 1 2 3)
+    };
+    (8, $n:expr, |$i:ident| $body:block) => {
+        each!(@ $n, $i, $body, 0 1 2 3 4 5 6 7)
+    };
+    (16, $n:expr, |$i:ident| $body:block) => {
+        each!(@ $n, $i, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+    };
+    (@ $n:expr, $i:ident, $body:block, $($k:literal)*) => {
+        $(
+            if $k < $n {
+                let $i: usize = $k;
+                $body
+            }
+        )*
+    };
+}
+
+/// 8 rows of `C` classes (2 to 16) transposed in `v[..C]` (the other entries unused), or
 /// back (`BACK`). The row-major side is read and written in quarters of 4 values (`Q_k`,
 /// values `4 k..4 k + 4` of the group's `8 C`: rows 0-3 are `Q_0..Q_C`, rows 4-7 the
 /// rest), `v[j]` holding `Q_j` in its low half and `Q_(j + C)` in its high one, so that both
 /// halves hold the same classes of rows `r` and `r + 4` and nothing crosses the halves in
 /// registers (a cross-half permute is 8 micro-ops on Zen 1). Lane `r` of class vector `c` is
-/// row `r`'s class `c`:
-/// - `C = 2` (a quarter holds two rows): the even and odd lanes of `v[0]`, `v[1]`, one
-///   shuffle each; back, the two unpacks interleave them;
-/// - `C = 4` (a quarter is a row): [`transpose4`], both ways;
-/// - `C = 8` (a quarter is half a row): [`transpose4`] of the even `v[j]` (classes 0-3) and
-///   of the odd ones (classes 4-7), and back.
+/// row `r`'s class `c`. In each half, class `c` of row `r < 4` is value `r C + c` of the
+/// half's `C` quarters, and `C mod 4` decides how the values move:
+/// - `C = 4 m` (a row is `m` quarters): [`tile_quads`], one [`transpose4`] a quarter of a row;
+/// - `C = 2 P`, `P` odd: [`tile_pairs`], in pairs of classes;
+/// - `C` odd: [`tile_odd`], blends and one permute a class.
 #[inline(always)]
-fn tile8<const C: usize, const BACK: bool>(v: &mut [__m256; 8]) {
-    match C {
-        8 => {
-            let (even, odd) = if BACK {
-                (
-                    transpose4([v[0], v[1], v[2], v[3]]),
-                    transpose4([v[4], v[5], v[6], v[7]]),
-                )
-            } else {
-                (
-                    transpose4([v[0], v[2], v[4], v[6]]),
-                    transpose4([v[1], v[3], v[5], v[7]]),
-                )
-            };
-            for i in 0..4 {
-                if BACK {
-                    (v[2 * i], v[2 * i + 1]) = (even[i], odd[i]);
-                } else {
-                    (v[i], v[i + 4]) = (even[i], odd[i]);
-                }
+fn tile<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
+    match C % 4 {
+        0 => tile_quads::<C, BACK>(v),
+        2 => tile_pairs::<C, BACK>(v),
+        _ => tile_odd::<C, BACK>(v),
+    }
+}
+
+/// [`tile`] for `C = 4 m`: quarter `r m + k` of a half is classes `4 k..4 k + 4` of row `r`,
+/// so the [`transpose4`] of quarters `k`, `m + k`, `2 m + k`, `3 m + k` is those four
+/// classes; it is its own inverse. `2 C` unpacks and shuffles.
+#[inline(always)]
+fn tile_quads<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
+    let m = C / 4;
+    let mut out = *v;
+    each!(4, m, |k| {
+        if BACK {
+            let t = transpose4([v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]]);
+            for r in 0..4 {
+                out[r * m + k] = t[r];
+            }
+        } else {
+            let t = transpose4([v[k], v[m + k], v[2 * m + k], v[3 * m + k]]);
+            for r in 0..4 {
+                out[4 * k + r] = t[r];
             }
         }
-        4 => {
-            let t = transpose4([v[0], v[1], v[2], v[3]]);
-            v[..4].copy_from_slice(&t);
-        }
-        _ => {
+    });
+    *v = out;
+}
+
+/// The 64-bit lane `i0` of `a` then lane `i1` of `b`, in each half: one shuffle.
+#[inline(always)]
+fn pick_pd(a: __m256, i0: usize, b: __m256, i1: usize) -> __m256 {
+    // SAFETY (four calls): invariant (AVX).
+    unsafe {
+        let (a, b) = (_mm256_castps_pd(a), _mm256_castps_pd(b));
+        _mm256_castpd_ps(match (i0, i1) {
+            (0, 0) => _mm256_unpacklo_pd(a, b),
+            (1, 1) => _mm256_unpackhi_pd(a, b),
+            (0, _) => _mm256_blend_pd::<0b1010>(a, b),
+            _ => _mm256_shuffle_pd::<0b0101>(a, b),
+        })
+    }
+}
+
+/// [`tile`] for `C = 2 P` with `P` odd (2, 6, 10, 14), in pairs of classes (64-bit lanes):
+/// in each half, pair `k` of row `r` is pair `j = r P + k`, lane `j % 2` of quarter `j / 2`.
+/// Pair `k` of rows 0 and 1 (`A_k`), and of rows 2 and 3 (`B_k`), are one 64-bit shuffle
+/// each (for an odd `P` the two rows' lanes differ), and one shuffle of `A_k` and `B_k`
+/// gives each class of the pair: `2 C` operations. Back, two unpacks give `A_k` and `B_k`,
+/// and one 64-bit shuffle each quarter.
+///
+/// (No closures here or in [`tile_odd`]: one the compiler does not inline runs without the
+/// backend's instruction set, every intrinsic in it a call; two classes ran twice as long.)
+#[inline(always)]
+fn tile_pairs<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
+    let p = C / 2;
+    let mut out = *v;
+    if BACK {
+        // `A_k` in `ab[k]`, `B_k` in `ab[8 + k]`: pair `k` of rows `2 h`, `2 h + 1` in
+        // `ab[8 h + k]`, lanes `0` and `1`.
+        let mut ab = *v;
+        each!(8, p, |k| {
+            let (even, odd) = (v[2 * k], v[2 * k + 1]);
             // SAFETY: invariant (AVX).
             unsafe {
-                (v[0], v[1]) = if BACK {
-                    (
-                        _mm256_unpacklo_ps(v[0], v[1]),
-                        _mm256_unpackhi_ps(v[0], v[1]),
-                    )
-                } else {
-                    (
-                        _mm256_shuffle_ps::<0x88>(v[0], v[1]),
-                        _mm256_shuffle_ps::<0xDD>(v[0], v[1]),
-                    )
-                };
+                ab[k] = _mm256_unpacklo_ps(even, odd);
+                ab[8 + k] = _mm256_unpackhi_ps(even, odd);
             }
+        });
+        each!(16, C, |q| {
+            // Pair `2 q + l` of the half is pair `(2 q + l) % P` of row `(2 q + l) / P`.
+            let (r0, r1) = (2 * q / p, (2 * q + 1) / p);
+            let (a, b) = (8 * (r0 / 2) + 2 * q % p, 8 * (r1 / 2) + (2 * q + 1) % p);
+            out[q] = pick_pd(ab[a % 16], r0 % 2, ab[b % 16], r1 % 2);
+        });
+    } else {
+        each!(8, p, |k| {
+            // (quarter, lane) of pair `k` of rows 0 to 3: `j = r P + k`.
+            let j = [k, p + k, 2 * p + k, 3 * p + k];
+            let a = pick_pd(v[j[0] / 2], j[0] % 2, v[j[1] / 2], j[1] % 2);
+            let b = pick_pd(v[j[2] / 2], j[2] % 2, v[j[3] / 2], j[3] % 2);
+            // SAFETY: invariant (AVX).
+            unsafe {
+                out[2 * k] = _mm256_shuffle_ps::<0x88>(a, b);
+                out[2 * k + 1] = _mm256_shuffle_ps::<0xDD>(a, b);
+            }
+        });
+    }
+    *v = out;
+}
+
+/// `b` with lane `s` of each half taken from `a`.
+#[inline(always)]
+fn take_lane(b: __m256, a: __m256, s: usize) -> __m256 {
+    // SAFETY (four calls): invariant (AVX).
+    unsafe {
+        match s {
+            0 => _mm256_blend_ps::<0x11>(b, a),
+            1 => _mm256_blend_ps::<0x22>(b, a),
+            2 => _mm256_blend_ps::<0x44>(b, a),
+            _ => _mm256_blend_ps::<0x88>(b, a),
         }
     }
 }
 
+/// Lane `i` of each half of the result is lane `from[i]` of that half of `v`.
+#[inline(always)]
+fn permute_halves(v: __m256, from: [usize; 4]) -> __m256 {
+    let [a, b, c, d] = [
+        from[0] as i32,
+        from[1] as i32,
+        from[2] as i32,
+        from[3] as i32,
+    ];
+    // SAFETY: invariant (AVX).
+    unsafe { _mm256_permutevar_ps(v, _mm256_setr_epi32(a, b, c, d, a, b, c, d)) }
+}
+
+/// [`tile`] for an odd `C`: class `c` of row `r` is value `j = r C + c` of the half, lane
+/// `j % 4` of quarter `j / 4`, and for an odd `C` the four rows of a class are at four
+/// different lanes. So each class takes its four lanes from their quarters (blends) and
+/// then puts them in row order (one permute): `4 C` operations. Back, each class is
+/// permuted to its lanes, and each quarter blends its four lanes from the classes there.
+#[inline(always)]
+fn tile_odd<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
+    let mut out = *v;
+    if BACK {
+        let mut moved = *v;
+        each!(16, C, |c| {
+            let mut from = [0; 4];
+            for r in 0..4 {
+                from[(r * C + c) % 4] = r;
+            }
+            moved[c] = permute_halves(v[c], from);
+        });
+        each!(16, C, |q| {
+            // (Value `4 q + s` of the half is class `(4 q + s) % C` of a row.)
+            let mut b = moved[4 * q % C];
+            for s in 1..4 {
+                b = take_lane(b, moved[(4 * q + s) % C], s);
+            }
+            out[q] = b;
+        });
+    } else {
+        each!(16, C, |c| {
+            let mut b = v[c / 4];
+            let mut from = [0; 4];
+            for r in 0..4 {
+                from[r] = (r * C + c) % 4;
+                b = take_lane(b, v[(r * C + c) / 4], from[r]);
+            }
+            out[c] = permute_halves(b, from);
+        });
+    }
+    *v = out;
+}
+
 /// [`Lane::transpose_rows`] (`BACK = false`) or [`Lane::untranspose_rows`] (`BACK`) of
-/// `ln / 8` groups of 8 rows of `C` classes ([`tile8`]); `true`. Quarter `k` of group `g`
+/// `ln / 8` groups of 8 rows of `C` classes ([`tile`]); `true`. Quarter `k` of group `g`
 /// in row-major order is at `4 (2 g C + k)`; class `c` of the group at `c ln + 8 g`.
 ///
 /// # Safety
 /// The row-major slice (`src`, or `dst` when `BACK`) has length `C ln`, the other at least
-/// `C ln`, `8 | ln`, `C` one of 2, 4, 8 ([`tiles`]); AVX.
+/// `C ln`, `8 | ln`, `2 <= C <= 16` ([`tiles`]); AVX.
 #[inline(always)]
 unsafe fn tile_rows<const C: usize, const BACK: bool>(
     src: &[f32],
@@ -696,7 +857,7 @@ unsafe fn tile_rows<const C: usize, const BACK: bool>(
     for g in 0..ln / 8 {
         let (quarter, col) = (|k: usize| 4 * (2 * g * C + k), |i: usize| i * ln + 8 * g);
         // SAFETY: AVX (the caller's).
-        let mut v = [unsafe { _mm256_setzero_ps() }; 8];
+        let mut v = [unsafe { _mm256_setzero_ps() }; 16];
         for (j, v) in v.iter_mut().enumerate().take(C) {
             // SAFETY: `quarter(j + C) + 4 <= 8 (g + 1) C <= C ln` and `col(j) + 8 <= C ln`
             // for `j < C`, `g < ln / 8`.
@@ -711,7 +872,7 @@ unsafe fn tile_rows<const C: usize, const BACK: bool>(
                 }
             };
         }
-        tile8::<C, BACK>(&mut v);
+        tile::<C, BACK>(&mut v);
         for (j, v) in v.iter().enumerate().take(C) {
             // SAFETY: as for the loads.
             unsafe {

@@ -14,11 +14,11 @@
 //! transposition (`transpose_rows`, `untranspose_rows`, AVX-512 and AVX2), reads and writes
 //! rows at offsets into slices whose lengths it checks first (`tiles`): on AVX-512, 9 to 30
 //! classes masking each row's access to its own elements, 2, 4 and 8 classes whole vectors of
-//! `16 / C` rows inside the checked length; on AVX2, 2, 4 and 8 classes in 128-bit quarters
-//! of `4 / C` rows (half a row for 8 classes) on the row side and whole vectors of 8 rows of
-//! one class on the other, inside it; a unit test checks both on every class count and block
-//! length the kernels use, and that they write nothing where they decline. Under Miri (which
-//! cannot run CPUID) `cpufeatures` reports the features enabled at compile time.
+//! `16 / C` rows inside the checked length; on AVX2, 2 to 16 classes in 128-bit quarters (4
+//! rows are `C` quarters) on the row side and whole vectors of 8 rows of one class on the
+//! other, inside it; a unit test checks both on every class count and block length the
+//! kernels use, and that they write nothing where they decline. Under Miri (which cannot run
+//! CPUID) `cpufeatures` reports the features enabled at compile time.
 
 use crate::sum::{self, Dd};
 
