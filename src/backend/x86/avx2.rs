@@ -551,52 +551,16 @@ impl Lane for V256x2 {
         if !tiles(cn, ln, src.len(), dst.len()) {
             return false;
         }
-        // SAFETY (each call): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
-        unsafe {
-            match cn {
-                2 => tile_rows::<2, false>(src, dst, ln),
-                3 => tile_rows::<3, false>(src, dst, ln),
-                4 => tile_rows::<4, false>(src, dst, ln),
-                5 => tile_rows::<5, false>(src, dst, ln),
-                6 => tile_rows::<6, false>(src, dst, ln),
-                7 => tile_rows::<7, false>(src, dst, ln),
-                8 => tile_rows::<8, false>(src, dst, ln),
-                9 => tile_rows::<9, false>(src, dst, ln),
-                10 => tile_rows::<10, false>(src, dst, ln),
-                11 => tile_rows::<11, false>(src, dst, ln),
-                12 => tile_rows::<12, false>(src, dst, ln),
-                13 => tile_rows::<13, false>(src, dst, ln),
-                14 => tile_rows::<14, false>(src, dst, ln),
-                15 => tile_rows::<15, false>(src, dst, ln),
-                _ => tile_rows::<16, false>(src, dst, ln),
-            }
-        }
+        // SAFETY: invariant (AVX); the lengths, `ln` and `cn` as [`tiles`] checked.
+        unsafe { tile_count::<false>(src, dst, cn, ln) }
     }
     #[inline(always)]
     fn untranspose_rows(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
         if !tiles(cn, ln, dst.len(), src.len()) {
             return false;
         }
-        // SAFETY (each call): invariant (AVX); the lengths and `ln` as [`tiles`] checked.
-        unsafe {
-            match cn {
-                2 => tile_rows::<2, true>(src, dst, ln),
-                3 => tile_rows::<3, true>(src, dst, ln),
-                4 => tile_rows::<4, true>(src, dst, ln),
-                5 => tile_rows::<5, true>(src, dst, ln),
-                6 => tile_rows::<6, true>(src, dst, ln),
-                7 => tile_rows::<7, true>(src, dst, ln),
-                8 => tile_rows::<8, true>(src, dst, ln),
-                9 => tile_rows::<9, true>(src, dst, ln),
-                10 => tile_rows::<10, true>(src, dst, ln),
-                11 => tile_rows::<11, true>(src, dst, ln),
-                12 => tile_rows::<12, true>(src, dst, ln),
-                13 => tile_rows::<13, true>(src, dst, ln),
-                14 => tile_rows::<14, true>(src, dst, ln),
-                15 => tile_rows::<15, true>(src, dst, ln),
-                _ => tile_rows::<16, true>(src, dst, ln),
-            }
-        }
+        // SAFETY: invariant (AVX); the lengths, `ln` and `cn` as [`tiles`] checked.
+        unsafe { tile_count::<true>(src, dst, cn, ln) }
     }
     #[inline(always)]
     fn wide_round(a: [__m256d; 4]) -> Self {
@@ -615,7 +579,7 @@ impl Lane for V256x2 {
 /// them row-major and `cols` transposed: groups of 8 rows of 2 to 16 classes (every count of
 /// the column kernels, [`Lane::LAST_COLS`]; [`tile_rows`]), where the compiler's code for
 /// the fixed-length loops moved one value at a time (14% of the time of a `[rows, 4]` batch
-/// on a Zen 1 core). (The callers' `_` arm is 16 classes: the literal bound keeps it so.)
+/// on a Zen 1 core). (The `_` arm of [`tile_count`] is 16 classes: the literal bound keeps it so.)
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
     // (`checked_mul`: a product that wrapped would pass for a short slice.)
@@ -839,6 +803,34 @@ fn tile_odd<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
         });
     }
     *v = out;
+}
+
+/// [`tile_rows`] of `cn` classes.
+///
+/// # Safety
+/// As [`tile_rows`] with `C = cn`: what [`tiles`] checks (`2 <= cn <= 16`).
+#[inline(always)]
+unsafe fn tile_count<const BACK: bool>(src: &[f32], dst: &mut [f32], cn: usize, ln: usize) -> bool {
+    // SAFETY (each call): the caller's.
+    unsafe {
+        match cn {
+            2 => tile_rows::<2, BACK>(src, dst, ln),
+            3 => tile_rows::<3, BACK>(src, dst, ln),
+            4 => tile_rows::<4, BACK>(src, dst, ln),
+            5 => tile_rows::<5, BACK>(src, dst, ln),
+            6 => tile_rows::<6, BACK>(src, dst, ln),
+            7 => tile_rows::<7, BACK>(src, dst, ln),
+            8 => tile_rows::<8, BACK>(src, dst, ln),
+            9 => tile_rows::<9, BACK>(src, dst, ln),
+            10 => tile_rows::<10, BACK>(src, dst, ln),
+            11 => tile_rows::<11, BACK>(src, dst, ln),
+            12 => tile_rows::<12, BACK>(src, dst, ln),
+            13 => tile_rows::<13, BACK>(src, dst, ln),
+            14 => tile_rows::<14, BACK>(src, dst, ln),
+            15 => tile_rows::<15, BACK>(src, dst, ln),
+            _ => tile_rows::<16, BACK>(src, dst, ln),
+        }
+    }
 }
 
 /// [`Lane::transpose_rows`] (`BACK = false`) or [`Lane::untranspose_rows`] (`BACK`) of
