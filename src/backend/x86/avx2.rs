@@ -579,7 +579,8 @@ impl Lane for V256x2 {
 /// them row-major and `cols` transposed: groups of 8 rows of 2 to 16 classes (every count of
 /// the column kernels, [`Lane::LAST_COLS`]; [`tile_rows`]), where the compiler's code for
 /// the fixed-length loops moved one value at a time (14% of the time of a `[rows, 4]` batch
-/// on a Zen 1 core). (The `_` arm of [`tile_count`] is 16 classes: the literal bound keeps it so.)
+/// on a Zen 1 core). The bound is the literal 16, not `LAST_COLS`: [`tile_count`] runs any
+/// count it does not list as 16 classes, which is sound only while nothing above 16 passes.
 #[inline(always)]
 fn tiles(cn: usize, ln: usize, rows: usize, cols: usize) -> bool {
     // (`checked_mul`: a product that wrapped would pass for a short slice.)
@@ -613,7 +614,9 @@ fn transpose4(v: [__m256; 4]) -> [__m256; 4] {
 /// `$body` for `$i` = 0, 1, ... while below `$n`, written out up to a bound of 4, 8 or 16
 /// (the first argument, at least `$n`): the compiler does not unroll the transpositions'
 /// loops over 11 or more classes by itself, and then indexes its registers through the
-/// stack. (The bound also keeps the indices of the branches never taken in range.)
+/// stack. The bound is the smallest that covers `$n`: the branches never taken still index
+/// with constants, and a larger bound would put those out of range (a compile error,
+/// `unconditional_panic`).
 macro_rules! each {
     (4, $n:expr, |$i:ident| $body:block) => {
         each!(@ $n, $i, $body, 0 1 2 3)
@@ -638,13 +641,18 @@ macro_rules! each {
 /// back (`BACK`). The row-major side is read and written in quarters of 4 values (`Q_k`,
 /// values `4 k..4 k + 4` of the group's `8 C`: rows 0-3 are `Q_0..Q_C`, rows 4-7 the
 /// rest), `v[j]` holding `Q_j` in its low half and `Q_(j + C)` in its high one, so that both
-/// halves hold the same classes of rows `r` and `r + 4` and nothing crosses the halves in
-/// registers (a cross-half permute is 8 micro-ops on Zen 1). Lane `r` of class vector `c` is
-/// row `r`'s class `c`. In each half, class `c` of row `r < 4` is value `r C + c` of the
-/// half's `C` quarters, and `C mod 4` decides how the values move:
+/// halves hold the same classes of rows `r` and `r + 4` and no shuffle crosses the halves (a
+/// cross-half permute is 8 micro-ops on Zen 1; the compiler still merges the back
+/// direction's 128-bit stores of neighbouring quarters into 256-bit ones through
+/// `vperm2f128`, one to seven a group). Lane `r` of class vector `c` is row `r`'s class `c`.
+/// In each half, class `c` of row `r < 4` is value `r C + c` of the half's `C` quarters, and
+/// `C mod 4` decides how the values move:
 /// - `C = 4 m` (a row is `m` quarters): [`tile_quads`], one [`transpose4`] a quarter of a row;
 /// - `C = 2 P`, `P` odd: [`tile_pairs`], in pairs of classes;
 /// - `C` odd: [`tile_odd`], blends and one permute a class.
+///
+/// (No closures in these helpers: one that the compiler does not inline runs without the
+/// backend's instruction set, every intrinsic in it a call; two classes ran twice as long.)
 #[inline(always)]
 fn tile<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
     match C % 4 {
@@ -680,7 +688,7 @@ fn tile_quads<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
 /// The 64-bit lane `i0` of `a` then lane `i1` of `b`, in each half: one shuffle.
 #[inline(always)]
 fn pick_pd(a: __m256, i0: usize, b: __m256, i1: usize) -> __m256 {
-    // SAFETY (four calls): invariant (AVX).
+    // SAFETY: invariant (AVX).
     unsafe {
         let (a, b) = (_mm256_castps_pd(a), _mm256_castps_pd(b));
         _mm256_castpd_ps(match (i0, i1) {
@@ -695,12 +703,9 @@ fn pick_pd(a: __m256, i0: usize, b: __m256, i1: usize) -> __m256 {
 /// [`tile`] for `C = 2 P` with `P` odd (2, 6, 10, 14), in pairs of classes (64-bit lanes):
 /// in each half, pair `k` of row `r` is pair `j = r P + k`, lane `j % 2` of quarter `j / 2`.
 /// Pair `k` of rows 0 and 1 (`A_k`), and of rows 2 and 3 (`B_k`), are one 64-bit shuffle
-/// each (for an odd `P` the two rows' lanes differ), and one shuffle of `A_k` and `B_k`
-/// gives each class of the pair: `2 C` operations. Back, two unpacks give `A_k` and `B_k`,
-/// and one 64-bit shuffle each quarter.
-///
-/// (No closures here or in [`tile_odd`]: one the compiler does not inline runs without the
-/// backend's instruction set, every intrinsic in it a call; two classes ran twice as long.)
+/// each ([`pick_pd`]), and one shuffle of `A_k` and `B_k` gives each class of the pair: `2
+/// C` operations. Back, two unpacks give `A_k` and `B_k`, and one 64-bit shuffle each
+/// quarter.
 #[inline(always)]
 fn tile_pairs<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
     let p = C / 2;
@@ -719,13 +724,16 @@ fn tile_pairs<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
         });
         each!(16, C, |q| {
             // Pair `2 q + l` of the half is pair `(2 q + l) % P` of row `(2 q + l) / P`.
-            let (r0, r1) = (2 * q / p, (2 * q + 1) / p);
-            let (a, b) = (8 * (r0 / 2) + 2 * q % p, 8 * (r1 / 2) + (2 * q + 1) % p);
-            out[q] = pick_pd(ab[a % 16], r0 % 2, ab[b % 16], r1 % 2);
+            let (r0, r1) = ((2 * q) / p, (2 * q + 1) / p);
+            let (i0, i1) = (8 * (r0 / 2) + (2 * q) % p, 8 * (r1 / 2) + (2 * q + 1) % p);
+            // (`% 16` changes no index of a count that comes here, at most 14; `tile`
+            // instantiates this for every `C`, and an odd one would index 16 in a branch it
+            // never takes.)
+            out[q] = pick_pd(ab[i0 % 16], r0 % 2, ab[i1 % 16], r1 % 2);
         });
     } else {
         each!(8, p, |k| {
-            // (quarter, lane) of pair `k` of rows 0 to 3: `j = r P + k`.
+            // Pair `k` of row `r` is pair `j = r P + k`: lane `j % 2` of quarter `j / 2`.
             let j = [k, p + k, 2 * p + k, 3 * p + k];
             let a = pick_pd(v[j[0] / 2], j[0] % 2, v[j[1] / 2], j[1] % 2);
             let b = pick_pd(v[j[2] / 2], j[2] % 2, v[j[3] / 2], j[3] % 2);
@@ -793,9 +801,10 @@ fn tile_odd<const C: usize, const BACK: bool>(v: &mut [__m256; 16]) {
         });
     } else {
         each!(16, C, |c| {
+            // Row 0 is lane `c % 4` of quarter `c / 4`; rows 1 to 3 blended in.
             let mut b = v[c / 4];
-            let mut from = [0; 4];
-            for r in 0..4 {
+            let mut from = [c % 4; 4];
+            for r in 1..4 {
                 from[r] = (r * C + c) % 4;
                 b = take_lane(b, v[(r * C + c) / 4], from[r]);
             }
